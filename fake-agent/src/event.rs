@@ -1,0 +1,154 @@
+//! The record every processed message produces, and the in-process bus that carries records
+//! to subscribers (the harness).
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::apply::{OpCounts, ResourceCounts, StatusCounts};
+use crate::clock::Epoch;
+
+/// Which RPC carried the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Rpc {
+    /// `PushGoalStatesStream` (GoalStateV2).
+    PushGoalStatesStream,
+    /// `PushNetworkResourceStates` (GoalState, V1).
+    PushNetworkResourceStates,
+}
+
+/// What one agent did with one message.
+#[derive(Debug, Clone)]
+pub struct AgentEvent {
+    /// Index of the agent in its fleet.
+    pub agent: u32,
+    /// The agent's host IP (its listen address).
+    pub host_ip: Ipv4Addr,
+    /// The RPC.
+    pub rpc: Rpc,
+    /// When the whole message had arrived (before decoding).
+    pub arrived: Instant,
+    /// When the reply was ready (after the simulated programming wait).
+    pub completed: Instant,
+    /// Encoded size of the message.
+    pub bytes: u64,
+    /// States per resource type.
+    pub counts: ResourceCounts,
+    /// States per operation type.
+    pub ops: OpCounts,
+    /// Outcomes of ports, neighbors, DHCP and routers.
+    pub outcomes: StatusCounts,
+    /// Ids of the port states carried.
+    pub port_ids: Vec<String>,
+    /// Port ids of the neighbor states carried.
+    pub neighbor_ids: Vec<String>,
+    /// Neighbors skipped because they live on this host.
+    pub skipped_local_neighbors: u64,
+    /// Measured decode time, µs.
+    pub decode_us: u64,
+    /// Measured apply time, µs.
+    pub apply_us: u64,
+    /// Simulated data-plane programming time, µs.
+    pub simulated_us: u64,
+    /// `message_total_operation_time` replied: decode + apply + simulated, µs.
+    pub total_us: u64,
+    /// Set when the message could not be decoded; nothing was applied.
+    pub error: Option<String>,
+}
+
+impl AgentEvent {
+    /// True for an empty message (NCM's channel warm-up).
+    pub fn is_empty(&self) -> bool {
+        self.counts.total() == 0 && self.error.is_none()
+    }
+
+    /// The event with instants as µs since `epoch`, for export.
+    pub fn to_wire<'a>(&'a self, epoch: &Epoch) -> WireEvent<'a> {
+        WireEvent {
+            kind: "event",
+            agent: self.agent,
+            host_ip: self.host_ip,
+            rpc: self.rpc,
+            arrived_us: epoch.micros(self.arrived),
+            completed_us: epoch.micros(self.completed),
+            bytes: self.bytes,
+            counts: &self.counts,
+            ops: &self.ops,
+            outcomes: &self.outcomes,
+            port_ids: &self.port_ids,
+            neighbor_ids: &self.neighbor_ids,
+            skipped_local_neighbors: self.skipped_local_neighbors,
+            decode_us: self.decode_us,
+            apply_us: self.apply_us,
+            simulated_us: self.simulated_us,
+            total_us: self.total_us,
+            error: self.error.as_deref(),
+        }
+    }
+}
+
+/// An [`AgentEvent`] as exported to another process (one JSON object per line).
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct WireEvent<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub agent: u32,
+    pub host_ip: Ipv4Addr,
+    pub rpc: Rpc,
+    /// µs since the fleet's epoch.
+    pub arrived_us: u64,
+    /// µs since the fleet's epoch.
+    pub completed_us: u64,
+    pub bytes: u64,
+    pub counts: &'a ResourceCounts,
+    pub ops: &'a OpCounts,
+    pub outcomes: &'a StatusCounts,
+    pub port_ids: &'a [String],
+    pub neighbor_ids: &'a [String],
+    pub skipped_local_neighbors: u64,
+    pub decode_us: u64,
+    pub apply_us: u64,
+    pub simulated_us: u64,
+    pub total_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+}
+
+/// Fans events out to subscribers. Unbounded per subscriber: a measurement tool must not drop
+/// records or slow the agents down because a reader lags.
+#[derive(Debug, Default)]
+pub struct EventBus {
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<AgentEvent>>>>,
+    active: AtomicBool,
+}
+
+impl EventBus {
+    /// A new receiver of every event from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<AgentEvent>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.push(tx);
+        self.active.store(true, Ordering::Release);
+        rx
+    }
+
+    /// Whether anyone listens; agents skip collecting ids when nobody does.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Sends an event to every live subscriber and forgets the ones that hung up.
+    pub fn publish(&self, event: AgentEvent) {
+        let event = Arc::new(event);
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|tx| tx.send(event.clone()).is_ok());
+        if subs.is_empty() {
+            self.active.store(false, Ordering::Release);
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! A fleet: N agents in one process, each a real gRPC server on its own loopback address.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::agent::{Agent, AgentConfig, AgentStats, Shared};
+use crate::clock::Epoch;
+use crate::event::{AgentEvent, EventBus};
+use crate::export;
+use crate::service::AgentService;
+
+/// Descriptors kept free for everything that is not an agent (logs, the control plane, clients).
+const FD_RESERVE: u64 = 256;
+
+/// Where and how many agents to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Number of agents.
+    pub count: usize,
+    /// Address of the first agent; the others follow (x.y.z.0 and x.y.z.255 are skipped).
+    /// Must be in 127.0.0.0/8: agents only ever listen on loopback.
+    pub base_ip: Ipv4Addr,
+    /// Port every agent listens on (Alcor dials 50001); 0 picks a free port per agent.
+    pub port: u16,
+    /// Connections each agent is expected to hold at once, for the open-files budget (a
+    /// controller pools up to 10 channels per host).
+    pub connections_per_agent: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            count: 1,
+            base_ip: Ipv4Addr::new(127, 1, 0, 1),
+            port: alcor_schema::AGENT_GRPC_PORT,
+            connections_per_agent: 2,
+        }
+    }
+}
+
+/// Why a fleet could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// An agent address outside loopback.
+    #[error("agent address {0} is not in 127.0.0.0/8: agents listen only on loopback")]
+    NotLoopback(Ipv4Addr),
+    /// Not enough loopback addresses after the base address.
+    #[error("{count} agents starting at {base} run past the end of 127.0.0.0/8")]
+    RangeExhausted {
+        /// Requested count.
+        count: usize,
+        /// Base address.
+        base: Ipv4Addr,
+    },
+    /// The open-files limit is too low for this many agents.
+    #[error(
+        "open-files limit is {limit} and cannot be raised further; {count} agents need about {needed} \
+         descriptors ({per_agent} per agent + {reserve} spare), so at most {fit} agents fit. \
+         Raise the hard limit (`ulimit -Hn`, LimitNOFILE) or run fewer agents"
+    )]
+    FdLimit {
+        /// Current soft limit after trying to raise it.
+        limit: u64,
+        /// Requested agents.
+        count: usize,
+        /// Descriptors needed.
+        needed: u64,
+        /// Descriptors per agent.
+        per_agent: u64,
+        /// Spare descriptors kept.
+        reserve: u64,
+        /// Agents that fit.
+        fit: u64,
+    },
+    /// Binding an agent's listener failed.
+    #[error("agent {index} cannot listen on {addr}: {source}")]
+    Bind {
+        /// Agent index.
+        index: usize,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Any other I/O error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The addresses of `count` agents from `base`, skipping x.y.z.0 and x.y.z.255.
+pub fn host_ips(base: Ipv4Addr, count: usize) -> Result<Vec<Ipv4Addr>, FleetError> {
+    if !base.is_loopback() {
+        return Err(FleetError::NotLoopback(base));
+    }
+    let mut out = Vec::with_capacity(count);
+    let mut next = u32::from(base);
+    while out.len() < count {
+        let ip = Ipv4Addr::from(next);
+        if !ip.is_loopback() {
+            return Err(FleetError::RangeExhausted { count, base });
+        }
+        if !matches!(ip.octets()[3], 0 | 255) {
+            out.push(ip);
+        }
+        next = next.checked_add(1).ok_or(FleetError::RangeExhausted { count, base })?;
+    }
+    Ok(out)
+}
+
+/// Raises the open-files limit as far as allowed and checks that `count` agents fit.
+/// Returns the limit in force.
+pub fn ensure_fd_budget(count: usize, connections_per_agent: u64) -> Result<u64, FleetError> {
+    let per_agent = 1 + connections_per_agent;
+    let needed = count as u64 * per_agent + FD_RESERVE;
+    let limit = rlimit::increase_nofile_limit(u64::MAX)?;
+    if limit < needed {
+        return Err(FleetError::FdLimit {
+            limit,
+            count,
+            needed,
+            per_agent,
+            reserve: FD_RESERVE,
+            fit: limit.saturating_sub(FD_RESERVE) / per_agent,
+        });
+    }
+    Ok(limit)
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Running agents. Dropping a fleet stops its servers; [`Fleet::shutdown`] waits for them.
+#[derive(Debug)]
+pub struct Fleet {
+    agents: Vec<Arc<Agent>>,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Fleet {
+    /// Starts `fleet.count` agents, each a gRPC server on its own address. Every listener is
+    /// bound before this returns, so agents accept connections at once.
+    pub async fn start(fleet: &FleetConfig, agent: AgentConfig) -> Result<Self, FleetError> {
+        let ips = host_ips(fleet.base_ip, fleet.count)?;
+        ensure_fd_budget(fleet.count, fleet.connections_per_agent)?;
+        let shared = Arc::new(Shared {
+            bus: Arc::new(EventBus::default()),
+            epoch: Epoch::now(),
+            in_flight: AtomicUsize::new(0),
+        });
+        let config = Arc::new(agent);
+        let token = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut agents = Vec::with_capacity(ips.len());
+        for (index, ip) in ips.into_iter().enumerate() {
+            let addr = SocketAddr::new(IpAddr::V4(ip), fleet.port);
+            let listener = listen(addr).map_err(|source| FleetError::Bind { index, addr, source })?;
+            let addr = listener.local_addr()?;
+            let agent = Arc::new(Agent::new(index as u32, addr, config.clone(), shared.clone()));
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let service = AgentService::new(agent.clone());
+            let stop = token.clone().cancelled_owned();
+            tasks.spawn(async move {
+                // Large windows: goal states of 10k+ neighbors are megabytes.
+                let served = Server::builder()
+                    .initial_stream_window_size(Some(2 << 20))
+                    .initial_connection_window_size(Some(8 << 20))
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, stop)
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(%addr, error = %e, "agent server ended with an error");
+                }
+            });
+            agents.push(agent);
+        }
+        tracing::info!(count = agents.len(), first = %agents.first().map(|a| a.addr().to_string()).unwrap_or_default(), "fleet listening");
+        Ok(Self {
+            agents,
+            shared,
+            token,
+            tasks,
+        })
+    }
+
+    /// The agents, in index order.
+    pub fn agents(&self) -> &[Arc<Agent>] {
+        &self.agents
+    }
+
+    /// Number of agents.
+    pub fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// True for a fleet of no agents.
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+
+    /// The agent listening on `ip`, if any.
+    pub fn agent_by_ip(&self, ip: Ipv4Addr) -> Option<&Arc<Agent>> {
+        // Addresses are consecutive except for skipped .0/.255, so a binary search works.
+        self.agents
+            .binary_search_by_key(&ip, |a| a.ip())
+            .ok()
+            .map(|i| &self.agents[i])
+    }
+
+    /// Receives every event from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<AgentEvent>> {
+        self.shared.bus.subscribe()
+    }
+
+    /// The time base of the fleet's events.
+    pub fn epoch(&self) -> Epoch {
+        self.shared.epoch
+    }
+
+    /// Message handlers running now (a gauge: it must return to 0 when the fleet is idle).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counters summed over all agents.
+    pub fn stats(&self) -> AgentStats {
+        let mut total = AgentStats::default();
+        for a in &self.agents {
+            total += a.stats();
+        }
+        total
+    }
+
+    /// Streams events as JSON lines to every client that connects to `addr` (loopback only).
+    /// Returns the bound address. See [`export`] for the format.
+    pub async fn export_events(&mut self, addr: SocketAddr) -> Result<SocketAddr, FleetError> {
+        if !addr.ip().is_loopback() {
+            return Err(FleetError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("event export address {addr} is not loopback"),
+            )));
+        }
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let hello = export::Hello::new(&self.shared.epoch, &self.agents);
+        self.tasks.spawn(export::serve(
+            listener,
+            self.shared.bus.clone(),
+            self.shared.epoch,
+            hello,
+            self.token.clone(),
+        ));
+        Ok(bound)
+    }
+
+    /// Stops every agent: no new connections, in-flight messages finish (up to `grace`), then
+    /// whatever remains is aborted.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.token.cancel();
+        let drained = tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                remaining = self.tasks.len(),
+                "agents still busy after {grace:?}; aborting them"
+            );
+            self.tasks.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ips_skip_network_and_broadcast_octets() {
+        let ips = host_ips(Ipv4Addr::new(127, 1, 0, 253), 4).unwrap();
+        assert_eq!(
+            ips,
+            [
+                Ipv4Addr::new(127, 1, 0, 253),
+                Ipv4Addr::new(127, 1, 0, 254),
+                Ipv4Addr::new(127, 1, 1, 1),
+                Ipv4Addr::new(127, 1, 1, 2)
+            ]
+        );
+        assert!(matches!(
+            host_ips(Ipv4Addr::new(10, 0, 0, 1), 1),
+            Err(FleetError::NotLoopback(_))
+        ));
+        assert!(matches!(
+            host_ips(Ipv4Addr::new(127, 255, 255, 250), 10),
+            Err(FleetError::RangeExhausted { .. })
+        ));
+    }
+
+    #[test]
+    fn fd_budget_names_how_many_fit() {
+        let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap().1;
+        let too_many = (limit / 3) as usize + 10;
+        match ensure_fd_budget(too_many, 2) {
+            Err(e @ FleetError::FdLimit { fit, .. }) => {
+                assert!(fit < too_many as u64);
+                assert!(e.to_string().contains(&format!("at most {fit} agents fit")), "{e}");
+            }
+            other => panic!("expected FdLimit, got {other:?}"),
+        }
+        assert!(ensure_fd_budget(10, 2).is_ok());
+    }
+}

@@ -1,0 +1,127 @@
+//! The `alcor.schema.GoalStateProvisioner` service of one agent, routed by hand over
+//! [`RawRequestCodec`] (see the codec module for why).
+//!
+//! - `PushGoalStatesStream`: reads exactly one GoalStateV2, replies once and finishes the stream
+//!   with OK, as the real agent does. A stream the caller leaves open (NCM's warm-up) ends with
+//!   the reply; one that never sends a message ends after `first_message_timeout`.
+//! - `PushNetworkResourceStates`: one GoalState in, one reply out.
+//! - `RequestGoalStates`, `PushGoalstates` and anything else: UNIMPLEMENTED, as on the real agent.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use alcor_schema::GoalStateOperationReply;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, stream};
+use tonic::codegen::{BoxFuture, StdError, http};
+use tonic::server::{Grpc, NamedService, StreamingService, UnaryService};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::agent::{Agent, InFlight};
+use crate::codec::RawRequestCodec;
+use crate::event::Rpc;
+
+const PATH_V1: &str = "/alcor.schema.GoalStateProvisioner/PushNetworkResourceStates";
+const PATH_V2: &str = "/alcor.schema.GoalStateProvisioner/PushGoalStatesStream";
+
+/// The gRPC service of one agent.
+#[derive(Debug, Clone)]
+pub struct AgentService {
+    agent: Arc<Agent>,
+}
+
+impl AgentService {
+    /// The service for `agent`.
+    pub fn new(agent: Arc<Agent>) -> Self {
+        Self { agent }
+    }
+
+    fn grpc(&self) -> Grpc<RawRequestCodec> {
+        Grpc::new(RawRequestCodec).apply_max_message_size_config(Some(self.agent.config().max_message_size), None)
+    }
+}
+
+impl NamedService for AgentService {
+    const NAME: &'static str = alcor_schema::GOAL_STATE_PROVISIONER;
+}
+
+type ReplyStream = Pin<Box<dyn Stream<Item = Result<GoalStateOperationReply, Status>> + Send>>;
+
+struct Unary(Arc<Agent>);
+
+impl UnaryService<Bytes> for Unary {
+    type Response = GoalStateOperationReply;
+    type Future = BoxFuture<Response<Self::Response>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let agent = self.0.clone();
+        Box::pin(async move {
+            let _guard = InFlight::enter(&agent.shared.in_flight);
+            agent
+                .handle(Rpc::PushNetworkResourceStates, request.into_inner())
+                .await
+                .map(Response::new)
+        })
+    }
+}
+
+struct Streamed(Arc<Agent>);
+
+impl StreamingService<Bytes> for Streamed {
+    type Response = GoalStateOperationReply;
+    type ResponseStream = ReplyStream;
+    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<Bytes>>) -> Self::Future {
+        let agent = self.0.clone();
+        let mut inbound = request.into_inner();
+        let one = async move {
+            let _guard = InFlight::enter(&agent.shared.in_flight);
+            let wait = agent.config().first_message_timeout;
+            let first = match tokio::time::timeout(wait, inbound.message()).await {
+                Err(_) => return Some(Err(Status::deadline_exceeded(format!("no goal state within {wait:?}")))),
+                Ok(Err(status)) => return Some(Err(status)),
+                // The caller half-closed without sending anything: finish with OK and no reply.
+                Ok(Ok(None)) => return None,
+                Ok(Ok(Some(bytes))) => bytes,
+            };
+            // Further messages on this stream are not read, as on the real agent; the stream ends
+            // with the reply whether or not the caller half-closes.
+            Some(agent.handle(Rpc::PushGoalStatesStream, first).await)
+        };
+        let out: ReplyStream = Box::pin(stream::once(one).filter_map(std::future::ready));
+        Box::pin(async move { Ok(Response::new(out)) })
+    }
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for AgentService
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let mut grpc = self.grpc();
+        let agent = self.agent.clone();
+        match req.uri().path() {
+            PATH_V1 => Box::pin(async move { Ok(grpc.unary(Unary(agent), req).await) }),
+            PATH_V2 => Box::pin(async move { Ok(grpc.streaming(Streamed(agent), req).await) }),
+            _ => Box::pin(async move {
+                let mut response = http::Response::new(tonic::body::Body::default());
+                let headers = response.headers_mut();
+                headers.insert(Status::GRPC_STATUS, (tonic::Code::Unimplemented as i32).into());
+                headers.insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+                Ok(response)
+            }),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! A standalone fleet exports its events as JSON lines over TCP on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use fake_agent::AgentConfig;
+use fake_agent::sample::{self, JoinIds};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn events_arrive_as_json_lines_with_an_aligned_clock() {
+    let mut fleet = common::fleet([127, 2, 30, 1], 2, AgentConfig::default()).await;
+    let addr = fleet.export_events("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    assert!(
+        fleet.export_events("10.1.2.3:0".parse().unwrap()).await.is_err(),
+        "loopback only"
+    );
+
+    let mut lines = BufReader::new(TcpStream::connect(addr).await.unwrap()).lines();
+    let hello: serde_json::Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["agents"], 2);
+    let epoch_ns = hello["epoch_monotonic_ns"].as_u64().unwrap();
+    assert!(epoch_ns <= fake_agent::clock::monotonic_ns());
+
+    let agent = &fleet.agents()[1];
+    let mut c = common::client(agent.addr()).await;
+    let before = fake_agent::clock::monotonic_ns();
+    common::push_v2(&mut c, sample::port_joining_subnet(agent.ip(), 5, 2, 1))
+        .await
+        .unwrap();
+    let after = fake_agent::clock::monotonic_ns();
+
+    let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let e: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(e["type"], "event");
+    assert_eq!(e["agent"], 1);
+    assert_eq!(e["host_ip"], agent.ip().to_string());
+    assert_eq!(e["rpc"], "PushGoalStatesStream");
+    assert_eq!(e["port_ids"][0], JoinIds::new().port);
+    assert_eq!(e["neighbor_ids"].as_array().unwrap().len(), 5);
+    assert_eq!(e["counts"]["neighbor"], 5);
+    // Mapped onto this process's monotonic clock, the arrival lies within the push.
+    let arrived_ns = epoch_ns + e["arrived_us"].as_u64().unwrap() * 1000;
+    assert!(
+        arrived_ns + 1000 >= before && arrived_ns <= after,
+        "{before} <= {arrived_ns} <= {after}"
+    );
+    assert!(e["completed_us"].as_u64() >= e["arrived_us"].as_u64());
+}

@@ -1,0 +1,184 @@
+//! `alcor-scale agents`: runs a fleet of simulated agents until Ctrl-C (or `--duration`).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytesize::ByteSize;
+use clap::Args;
+use fake_agent::{AgentConfig, AgentStats, CostModel, Fleet, FleetConfig, FleetError, ValidationMode};
+
+use crate::UsageError;
+use crate::register::{NodeInfo, loopback_url, register_nodes};
+
+/// Options of `alcor-scale agents`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  alcor-scale agents --count 1000
+  alcor-scale agents --count 50 --cost-model aca-2021 --mode strict
+  alcor-scale agents --count 200 --register-with http://127.0.0.1:9007
+  alcor-scale agents --count 10 --cost-model linear:port_us=500,neighbor_us=13 --duration 60s")]
+pub struct AgentsArgs {
+    /// Number of agents.
+    #[arg(long, default_value_t = 100)]
+    count: usize,
+    /// Address of the first agent; the others follow (loopback only).
+    #[arg(long, default_value = "127.1.0.1")]
+    base_ip: Ipv4Addr,
+    /// gRPC port of every agent (Alcor dials 50001).
+    #[arg(long, default_value_t = alcor_schema::AGENT_GRPC_PORT)]
+    port: u16,
+    /// Simulated programming cost: none, aca-2020, aca-2021, or
+    /// linear:port_us=N,neighbor_us=N,sg_rule_us=N,message_us=N.
+    #[arg(long, default_value = "none")]
+    cost_model: CostModel,
+    /// Validation: lenient, or strict (INVALID_ARG for what the real agent rejects).
+    #[arg(long, default_value = "lenient")]
+    mode: ValidationMode,
+    /// Largest goal-state message accepted.
+    #[arg(long, default_value = "256MiB")]
+    max_message_size: ByteSize,
+    /// Register every agent as a node with this Alcor node manager (POST {URL}/nodes/bulk).
+    #[arg(long, value_name = "URL")]
+    register_with: Option<String>,
+    /// Node names are this prefix plus the zero-padded agent index.
+    #[arg(long, default_value = "host-")]
+    name_prefix: String,
+    /// Stream events as JSON lines to clients of this loopback address (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:50100")]
+    events: SocketAddr,
+    /// Do not export events.
+    #[arg(long)]
+    no_events: bool,
+    /// Stop after this long (e.g. 30s, 5m) instead of waiting for Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Connections each agent may hold at once, for the open-files budget.
+    #[arg(long, default_value_t = 2)]
+    connections_per_agent: u64,
+}
+
+/// Runs the fleet; returns once it has stopped and its summary is printed.
+pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
+    let register_url = args
+        .register_with
+        .as_deref()
+        .map(loopback_url)
+        .transpose()
+        .map_err(UsageError)?;
+    let fleet_cfg = FleetConfig {
+        count: args.count,
+        base_ip: args.base_ip,
+        port: args.port,
+        connections_per_agent: args.connections_per_agent,
+    };
+    let agent_cfg = AgentConfig {
+        mode: args.mode,
+        cost_model: args.cost_model,
+        max_message_size: usize::try_from(args.max_message_size.as_u64()).unwrap_or(usize::MAX),
+        ..AgentConfig::default()
+    };
+    let started = Instant::now();
+    let mut fleet = match Fleet::start(&fleet_cfg, agent_cfg).await {
+        Ok(f) => f,
+        Err(e @ (FleetError::NotLoopback(_) | FleetError::RangeExhausted { .. })) => {
+            return Err(UsageError(anyhow::Error::new(e).context("--base-ip/--count")).into());
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("starting the fleet")),
+    };
+    let first = fleet.agents().first().map(|a| a.addr());
+    let last = fleet.agents().last().map(|a| a.addr());
+    println!(
+        "{} agents listening on {} … {} (cost model {}, {} validation, started in {:.2?})",
+        fleet.len(),
+        first.map(|a| a.to_string()).unwrap_or_default(),
+        last.map(|a| a.to_string()).unwrap_or_default(),
+        args.cost_model,
+        args.mode,
+        started.elapsed()
+    );
+    if !args.no_events {
+        let bound = fleet
+            .export_events(args.events)
+            .await
+            .with_context(|| format!("exporting events on {}", args.events))?;
+        println!("events: JSON lines on {bound}");
+    }
+    if let Some(url) = &register_url {
+        let nodes: Vec<NodeInfo> = fleet
+            .agents()
+            .iter()
+            .map(|a| NodeInfo::for_agent(&args.name_prefix, a.index() as usize, a.ip(), a.addr().port()))
+            .collect();
+        let n = register_nodes(url, &nodes)
+            .await
+            .context("registering agents with the node manager")?;
+        println!("registered {n} nodes with {url}");
+    }
+
+    // Ctrl-C stops the fleet with or without --duration, and always prints the summary.
+    let stop = async {
+        match args.duration {
+            Some(d) => tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = shutdown_signal() => {}
+            },
+            None => shutdown_signal().await,
+        }
+    };
+    tokio::pin!(stop);
+    let mut ticker = tokio::time::interval(Duration::from_secs(10));
+    ticker.tick().await;
+    let mut last_stats = AgentStats::default();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = ticker.tick() => {
+                let s = fleet.stats();
+                if s != last_stats {
+                    tracing::info!(messages = s.messages, bytes = s.bytes, neighbor_states = s.neighbor_states, in_flight = fleet.in_flight(), "fleet progress");
+                    last_stats = s;
+                }
+            }
+        }
+    }
+    let stats = fleet.stats();
+    let uptime = started.elapsed();
+    fleet.shutdown(Duration::from_secs(5)).await;
+    print_summary(&stats, uptime);
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn print_summary(s: &AgentStats, uptime: Duration) {
+    println!(
+        "stopped after {:.1?}: {} messages ({} empty warm-ups, {} undecodable), {}, {} port states, {} neighbor states, {} invalid, {:.1} s simulated programming",
+        uptime,
+        s.messages,
+        s.empty_messages,
+        s.decode_errors,
+        ByteSize(s.bytes),
+        s.port_states,
+        s.neighbor_states,
+        s.invalid,
+        s.simulated_us as f64 / 1e6
+    );
+}

@@ -1,0 +1,77 @@
+//! `alcor-scale`: scalability and load tests for Alcor-style network control planes.
+//!
+//! A thin command line over the workspace's libraries.
+
+mod agents;
+mod register;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A mistake in what the user asked for: exit code 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub anyhow::Error);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Exit codes, shared by every command.
+mod exit {
+    /// The command ran and what it checked held.
+    pub const OK: u8 = 0;
+    /// Bad usage or input.
+    pub const USAGE: u8 = 2;
+    /// The run itself failed.
+    pub const FAILED: u8 = 3;
+}
+
+/// Scalability and load tests for Alcor-style cloud network control planes.
+#[derive(Debug, Parser)]
+#[command(name = "alcor-scale", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a fleet of simulated host agents (real gRPC GoalStateProvisioner servers on loopback).
+    Agents(agents::AgentsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Agents(args) => agents::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::from(exit::FAILED)
+            }
+        }
+    }
+}

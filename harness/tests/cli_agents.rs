@@ -1,0 +1,195 @@
+//! `alcor-scale agents` as a user runs it: a real process, real gRPC, real HTTP.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alcor_schema::goal_state_provisioner_client::GoalStateProvisionerClient;
+use axum::routing::post;
+use axum::{Json, Router};
+use fake_agent::sample;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_alcor-scale");
+
+/// A stand-in node manager on loopback that keeps every `/nodes/bulk` body it receives.
+async fn node_manager() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    let app = Router::new().route(
+        "/nodes/bulk",
+        post(move |Json(body): Json<Value>| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(body.clone());
+                (axum::http::StatusCode::CREATED, Json(body))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+async fn line_with(lines: &mut Lines<BufReader<ChildStdout>>, needle: &str) -> String {
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("stdout ended before a line with `{needle}`");
+    });
+    found
+        .await
+        .unwrap_or_else(|_| panic!("no line with `{needle}` within 30 s"))
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("alcor-scale starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_register_serve_export_and_stop_on_ctrl_c() {
+    let (url, seen) = node_manager().await;
+    let mut child = spawn(&[
+        "agents",
+        "--count",
+        "3",
+        "--base-ip",
+        "127.3.0.1",
+        "--cost-model",
+        "aca-2021",
+        "--register-with",
+        &url,
+        "--events",
+        "127.0.0.1:0",
+        "--duration",
+        "60s",
+    ]);
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = line_with(&mut out, "agents listening").await;
+    assert!(
+        listening.contains("3 agents listening on 127.3.0.1:50001 … 127.3.0.3:50001"),
+        "{listening}"
+    );
+    assert!(listening.contains("aca-2021"), "{listening}");
+    let events_line = line_with(&mut out, "events: JSON lines on ").await;
+    let events_addr = events_line.rsplit(' ').next().unwrap().to_owned();
+    line_with(&mut out, "registered 3 nodes").await;
+
+    let bodies = seen.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    let nodes = bodies[0]["host_infos"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes[2]["node_name"], "host-00002");
+    assert_eq!(nodes[2]["local_ip"], "127.3.0.3");
+    assert_eq!(nodes[2]["data-path-ip"], "127.3.0.3");
+    assert_eq!(nodes[2]["server_port"], 50001);
+
+    let mut events = BufReader::new(TcpStream::connect(&events_addr).await.unwrap()).lines();
+    let hello: Value = serde_json::from_str(&events.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(hello["agents"], 3);
+
+    // Push as a controller would, to the second agent's registered address.
+    let mut client = GoalStateProvisionerClient::connect("http://127.3.0.2:50001")
+        .await
+        .unwrap();
+    let gs = sample::port_joining_subnet("127.3.0.2".parse().unwrap(), 200, 3, 2);
+    let mut replies = client
+        .push_goal_states_stream(tokio_stream::iter([gs]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    // aca-2021 for 1 port + 200 neighbors: about 13 ms (the curve's first point is 14 ms at 220).
+    assert!(
+        (10_000..20_000).contains(&reply.message_total_operation_time),
+        "{reply:?}"
+    );
+    let event: Value = serde_json::from_str(&events.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(event["host_ip"], "127.3.0.2");
+    assert_eq!(event["counts"]["neighbor"], 200);
+
+    // Ctrl-C: a clean stop with a summary.
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let summary = line_with(&mut out, "stopped after").await;
+    assert!(summary.contains(": 1 messages"), "{summary}");
+    assert!(summary.contains("200 neighbor states"), "{summary}");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn bad_usage_exits_2_and_says_why() {
+    for (args, expect) in [
+        (
+            vec!["agents", "--base-ip", "10.1.0.1", "--duration", "1s"],
+            "not in 127.0.0.0/8",
+        ),
+        (
+            vec!["agents", "--register-with", "http://192.0.2.1:9007", "--duration", "1s"],
+            "not on loopback",
+        ),
+        (vec!["agents", "--cost-model", "linear:port=3"], "unknown key `port`"),
+        (vec!["agents", "--mode", "picky"], "invalid validation mode `picky`"),
+    ] {
+        let out = Command::new(BIN).args(&args).output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_node_manager_is_reported() {
+    let app = Router::new().route(
+        "/nodes/bulk",
+        post(|| async { (axum::http::StatusCode::BAD_REQUEST, "node_name missing") }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let out = Command::new(BIN)
+        .args([
+            "agents",
+            "--count",
+            "2",
+            "--base-ip",
+            "127.3.1.1",
+            "--no-events",
+            "--register-with",
+            &url,
+            "--duration",
+            "30s",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("400 Bad Request") && stderr.contains("node_name missing"),
+        "{stderr}"
+    );
+}
