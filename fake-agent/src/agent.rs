@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use alcor_schema::goal_state_operation_reply::GoalStateOperationStatus;
-use alcor_schema::{GoalState, GoalStateOperationReply, GoalStateV2};
+use alcor_schema::{GoalState, GoalStateOperationReply};
 use bytes::Bytes;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
-use crate::apply::{Applied, ApplyOptions, Charge, ValidationMode, apply_v1, apply_v2};
+use crate::apply::{Applied, ApplyOptions, Charge, ValidationMode, apply_decoded_v2, apply_v1};
 use crate::clock::Epoch;
 use crate::cost::{Cost, CostModel};
 use crate::event::{AgentEvent, EventBus, Rpc};
@@ -263,9 +263,9 @@ impl Agent {
         };
         let (applied, decoded_at) = match rpc {
             Rpc::PushGoalStatesStream => {
-                let msg = GoalStateV2::decode(raw)?;
+                let msg = crate::wire::decode_v2(raw)?;
                 let decoded_at = Instant::now();
-                (apply_v2(&mut self.state(), msg, opts), decoded_at)
+                (apply_decoded_v2(&mut self.state(), msg, opts), decoded_at)
             }
             Rpc::PushNetworkResourceStates => {
                 let msg = GoalState::decode(raw)?;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::cost::Work;
 use crate::state::{HostState, neighbor_kind};
 use crate::validate::{self, MessageSubnets, parse_ipv4};
+use crate::wire::{DecodedV2, GoalStateV2View};
 
 /// How an agent treats input that the real agent would reject.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,20 +214,43 @@ struct Applier<'a> {
 
 /// Applies a V2 goal state (the streaming RPC). The reply reports PORT, ROUTER and DHCP.
 pub fn apply_v2(state: &mut HostState, msg: GoalStateV2, opts: ApplyOptions) -> Applied {
-    let subnets = msg.subnet_states;
+    let decoded = DecodedV2 {
+        neighbors: msg.neighbor_states.into_values().collect(),
+        view: GoalStateV2View {
+            format_version: msg.format_version,
+            host_resources: msg.host_resources,
+            vpc_states: msg.vpc_states,
+            subnet_states: msg.subnet_states,
+            port_states: msg.port_states,
+            dhcp_states: msg.dhcp_states,
+            neighbor_states: Vec::new(),
+            security_group_states: msg.security_group_states,
+            router_states: msg.router_states,
+            gateway_states: msg.gateway_states,
+        },
+    };
+    apply_decoded_v2(state, decoded, opts)
+}
+
+/// Applies a V2 goal state decoded by [`wire::decode_v2`](crate::wire::decode_v2), the agent's
+/// own path.
+pub fn apply_decoded_v2(state: &mut HostState, msg: DecodedV2, opts: ApplyOptions) -> Applied {
+    let DecodedV2 { view, neighbors } = msg;
+    let subnets = view.subnet_states;
     let mut a = Applier::new(state, opts, false);
     a.out
         .neighbor_ids
-        .reserve(if opts.collect_ids { msg.neighbor_states.len() } else { 0 });
-    msg.router_states.into_values().for_each(|s| a.router(s));
-    msg.port_states.into_values().for_each(|s| a.port(s, &subnets));
-    msg.neighbor_states.into_values().for_each(|s| a.neighbor(s, &subnets));
-    msg.dhcp_states.into_values().for_each(|s| a.dhcp(s));
+        .reserve(if opts.collect_ids { neighbors.len() } else { 0 });
+    a.state.l2.reserve(neighbors.len());
+    view.router_states.into_values().for_each(|s| a.router(s));
+    view.port_states.into_values().for_each(|s| a.port(s, &subnets));
+    neighbors.into_iter().for_each(|s| a.neighbor(s, &subnets));
+    view.dhcp_states.into_values().for_each(|s| a.dhcp(s));
     a.context(
-        msg.vpc_states.into_values(),
+        view.vpc_states.into_values(),
         subnets.into_values(),
-        msg.security_group_states.into_values(),
-        msg.gateway_states.into_values(),
+        view.security_group_states.into_values(),
+        view.gateway_states.into_values(),
     );
     a.out
 }

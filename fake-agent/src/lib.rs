@@ -22,9 +22,10 @@ pub mod sample;
 pub mod service;
 pub mod state;
 pub mod validate;
+pub mod wire;
 
 pub use agent::{Agent, AgentConfig, AgentStats};
-pub use apply::{Applied, ApplyOptions, ValidationMode, apply_v1, apply_v2};
+pub use apply::{Applied, ApplyOptions, ValidationMode, apply_decoded_v2, apply_v1, apply_v2};
 pub use clock::Epoch;
 pub use cost::{CostModel, Profile, Work};
 pub use event::{AgentEvent, EventBus, Rpc, WireEvent};

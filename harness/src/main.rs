@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Agents allocate several strings per neighbor state; mimalloc decodes and applies goal states
+// about 30 % faster than the system allocator (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A mistake in what the user asked for: exit code 2, like clap's own usage errors.
 #[derive(Debug)]
 pub struct UsageError(pub anyhow::Error);
