@@ -1,0 +1,828 @@
+//! Goal-state computation (the DPM role): which host gets which states when ports are bound,
+//! unbound, or a subnet is attached to a router (protocol reference §2.3).
+//!
+//! Fan-out modes:
+//! - [`FanoutMode::Alcor`] (default) does what Alcor V2 does: the port's host gets the port, VPC,
+//!   subnet, security groups, DHCP, routers and an L2 neighbor for **every** bound port of its
+//!   subnets (including its own, which the agent skips) plus L3 neighbors across router-attached
+//!   subnets; every other host with ports there gets the new neighbor. N sequential creates in a
+//!   subnet deliver O(N²) neighbor states.
+//! - [`FanoutMode::Incremental`] sends each host only the neighbors it has not been sent yet (and
+//!   none that live on it), and deletes exactly to the hosts that hold the neighbor.
+//!
+//! Remote-group security rules: a host holding a port of group A whose rules name group B needs
+//! every member port of B; such members are sent as L3 neighbor entries and counted apart
+//! (`remote_group_neighbors`), and a new member of B goes to every host holding a port of A.
+//!
+//! Speed: every bound port's neighbor entry (the encoded `neighbor_states` map entry, L2 and
+//! L3) is encoded once when the port is bound and cached; a goal state for a port joining a
+//! subnet of 100k ports is then 100k cached byte strings appended after the few encoded states.
+//! On the wire a map is a repeated entry message, so appended entries are a valid GoalStateV2.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use alcor_schema::port_configuration::{AllowAddressPair, FixedIp as PortFixedIp, SecurityGroupId};
+use alcor_schema::router_configuration::{RoutingRule, SubnetRoutingTable};
+use alcor_schema::security_group_configuration::{Direction as SgDirection, SecurityGroupRule};
+use alcor_schema::subnet_configuration::Gateway;
+use alcor_schema::{
+    DhcpConfiguration, DhcpState, EtherType, GoalStateV2, NeighborConfiguration, NeighborState, NeighborType,
+    NetworkType, OperationType, PortConfiguration, PortState, Protocol, RouterConfiguration, RouterState,
+    SecurityGroupConfiguration, SecurityGroupState, SubnetConfiguration, SubnetState, UpdateType, VpcConfiguration,
+    VpcState, neighbor_configuration, neighbor_key,
+};
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Direction, Port, Store};
+
+/// How neighbor state is fanned out to hosts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FanoutMode {
+    /// As Alcor V2: every port of the subnet to the port's host, on every create.
+    #[default]
+    Alcor,
+    /// Only what each host does not have yet.
+    Incremental,
+}
+
+impl std::str::FromStr for FanoutMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "alcor" => Ok(Self::Alcor),
+            "incremental" => Ok(Self::Incremental),
+            _ => Err(format!("invalid fan-out mode `{s}` (expected alcor or incremental)")),
+        }
+    }
+}
+
+impl std::fmt::Display for FanoutMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Alcor => "alcor",
+            Self::Incremental => "incremental",
+        })
+    }
+}
+
+/// What one host message carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MessageCounts {
+    /// Port states.
+    pub ports: u64,
+    /// Neighbor states (L2 + L3, remote-group members included).
+    pub neighbors: u64,
+    /// Neighbor states sent only because of remote-group rules.
+    pub remote_group_neighbors: u64,
+    /// Security-group states.
+    pub security_groups: u64,
+    /// Encoded size.
+    pub bytes: u64,
+}
+
+/// An encoded goal state for one host.
+#[derive(Debug, Clone)]
+pub struct HostMessage {
+    /// Where to push it (the node's `local_ip`).
+    pub host: Ipv4Addr,
+    /// The encoded GoalStateV2.
+    pub bytes: Bytes,
+    /// What it carries.
+    pub counts: MessageCounts,
+}
+
+impl HostMessage {
+    /// The message as a V1 GoalState (for the unary RPC): the same states as lists.
+    pub fn to_v1(&self) -> Result<Bytes, prost::DecodeError> {
+        let v2 = GoalStateV2::decode(self.bytes.clone())?;
+        let v1 = alcor_schema::GoalState {
+            format_version: v2.format_version,
+            vpc_states: v2.vpc_states.into_values().collect(),
+            subnet_states: v2.subnet_states.into_values().collect(),
+            port_states: v2.port_states.into_values().collect(),
+            neighbor_states: v2.neighbor_states.into_values().collect(),
+            security_group_states: v2.security_group_states.into_values().collect(),
+            dhcp_states: v2.dhcp_states.into_values().collect(),
+            router_states: v2.router_states.into_values().collect(),
+            gateway_states: v2.gateway_states.into_values().collect(),
+        };
+        Ok(Bytes::from(v1.encode_to_vec()))
+    }
+}
+
+/// A neighbor as tracked per host in incremental mode.
+type NeighborRef = (NeighborType, String);
+
+/// A bound port as the DPM caches it.
+#[derive(Debug, Clone)]
+struct PortEntry {
+    /// Push target of its host.
+    host: Ipv4Addr,
+    /// Encoded `neighbor_states` map entries (field 7 records), CREATE.
+    l2: Bytes,
+    l3: Bytes,
+    subnets: Vec<String>,
+    security_groups: Vec<String>,
+}
+
+/// The DPM's caches: bound ports per subnet and per security group, hosts per subnet, and in
+/// incremental mode what each host has been sent.
+#[derive(Debug, Default)]
+pub struct Dpm {
+    mode: FanoutMode,
+    entries: FxHashMap<String, PortEntry>,
+    /// Bound ports per subnet, in binding order.
+    subnet_ports: FxHashMap<String, Vec<String>>,
+    /// Hosts with bound ports per subnet, with how many.
+    subnet_hosts: FxHashMap<String, BTreeMap<Ipv4Addr, u32>>,
+    /// Bound ports per security group.
+    sg_members: FxHashMap<String, Vec<String>>,
+    /// Incremental mode: neighbors each host holds.
+    known: FxHashMap<Ipv4Addr, FxHashSet<NeighborRef>>,
+}
+
+/// Collects the states bound for one host.
+#[derive(Default)]
+struct Builder {
+    gs: GoalStateV2,
+    records: Vec<Bytes>,
+    records_len: usize,
+    /// Neighbor keys already added (only checked where duplicates can arise).
+    seen: FxHashSet<NeighborRef>,
+    counts: MessageCounts,
+}
+
+impl Builder {
+    fn record(&mut self, bytes: Bytes) {
+        self.records_len += bytes.len();
+        self.records.push(bytes);
+        self.counts.neighbors += 1;
+    }
+
+    fn finish(mut self, host: Ipv4Addr) -> HostMessage {
+        let mut buf = BytesMut::with_capacity(self.gs.encoded_len() + self.records_len);
+        self.gs.encode(&mut buf).expect("BytesMut grows");
+        for r in self.records {
+            buf.put(r);
+        }
+        self.counts.ports = self.gs.port_states.len() as u64;
+        self.counts.security_groups = self.gs.security_group_states.len() as u64;
+        self.counts.bytes = buf.len() as u64;
+        HostMessage {
+            host,
+            bytes: buf.freeze(),
+            counts: self.counts,
+        }
+    }
+}
+
+/// The encoded field-7 record of one neighbor.
+fn neighbor_record(store: &Store, port: &Port, kind: NeighborType, op: OperationType) -> Bytes {
+    #[derive(Clone, PartialEq, Message)]
+    struct Entry {
+        #[prost(string, tag = "1")]
+        key: String,
+        #[prost(message, optional, tag = "2")]
+        value: Option<NeighborState>,
+    }
+    let node = port.host_id.as_deref().and_then(|h| store.node_by_name(h));
+    let tunnel = store
+        .vpcs
+        .get(&port.vpc_id)
+        .map(|v| v.segmentation_id)
+        .unwrap_or_default();
+    let state = NeighborState {
+        operation_type: op as i32,
+        configuration: Some(NeighborConfiguration {
+            revision_number: 1,
+            id: port.id.clone(),
+            update_type: UpdateType::Full as i32,
+            vpc_id: port.vpc_id.clone(),
+            name: port.name.clone(),
+            mac_address: port.mac.clone(),
+            host_mac_address: node.map(|n| n.mac_address.clone()).unwrap_or_default(),
+            host_ip_address: node.map(|n| n.data_path_ip.to_string()).unwrap_or_default(),
+            fixed_ips: port
+                .fixed_ips
+                .iter()
+                .map(|f| neighbor_configuration::FixedIp {
+                    neighbor_type: kind as i32,
+                    subnet_id: f.subnet_id.clone(),
+                    ip_address: f.ip.to_string(),
+                    tunnel_id: tunnel,
+                    ..Default::default()
+                })
+                .collect(),
+            allow_address_pairs: port
+                .allowed_address_pairs
+                .iter()
+                .map(|(ip, mac)| neighbor_configuration::AllowAddressPair {
+                    ip_address: ip.clone(),
+                    mac_address: mac.clone(),
+                })
+                .collect(),
+            ..Default::default()
+        }),
+    };
+    let entry = Entry {
+        key: neighbor_key(kind, &port.id),
+        value: Some(state),
+    };
+    let mut buf = BytesMut::new();
+    prost::encoding::message::encode(7, &entry, &mut buf);
+    buf.freeze()
+}
+
+fn vpc_state(store: &Store, vpc_id: &str) -> Option<VpcState> {
+    let v = store.vpcs.get(vpc_id)?;
+    Some(VpcState {
+        operation_type: OperationType::Info as i32,
+        configuration: Some(VpcConfiguration {
+            revision_number: 1,
+            id: v.id.clone(),
+            project_id: v.project_id.clone(),
+            name: v.name.clone(),
+            cidr: v.cidr.map(|c| c.to_string()).unwrap_or_default(),
+            ..Default::default()
+        }),
+    })
+}
+
+fn subnet_state(store: &Store, subnet_id: &str) -> Option<SubnetState> {
+    let s = store.subnets.get(subnet_id)?;
+    let vpc = store.vpcs.get(&s.vpc_id)?;
+    let network_type = match vpc.network_type.as_str() {
+        "vlan" => NetworkType::Vlan,
+        "gre" => NetworkType::Gre,
+        "geneve" => NetworkType::Geneve,
+        _ => NetworkType::Vxlan,
+    };
+    Some(SubnetState {
+        operation_type: OperationType::Info as i32,
+        configuration: Some(SubnetConfiguration {
+            revision_number: 1,
+            id: s.id.clone(),
+            network_type: network_type as i32,
+            vpc_id: s.vpc_id.clone(),
+            name: s.name.clone(),
+            cidr: s.cidr.to_string(),
+            tunnel_id: vpc.segmentation_id as u64,
+            gateway: Some(Gateway {
+                ip_address: s.gateway_ip.to_string(),
+                mac_address: s.gateway_mac.clone(),
+            }),
+            dhcp_enable: s.enable_dhcp,
+            availability_zone: "nova".into(),
+            ..Default::default()
+        }),
+    })
+}
+
+fn sg_state(store: &Store, sg_id: &str, op: OperationType) -> Option<SecurityGroupState> {
+    let sg = store.security_groups.get(sg_id)?;
+    let rules = sg
+        .rules
+        .iter()
+        .map(|r| SecurityGroupRule {
+            operation_type: op as i32,
+            security_group_id: sg.id.clone(),
+            id: r.id.clone(),
+            direction: match r.direction {
+                Direction::Ingress => SgDirection::Ingress,
+                Direction::Egress => SgDirection::Egress,
+            } as i32,
+            ethertype: if r.ethertype == "IPv6" {
+                EtherType::Ipv6
+            } else {
+                EtherType::Ipv4
+            } as i32,
+            // The schema has no "any protocol"; TCP (0) is what an unset field reads as anyway.
+            protocol: match r.protocol.as_deref() {
+                Some("udp") => Protocol::Udp,
+                Some("icmp") => Protocol::Icmp,
+                Some("http") => Protocol::Http,
+                _ => Protocol::Tcp,
+            } as i32,
+            port_range_min: r.port_range_min.unwrap_or_default(),
+            port_range_max: r.port_range_max.unwrap_or_default(),
+            remote_ip_prefix: r.remote_ip_prefix.clone().unwrap_or_default(),
+            remote_group_id: r.remote_group_id.clone().unwrap_or_default(),
+        })
+        .collect();
+    Some(SecurityGroupState {
+        operation_type: op as i32,
+        configuration: Some(SecurityGroupConfiguration {
+            revision_number: 1,
+            id: sg.id.clone(),
+            update_type: UpdateType::Full as i32,
+            name: sg.name.clone(),
+            security_group_rules: rules,
+            ..Default::default()
+        }),
+    })
+}
+
+fn port_state(port: &Port, op: OperationType) -> PortState {
+    PortState {
+        operation_type: op as i32,
+        configuration: Some(PortConfiguration {
+            revision_number: 1,
+            id: port.id.clone(),
+            update_type: UpdateType::Full as i32,
+            vpc_id: port.vpc_id.clone(),
+            name: port.name.clone(),
+            device_id: port.device_id.clone(),
+            device_owner: port.device_owner.clone(),
+            mac_address: port.mac.clone(),
+            admin_state_up: port.admin_state_up,
+            fixed_ips: port
+                .fixed_ips
+                .iter()
+                .map(|f| PortFixedIp {
+                    subnet_id: f.subnet_id.clone(),
+                    ip_address: f.ip.to_string(),
+                })
+                .collect(),
+            allow_address_pairs: port
+                .allowed_address_pairs
+                .iter()
+                .map(|(ip, mac)| AllowAddressPair {
+                    ip_address: ip.clone(),
+                    mac_address: mac.clone(),
+                })
+                .collect(),
+            security_group_ids: port
+                .security_groups
+                .iter()
+                .map(|id| SecurityGroupId { id: id.clone() })
+                .collect(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn dhcp_states(port: &Port, op: OperationType) -> impl Iterator<Item = (String, DhcpState)> + '_ {
+    port.fixed_ips.iter().enumerate().map(move |(i, f)| {
+        let id = format!("dhcp-{}-{i}", port.id);
+        let state = DhcpState {
+            operation_type: op as i32,
+            configuration: Some(DhcpConfiguration {
+                revision_number: 1,
+                id: id.clone(),
+                update_type: UpdateType::Full as i32,
+                subnet_id: f.subnet_id.clone(),
+                mac_address: port.mac.clone(),
+                ipv4_address: f.ip.to_string(),
+                port_host_name: port.name.clone(),
+                ..Default::default()
+            }),
+        };
+        (id, state)
+    })
+}
+
+fn router_state(store: &Store, router_id: &str, host_dvr_mac: &str) -> Option<RouterState> {
+    let r = store.routers.get(router_id)?;
+    let tables = r
+        .subnets
+        .iter()
+        .filter_map(|sid| store.subnets.get(sid))
+        .map(|s| SubnetRoutingTable {
+            subnet_id: s.id.clone(),
+            routing_rules: vec![RoutingRule {
+                operation_type: OperationType::Create as i32,
+                id: format!("{}-{}", r.id, s.id),
+                destination: s.cidr.to_string(),
+                next_hop_ip: s.gateway_ip.to_string(),
+                ..Default::default()
+            }],
+        })
+        .collect();
+    Some(RouterState {
+        operation_type: OperationType::Create as i32,
+        configuration: Some(RouterConfiguration {
+            revision_number: 1,
+            id: r.id.clone(),
+            update_type: UpdateType::Full as i32,
+            host_dvr_mac_address: host_dvr_mac.to_owned(),
+            subnet_routing_tables: tables,
+            ..Default::default()
+        }),
+    })
+}
+
+impl Dpm {
+    /// A DPM fanning out in `mode`.
+    pub fn new(mode: FanoutMode) -> Self {
+        Self {
+            mode,
+            ..Default::default()
+        }
+    }
+
+    /// The fan-out mode.
+    pub fn mode(&self) -> FanoutMode {
+        self.mode
+    }
+
+    /// Bound ports in a subnet.
+    pub fn subnet_port_count(&self, subnet_id: &str) -> usize {
+        self.subnet_ports.get(subnet_id).map_or(0, Vec::len)
+    }
+
+    /// Push target of a port's host, from the store.
+    fn host_of(store: &Store, port: &Port) -> Option<Ipv4Addr> {
+        store.node_by_name(port.host_id.as_deref()?).map(|n| n.local_ip)
+    }
+
+    /// Other subnets attached to the routers of `subnet`.
+    fn router_peers<'s>(store: &'s Store, subnet: &str) -> impl Iterator<Item = &'s str> + 's {
+        let router = store
+            .subnets
+            .get(subnet)
+            .and_then(|s| s.router_id.as_deref())
+            .and_then(|r| store.routers.get(r));
+        let subnet = subnet.to_owned();
+        router.into_iter().flat_map(move |r| {
+            let subnet = subnet.clone();
+            r.subnets.iter().filter(move |s| **s != subnet).map(String::as_str)
+        })
+    }
+
+    /// Security groups whose rules name `group` as remote group.
+    fn referrers(store: &Store, group: &str) -> Vec<String> {
+        store
+            .security_groups
+            .values()
+            .filter(|sg| sg.rules.iter().any(|r| r.remote_group_id.as_deref() == Some(group)))
+            .map(|sg| sg.id.clone())
+            .collect()
+    }
+
+    fn sent(&mut self, host: Ipv4Addr, kind: NeighborType, id: &str) -> bool {
+        self.known.entry(host).or_default().insert((kind, id.to_owned()))
+    }
+
+    /// Adds neighbor `port_id` of `kind` to `b` (for `host`), honouring the fan-out mode.
+    /// `dedup` asks for a duplicate check (needed where one port can be reached twice).
+    fn add_neighbor(
+        &mut self,
+        b: &mut Builder,
+        host: Ipv4Addr,
+        kind: NeighborType,
+        port_id: &str,
+        dedup: bool,
+    ) -> bool {
+        let Some(entry) = self.entries.get(port_id) else {
+            return false;
+        };
+        let record = match kind {
+            NeighborType::L2 => entry.l2.clone(),
+            NeighborType::L3 => entry.l3.clone(),
+        };
+        if self.mode == FanoutMode::Incremental {
+            if entry.host == host {
+                return false;
+            }
+            if !self.sent(host, kind, port_id) {
+                return false;
+            }
+        } else if dedup && !b.seen.insert((kind, port_id.to_owned())) {
+            return false;
+        }
+        b.record(record);
+        true
+    }
+
+    /// Ports just bound to hosts (created with a binding, or bound by an update): updates the
+    /// caches and returns one message per affected host.
+    pub fn bind(&mut self, store: &Store, port_ids: &[String]) -> Vec<HostMessage> {
+        let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
+        // Cache first, so that every new port is a neighbor of the others in the same batch.
+        let mut new_ports = Vec::with_capacity(port_ids.len());
+        for id in port_ids {
+            let Some(port) = store.ports.get(id) else { continue };
+            let Some(host) = Self::host_of(store, port) else {
+                continue;
+            };
+            let subnets: Vec<String> = port.fixed_ips.iter().map(|f| f.subnet_id.clone()).collect();
+            for s in &subnets {
+                self.subnet_ports.entry(s.clone()).or_default().push(id.clone());
+                *self.subnet_hosts.entry(s.clone()).or_default().entry(host).or_default() += 1;
+            }
+            for g in &port.security_groups {
+                self.sg_members.entry(g.clone()).or_default().push(id.clone());
+            }
+            let entry = PortEntry {
+                host,
+                l2: neighbor_record(store, port, NeighborType::L2, OperationType::Create),
+                l3: neighbor_record(store, port, NeighborType::L3, OperationType::Create),
+                subnets,
+                security_groups: port.security_groups.clone(),
+            };
+            self.entries.insert(id.clone(), entry);
+            new_ports.push((port, host));
+        }
+
+        for &(port, host) in &new_ports {
+            let node = port.host_id.as_deref().and_then(|h| store.node_by_name(h));
+            let dvr = node.map(|n| n.host_dvr_mac.clone()).unwrap_or_default();
+            let mut b = builders.remove(&host).unwrap_or_default();
+            b.gs.port_states
+                .insert(port.id.clone(), port_state(port, OperationType::Create));
+            if let Some(v) = vpc_state(store, &port.vpc_id) {
+                b.gs.vpc_states.insert(port.vpc_id.clone(), v);
+            }
+            for (id, d) in dhcp_states(port, OperationType::Create) {
+                b.gs.dhcp_states.insert(id, d);
+            }
+            let multi_subnet = port.fixed_ips.len() > 1;
+            for f in &port.fixed_ips {
+                if let Some(s) = subnet_state(store, &f.subnet_id) {
+                    b.gs.subnet_states.insert(f.subnet_id.clone(), s);
+                }
+                // L2: every bound port of the subnet.
+                let members = self.subnet_ports.get(&f.subnet_id).cloned().unwrap_or_default();
+                for m in &members {
+                    self.add_neighbor(&mut b, host, NeighborType::L2, m, multi_subnet);
+                }
+                // L3: every bound port of the other subnets on the same router.
+                if let Some(router) = store.subnets.get(&f.subnet_id).and_then(|s| s.router_id.clone()) {
+                    if let Some(r) = router_state(store, &router, &dvr) {
+                        b.gs.router_states.insert(router.clone(), r);
+                    }
+                    for peer in Self::router_peers(store, &f.subnet_id) {
+                        if let Some(s) = subnet_state(store, peer) {
+                            b.gs.subnet_states.insert(peer.to_owned(), s);
+                        }
+                        let members = self.subnet_ports.get(peer).cloned().unwrap_or_default();
+                        for m in &members {
+                            self.add_neighbor(&mut b, host, NeighborType::L3, m, true);
+                        }
+                    }
+                }
+            }
+            // Security groups, and the members of every remote group their rules name.
+            for g in &port.security_groups {
+                if let Some(s) = sg_state(store, g, OperationType::Create) {
+                    b.gs.security_group_states.insert(g.clone(), s);
+                }
+                let remotes: Vec<String> = store
+                    .security_groups
+                    .get(g)
+                    .map(|sg| sg.rules.iter().filter_map(|r| r.remote_group_id.clone()).collect())
+                    .unwrap_or_default();
+                for remote in remotes {
+                    let members = self.sg_members.get(&remote).cloned().unwrap_or_default();
+                    for m in &members {
+                        if m == &port.id {
+                            continue;
+                        }
+                        if self.add_neighbor(&mut b, host, NeighborType::L3, m, true) {
+                            b.counts.remote_group_neighbors += 1;
+                            self.add_subnets_of(store, &mut b, m);
+                        }
+                    }
+                }
+            }
+            builders.insert(host, b);
+        }
+
+        // The other hosts learn the new ports.
+        for &(port, host) in &new_ports {
+            for f in &port.fixed_ips {
+                let hosts: Vec<Ipv4Addr> = self
+                    .subnet_hosts
+                    .get(&f.subnet_id)
+                    .map(|h| h.keys().copied().collect())
+                    .unwrap_or_default();
+                for other in hosts.into_iter().filter(|h| *h != host) {
+                    let mut b = builders.remove(&other).unwrap_or_default();
+                    if self.add_neighbor(&mut b, other, NeighborType::L2, &port.id, true)
+                        && let Some(s) = subnet_state(store, &f.subnet_id)
+                    {
+                        b.gs.subnet_states.insert(f.subnet_id.clone(), s);
+                    }
+                    builders.insert(other, b);
+                }
+                for peer in Self::router_peers(store, &f.subnet_id) {
+                    let hosts: Vec<Ipv4Addr> = self
+                        .subnet_hosts
+                        .get(peer)
+                        .map(|h| h.keys().copied().collect())
+                        .unwrap_or_default();
+                    for other in hosts.into_iter().filter(|h| *h != host) {
+                        let mut b = builders.remove(&other).unwrap_or_default();
+                        if self.add_neighbor(&mut b, other, NeighborType::L3, &port.id, true)
+                            && let Some(s) = subnet_state(store, &f.subnet_id)
+                        {
+                            b.gs.subnet_states.insert(f.subnet_id.clone(), s);
+                        }
+                        builders.insert(other, b);
+                    }
+                }
+            }
+            // Hosts holding ports of groups that name one of this port's groups as remote.
+            for g in &port.security_groups {
+                for referrer in Self::referrers(store, g) {
+                    let hosts: FxHashSet<Ipv4Addr> = self
+                        .sg_members
+                        .get(&referrer)
+                        .map(|ms| ms.iter().filter_map(|m| self.entries.get(m)).map(|e| e.host).collect())
+                        .unwrap_or_default();
+                    for other in hosts.into_iter().filter(|h| *h != host) {
+                        let mut b = builders.remove(&other).unwrap_or_default();
+                        if self.add_neighbor(&mut b, other, NeighborType::L3, &port.id, true) {
+                            b.counts.remote_group_neighbors += 1;
+                            self.add_subnets_of(store, &mut b, &port.id);
+                        }
+                        builders.insert(other, b);
+                    }
+                }
+            }
+        }
+        builders
+            .into_iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(h, b)| b.finish(h))
+            .collect()
+    }
+
+    /// The subnet states a neighbor refers to (the agent looks them up in the same message).
+    fn add_subnets_of(&self, store: &Store, b: &mut Builder, port_id: &str) {
+        if let Some(e) = self.entries.get(port_id) {
+            for s in &e.subnets {
+                if !b.gs.subnet_states.contains_key(s)
+                    && let Some(st) = subnet_state(store, s)
+                {
+                    b.gs.subnet_states.insert(s.clone(), st);
+                }
+            }
+        }
+    }
+
+    /// Ports about to be unbound or deleted (`ports` as they were while bound): the port's host
+    /// deletes the port and its DHCP entries; every host that holds it as a neighbor deletes it.
+    pub fn unbind(&mut self, store: &Store, ports: &[Port]) -> Vec<HostMessage> {
+        let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
+        for port in ports {
+            let Some(entry) = self.entries.remove(&port.id) else {
+                continue;
+            };
+            let host = entry.host;
+            for s in &entry.subnets {
+                if let Some(list) = self.subnet_ports.get_mut(s)
+                    && let Some(i) = list.iter().position(|p| p == &port.id)
+                {
+                    list.swap_remove(i);
+                }
+                if let Some(hosts) = self.subnet_hosts.get_mut(s)
+                    && let Some(n) = hosts.get_mut(&host)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        hosts.remove(&host);
+                    }
+                }
+            }
+            for g in &entry.security_groups {
+                if let Some(list) = self.sg_members.get_mut(g)
+                    && let Some(i) = list.iter().position(|p| p == &port.id)
+                {
+                    list.swap_remove(i);
+                }
+            }
+
+            let b = builders.entry(host).or_default();
+            b.gs.port_states
+                .insert(port.id.clone(), port_state(port, OperationType::Delete));
+            for (id, d) in dhcp_states(port, OperationType::Delete) {
+                b.gs.dhcp_states.insert(id, d);
+            }
+            for s in &entry.subnets {
+                if let Some(st) = subnet_state(store, s) {
+                    b.gs.subnet_states.insert(s.clone(), st);
+                }
+            }
+            if let Some(v) = vpc_state(store, &port.vpc_id) {
+                b.gs.vpc_states.insert(port.vpc_id.clone(), v);
+            }
+
+            // Who holds it as a neighbor.
+            let targets: Vec<(Ipv4Addr, NeighborType)> = match self.mode {
+                FanoutMode::Incremental => {
+                    let mut t = Vec::new();
+                    for (h, known) in self.known.iter_mut() {
+                        for kind in [NeighborType::L2, NeighborType::L3] {
+                            if known.remove(&(kind, port.id.clone())) {
+                                t.push((*h, kind));
+                            }
+                        }
+                    }
+                    t
+                }
+                FanoutMode::Alcor => {
+                    let mut t = Vec::new();
+                    for s in &entry.subnets {
+                        for h in self.subnet_hosts.get(s).into_iter().flat_map(|m| m.keys()) {
+                            t.push((*h, NeighborType::L2));
+                        }
+                        for peer in Self::router_peers(store, s) {
+                            for h in self.subnet_hosts.get(peer).into_iter().flat_map(|m| m.keys()) {
+                                t.push((*h, NeighborType::L3));
+                            }
+                        }
+                    }
+                    for g in &entry.security_groups {
+                        for referrer in Self::referrers(store, g) {
+                            for m in self.sg_members.get(&referrer).into_iter().flatten() {
+                                if let Some(e) = self.entries.get(m) {
+                                    t.push((e.host, NeighborType::L3));
+                                }
+                            }
+                        }
+                    }
+                    t.sort();
+                    t.dedup();
+                    t
+                }
+            };
+            for (h, kind) in targets {
+                if h == host {
+                    continue;
+                }
+                let b = builders.entry(h).or_default();
+                if b.seen.insert((kind, port.id.clone())) {
+                    b.record(neighbor_record(store, port, kind, OperationType::Delete));
+                    for s in &entry.subnets {
+                        if let Some(st) = subnet_state(store, s) {
+                            b.gs.subnet_states.insert(s.clone(), st);
+                        }
+                    }
+                }
+            }
+        }
+        builders
+            .into_iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(h, b)| b.finish(h))
+            .collect()
+    }
+
+    /// A subnet was attached to a router: every host with ports on the router's subnets learns
+    /// the router and the L3 neighbors across them.
+    pub fn router_attached(&mut self, store: &Store, router_id: &str) -> Vec<HostMessage> {
+        let Some(router) = store.routers.get(router_id) else {
+            return Vec::new();
+        };
+        let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
+        for subnet in &router.subnets {
+            let hosts: Vec<Ipv4Addr> = self
+                .subnet_hosts
+                .get(subnet)
+                .map(|h| h.keys().copied().collect())
+                .unwrap_or_default();
+            for host in hosts {
+                let mut b = builders.remove(&host).unwrap_or_default();
+                let dvr = store
+                    .nodes
+                    .values()
+                    .find(|n| n.local_ip == host)
+                    .map(|n| n.host_dvr_mac.clone())
+                    .unwrap_or_default();
+                if let Some(r) = router_state(store, router_id, &dvr) {
+                    b.gs.router_states.insert(router_id.to_owned(), r);
+                }
+                for peer in Self::router_peers(store, subnet) {
+                    if let Some(s) = subnet_state(store, peer) {
+                        b.gs.subnet_states.insert(peer.to_owned(), s);
+                    }
+                    let members = self.subnet_ports.get(peer).cloned().unwrap_or_default();
+                    for m in &members {
+                        self.add_neighbor(&mut b, host, NeighborType::L3, m, true);
+                    }
+                }
+                builders.insert(host, b);
+            }
+        }
+        builders
+            .into_iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(h, b)| b.finish(h))
+            .collect()
+    }
+}
+
+impl Builder {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.gs.port_states.is_empty()
+            && self.gs.router_states.is_empty()
+            && self.gs.dhcp_states.is_empty()
+    }
+}

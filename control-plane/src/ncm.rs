@@ -1,0 +1,381 @@
+//! Southbound push (the NCM role): encoded goal states to agents over gRPC.
+//!
+//! - V2 (default): one `PushGoalStatesStream` per message, on channels pooled per host
+//!   (`channels_per_host`, picked round-robin), each warmed up on first contact with one empty
+//!   GoalStateV2, as Alcor's NCM does. V1: unary `PushNetworkResourceStates`.
+//! - Concurrency is bounded by a semaphore; every push has a per-host timeout; a FAILURE status
+//!   in a reply, an unreachable host or a timeout becomes a failed [`HostResult`], never a hang.
+//! - Optional coalescing: messages for the same host that arrive within `coalesce_window` are
+//!   sent as one. Encoded GoalStateV2s concatenate into a valid merge (maps take every entry,
+//!   a repeated key keeps the last), so coalescing is byte concatenation.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alcor_schema::{GoalStateOperationReply, OperationStatus};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, oneshot};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::dpm::{HostMessage, MessageCounts};
+
+const PATH_V1: &str = "/alcor.schema.GoalStateProvisioner/PushNetworkResourceStates";
+const PATH_V2: &str = "/alcor.schema.GoalStateProvisioner/PushGoalStatesStream";
+
+/// Which RPC carries goal states to agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushProtocol {
+    /// `PushGoalStatesStream`, one stream per message (Alcor's default, version 102).
+    #[default]
+    V2,
+    /// Unary `PushNetworkResourceStates` with a V1 GoalState (version 101).
+    V1,
+}
+
+impl std::str::FromStr for PushProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "v2" => Ok(Self::V2),
+            "v1" => Ok(Self::V1),
+            _ => Err(format!("invalid push protocol `{s}` (expected v1 or v2)")),
+        }
+    }
+}
+
+/// How goal states are pushed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// V2 stream or V1 unary.
+    pub protocol: PushProtocol,
+    /// Channels per host (Alcor ships 10).
+    pub channels_per_host: usize,
+    /// One empty GoalStateV2 per channel on first contact.
+    pub warmup: bool,
+    /// Pushes in flight at once, over all hosts.
+    pub max_concurrent_pushes: usize,
+    /// How long one host may take to reply.
+    #[serde(with = "humantime_serde")]
+    pub host_timeout: Duration,
+    /// The port agents listen on (Alcor dials 50001 whatever the node registered).
+    pub agent_port: u16,
+    /// Coalesce messages for one host arriving within this window (0: off).
+    #[serde(with = "humantime_serde")]
+    pub coalesce_window: Duration,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            protocol: PushProtocol::V2,
+            channels_per_host: 2,
+            warmup: true,
+            max_concurrent_pushes: 512,
+            host_timeout: Duration::from_secs(30),
+            agent_port: alcor_schema::AGENT_GRPC_PORT,
+            coalesce_window: Duration::ZERO,
+        }
+    }
+}
+
+/// The outcome of pushing to one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostResult {
+    /// The host.
+    pub host: Ipv4Addr,
+    /// Every resource succeeded (or was pending/invalid: only FAILURE counts, as in Alcor).
+    pub ok: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// From sending to the reply, µs.
+    pub elapsed_us: u64,
+    /// The agent's `message_total_operation_time`, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_total_us: Option<u32>,
+    /// What the message carried (summed when coalesced).
+    pub counts: MessageCounts,
+    /// Messages merged into this push (1 unless coalesced).
+    pub merged: u32,
+}
+
+/// Sends raw, already-encoded requests and decodes replies.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawClientCodec;
+
+impl Codec for RawClientCodec {
+    type Encode = Bytes;
+    type Decode = GoalStateOperationReply;
+    type Encoder = Self;
+    type Decoder = Self;
+    fn encoder(&mut self) -> Self {
+        Self
+    }
+    fn decoder(&mut self) -> Self {
+        Self
+    }
+}
+
+impl Encoder for RawClientCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawClientCodec {
+    type Item = GoalStateOperationReply;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        GoalStateOperationReply::decode(bytes)
+            .map(Some)
+            .map_err(|e| Status::new(Code::Internal, e.to_string()))
+    }
+}
+
+#[derive(Debug)]
+struct Pool {
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+    warmed: tokio::sync::OnceCell<()>,
+}
+
+struct Pending {
+    message: HostMessage,
+    merged: u32,
+    waiters: Vec<oneshot::Sender<HostResult>>,
+}
+
+/// Pushes goal states to hosts.
+pub struct Ncm {
+    cfg: PushConfig,
+    pools: Mutex<HashMap<Ipv4Addr, Arc<Pool>>>,
+    limit: Arc<Semaphore>,
+    pending: Mutex<HashMap<Ipv4Addr, Pending>>,
+}
+
+impl std::fmt::Debug for Ncm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ncm").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl Ncm {
+    /// A pusher with `cfg`.
+    pub fn new(cfg: PushConfig) -> Arc<Self> {
+        let limit = Arc::new(Semaphore::new(cfg.max_concurrent_pushes.max(1)));
+        Arc::new(Self {
+            cfg,
+            pools: Mutex::default(),
+            limit,
+            pending: Mutex::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PushConfig {
+        &self.cfg
+    }
+
+    /// Pushes every message concurrently (bounded) and returns one result per push.
+    pub async fn push_all(self: &Arc<Self>, messages: Vec<HostMessage>) -> Vec<HostResult> {
+        let pushes = messages.into_iter().map(|m| {
+            let ncm = self.clone();
+            async move { ncm.push(m).await }
+        });
+        futures_util::future::join_all(pushes).await
+    }
+
+    /// Pushes one message, coalesced with others for the same host when configured.
+    pub async fn push(self: &Arc<Self>, message: HostMessage) -> HostResult {
+        if self.cfg.coalesce_window.is_zero() {
+            return self.send(message, 1).await;
+        }
+        let host = message.host;
+        let (tx, rx) = oneshot::channel();
+        let first = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            match pending.get_mut(&host) {
+                Some(p) => {
+                    let mut buf = BytesMut::with_capacity(p.message.bytes.len() + message.bytes.len());
+                    buf.put(p.message.bytes.clone());
+                    buf.put(message.bytes);
+                    p.message.bytes = buf.freeze();
+                    add_counts(&mut p.message.counts, &message.counts);
+                    p.message.counts.bytes = p.message.bytes.len() as u64;
+                    p.merged += 1;
+                    p.waiters.push(tx);
+                    false
+                }
+                None => {
+                    pending.insert(
+                        host,
+                        Pending {
+                            message,
+                            merged: 1,
+                            waiters: vec![tx],
+                        },
+                    );
+                    true
+                }
+            }
+        };
+        if first {
+            let ncm = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(ncm.cfg.coalesce_window).await;
+                let p = ncm.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&host);
+                if let Some(p) = p {
+                    let result = ncm.send(p.message, p.merged).await;
+                    for w in p.waiters {
+                        let _ = w.send(result.clone());
+                    }
+                }
+            });
+        }
+        rx.await.unwrap_or_else(|_| HostResult {
+            host,
+            ok: false,
+            error: Some("push task ended without a result".into()),
+            elapsed_us: 0,
+            agent_total_us: None,
+            counts: MessageCounts::default(),
+            merged: 0,
+        })
+    }
+
+    fn pool(&self, host: Ipv4Addr) -> Result<Arc<Pool>, String> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pools.get(&host) {
+            return Ok(p.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{host}:{}", self.cfg.agent_port))
+            .map_err(|e| e.to_string())?
+            .tcp_nodelay(true)
+            .connect_timeout(self.cfg.host_timeout)
+            .initial_stream_window_size(Some(2 << 20))
+            .initial_connection_window_size(Some(8 << 20));
+        let channels = (0..self.cfg.channels_per_host.max(1))
+            .map(|_| endpoint.connect_lazy())
+            .collect();
+        let pool = Arc::new(Pool {
+            channels,
+            next: AtomicUsize::new(0),
+            warmed: Default::default(),
+        });
+        pools.insert(host, pool.clone());
+        Ok(pool)
+    }
+
+    async fn send(&self, message: HostMessage, merged: u32) -> HostResult {
+        let started = Instant::now();
+        let host = message.host;
+        let counts = message.counts;
+        let outcome = async {
+            let _permit = self.limit.acquire().await.map_err(|e| e.to_string())?;
+            let pool = self.pool(host)?;
+            // The timeout covers the warm-up too: a host that accepts connections and never
+            // answers must not hold the API.
+            let exchange = async {
+                if self.cfg.warmup && self.cfg.protocol == PushProtocol::V2 {
+                    pool.warmed
+                        .get_or_init(|| async {
+                            for ch in &pool.channels {
+                                let _ = call_v2(ch.clone(), empty_goal_state()).await;
+                            }
+                        })
+                        .await;
+                }
+                let ch = pool.channels[pool.next.fetch_add(1, Ordering::Relaxed) % pool.channels.len()].clone();
+                match self.cfg.protocol {
+                    PushProtocol::V2 => call_v2(ch, message.bytes).await,
+                    PushProtocol::V1 => {
+                        let v1 = message.to_v1().map_err(|e| Status::internal(e.to_string()))?;
+                        call_v1(ch, v1).await
+                    }
+                }
+            };
+            match tokio::time::timeout(self.cfg.host_timeout, exchange).await {
+                Err(_) => Err(format!("no reply within {:?}", self.cfg.host_timeout)),
+                Ok(Err(status)) => Err(format!("{}: {}", status.code(), status.message())),
+                Ok(Ok(reply)) => Ok(reply),
+            }
+        }
+        .await;
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        match outcome {
+            Ok(reply) => {
+                let failed: Vec<&str> = reply
+                    .operation_statuses
+                    .iter()
+                    .filter(|s| s.operation_status() == OperationStatus::Failure)
+                    .map(|s| s.resource_id.as_str())
+                    .collect();
+                HostResult {
+                    host,
+                    ok: failed.is_empty(),
+                    error: (!failed.is_empty())
+                        .then(|| format!("FAILURE for {} resource(s): {}", failed.len(), failed.join(", "))),
+                    elapsed_us,
+                    agent_total_us: Some(reply.message_total_operation_time),
+                    counts,
+                    merged,
+                }
+            }
+            Err(error) => HostResult {
+                host,
+                ok: false,
+                error: Some(error),
+                elapsed_us,
+                agent_total_us: None,
+                counts,
+                merged,
+            },
+        }
+    }
+}
+
+fn add_counts(a: &mut MessageCounts, b: &MessageCounts) {
+    a.ports += b.ports;
+    a.neighbors += b.neighbors;
+    a.remote_group_neighbors += b.remote_group_neighbors;
+    a.security_groups += b.security_groups;
+}
+
+fn empty_goal_state() -> Bytes {
+    Bytes::new()
+}
+
+async fn call_v2(ch: Channel, bytes: Bytes) -> Result<GoalStateOperationReply, Status> {
+    let mut grpc = tonic::client::Grpc::new(ch).max_decoding_message_size(64 << 20);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(PATH_V2);
+    let request = tonic::Request::new(futures_util::stream::iter([bytes]));
+    let mut replies = grpc.streaming(request, path, RawClientCodec).await?.into_inner();
+    replies
+        .message()
+        .await?
+        .ok_or_else(|| Status::internal("the agent finished the stream without a reply"))
+}
+
+async fn call_v1(ch: Channel, bytes: Bytes) -> Result<GoalStateOperationReply, Status> {
+    let mut grpc = tonic::client::Grpc::new(ch).max_decoding_message_size(64 << 20);
+    grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(PATH_V1);
+    Ok(grpc
+        .unary(tonic::Request::new(bytes), path, RawClientCodec)
+        .await?
+        .into_inner())
+}
