@@ -132,7 +132,7 @@ struct PortEntry {
 
 /// The DPM's caches: bound ports per subnet and per security group, hosts per subnet, and in
 /// incremental mode what each host has been sent.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Dpm {
     mode: FanoutMode,
     entries: FxHashMap<String, PortEntry>,
@@ -499,11 +499,14 @@ impl Dpm {
         true
     }
 
-    /// Ports just bound to hosts (created with a binding, or bound by an update): updates the
-    /// caches and returns one message per affected host.
-    pub fn bind(&mut self, store: &Store, port_ids: &[String]) -> Vec<HostMessage> {
-        let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
-        // Cache first, so that every new port is a neighbor of the others in the same batch.
+    /// Adds bound ports to the caches without computing goal states: for a control plane that
+    /// takes over ports its agents already hold (and for benchmarks of a large subnet).
+    pub fn preload(&mut self, store: &Store, port_ids: &[String]) {
+        self.index(store, port_ids);
+    }
+
+    /// Caches bound ports (entries, subnet and group membership); returns them with their hosts.
+    fn index<'s>(&mut self, store: &'s Store, port_ids: &[String]) -> Vec<(&'s Port, Ipv4Addr)> {
         let mut new_ports = Vec::with_capacity(port_ids.len());
         for id in port_ids {
             let Some(port) = store.ports.get(id) else { continue };
@@ -528,6 +531,15 @@ impl Dpm {
             self.entries.insert(id.clone(), entry);
             new_ports.push((port, host));
         }
+        new_ports
+    }
+
+    /// Ports just bound to hosts (created with a binding, or bound by an update): updates the
+    /// caches and returns one message per affected host.
+    pub fn bind(&mut self, store: &Store, port_ids: &[String]) -> Vec<HostMessage> {
+        let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
+        // Cache first, so that every new port is a neighbor of the others in the same batch.
+        let new_ports = self.index(store, port_ids);
 
         for &(port, host) in &new_ports {
             let node = port.host_id.as_deref().and_then(|h| store.node_by_name(h));
@@ -546,11 +558,13 @@ impl Dpm {
                 if let Some(s) = subnet_state(store, &f.subnet_id) {
                     b.gs.subnet_states.insert(f.subnet_id.clone(), s);
                 }
-                // L2: every bound port of the subnet.
-                let members = self.subnet_ports.get(&f.subnet_id).cloned().unwrap_or_default();
+                // L2: every bound port of the subnet. (The list is taken out and put back rather
+                // than cloned: it can hold 100k ids.)
+                let members = self.subnet_ports.remove(&f.subnet_id).unwrap_or_default();
                 for m in &members {
                     self.add_neighbor(&mut b, host, NeighborType::L2, m, multi_subnet);
                 }
+                self.subnet_ports.insert(f.subnet_id.clone(), members);
                 // L3: every bound port of the other subnets on the same router.
                 if let Some(router) = store.subnets.get(&f.subnet_id).and_then(|s| s.router_id.clone()) {
                     if let Some(r) = router_state(store, &router, &dvr) {
@@ -560,10 +574,11 @@ impl Dpm {
                         if let Some(s) = subnet_state(store, peer) {
                             b.gs.subnet_states.insert(peer.to_owned(), s);
                         }
-                        let members = self.subnet_ports.get(peer).cloned().unwrap_or_default();
+                        let members = self.subnet_ports.remove(peer).unwrap_or_default();
                         for m in &members {
                             self.add_neighbor(&mut b, host, NeighborType::L3, m, true);
                         }
+                        self.subnet_ports.insert(peer.to_owned(), members);
                     }
                 }
             }
@@ -578,7 +593,7 @@ impl Dpm {
                     .map(|sg| sg.rules.iter().filter_map(|r| r.remote_group_id.clone()).collect())
                     .unwrap_or_default();
                 for remote in remotes {
-                    let members = self.sg_members.get(&remote).cloned().unwrap_or_default();
+                    let members = self.sg_members.remove(&remote).unwrap_or_default();
                     for m in &members {
                         if m == &port.id {
                             continue;
@@ -588,43 +603,27 @@ impl Dpm {
                             self.add_subnets_of(store, &mut b, m);
                         }
                     }
+                    self.sg_members.insert(remote, members);
                 }
             }
             builders.insert(host, b);
         }
 
-        // The other hosts learn the new ports.
+        // The other hosts learn the new ports: L2 where they hold ports of the same subnet, L3
+        // where they hold ports of another subnet on the same router.
         for &(port, host) in &new_ports {
             for f in &port.fixed_ips {
-                let hosts: Vec<Ipv4Addr> = self
-                    .subnet_hosts
-                    .get(&f.subnet_id)
-                    .map(|h| h.keys().copied().collect())
-                    .unwrap_or_default();
-                for other in hosts.into_iter().filter(|h| *h != host) {
-                    let mut b = builders.remove(&other).unwrap_or_default();
-                    if self.add_neighbor(&mut b, other, NeighborType::L2, &port.id, true)
-                        && let Some(s) = subnet_state(store, &f.subnet_id)
-                    {
-                        b.gs.subnet_states.insert(f.subnet_id.clone(), s);
-                    }
-                    builders.insert(other, b);
-                }
+                self.tell_hosts_of(
+                    store,
+                    &mut builders,
+                    &f.subnet_id,
+                    host,
+                    NeighborType::L2,
+                    port,
+                    &f.subnet_id,
+                );
                 for peer in Self::router_peers(store, &f.subnet_id) {
-                    let hosts: Vec<Ipv4Addr> = self
-                        .subnet_hosts
-                        .get(peer)
-                        .map(|h| h.keys().copied().collect())
-                        .unwrap_or_default();
-                    for other in hosts.into_iter().filter(|h| *h != host) {
-                        let mut b = builders.remove(&other).unwrap_or_default();
-                        if self.add_neighbor(&mut b, other, NeighborType::L3, &port.id, true)
-                            && let Some(s) = subnet_state(store, &f.subnet_id)
-                        {
-                            b.gs.subnet_states.insert(f.subnet_id.clone(), s);
-                        }
-                        builders.insert(other, b);
-                    }
+                    self.tell_hosts_of(store, &mut builders, peer, host, NeighborType::L3, port, &f.subnet_id);
                 }
             }
             // Hosts holding ports of groups that name one of this port's groups as remote.
@@ -651,6 +650,35 @@ impl Dpm {
             .filter(|(_, b)| !b.is_empty())
             .map(|(h, b)| b.finish(h))
             .collect()
+    }
+
+    /// Adds `port` as a `kind` neighbor, with its subnet's state, to the message of every host
+    /// (but `except`) that holds ports in `holders_of`.
+    #[allow(clippy::too_many_arguments)]
+    fn tell_hosts_of(
+        &mut self,
+        store: &Store,
+        builders: &mut BTreeMap<Ipv4Addr, Builder>,
+        holders_of: &str,
+        except: Ipv4Addr,
+        kind: NeighborType,
+        port: &Port,
+        port_subnet: &str,
+    ) {
+        let hosts: Vec<Ipv4Addr> = self
+            .subnet_hosts
+            .get(holders_of)
+            .map(|h| h.keys().copied().collect())
+            .unwrap_or_default();
+        for other in hosts.into_iter().filter(|h| *h != except) {
+            let mut b = builders.remove(&other).unwrap_or_default();
+            if self.add_neighbor(&mut b, other, kind, &port.id, true)
+                && let Some(s) = subnet_state(store, port_subnet)
+            {
+                b.gs.subnet_states.insert(port_subnet.to_owned(), s);
+            }
+            builders.insert(other, b);
+        }
     }
 
     /// The subnet states a neighbor refers to (the agent looks them up in the same message).
@@ -802,10 +830,11 @@ impl Dpm {
                     if let Some(s) = subnet_state(store, peer) {
                         b.gs.subnet_states.insert(peer.to_owned(), s);
                     }
-                    let members = self.subnet_ports.get(peer).cloned().unwrap_or_default();
+                    let members = self.subnet_ports.remove(peer).unwrap_or_default();
                     for m in &members {
                         self.add_neighbor(&mut b, host, NeighborType::L3, m, true);
                     }
+                    self.subnet_ports.insert(peer.to_owned(), members);
                 }
                 builders.insert(host, b);
             }

@@ -30,6 +30,9 @@ pub use error::ApiError;
 pub use metrics::{Metrics, RequestRecord};
 pub use ncm::{HostResult, Ncm, PushConfig, PushProtocol};
 
+/// How long `incremental` fan-out waits to merge messages bound for the same host.
+pub const INCREMENTAL_COALESCE_WINDOW: Duration = Duration::from_millis(2);
+
 /// Alcor's per-service REST ports (VPC, subnet, route, port, node, security group, API gateway).
 pub const SERVICE_PORTS: [u16; 7] = [9001, 9002, 9003, 9006, 9007, 9008, 9009];
 
@@ -73,7 +76,13 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Binds every listener and starts serving.
-    pub async fn start(config: ControlPlaneConfig) -> std::io::Result<Self> {
+    pub async fn start(mut config: ControlPlaneConfig) -> std::io::Result<Self> {
+        if config.push.coalesce_window.is_none() {
+            config.push.coalesce_window = Some(match config.fanout {
+                FanoutMode::Incremental => INCREMENTAL_COALESCE_WINDOW,
+                FanoutMode::Alcor => Duration::ZERO,
+            });
+        }
         if !config.listen.ip().is_loopback() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,

@@ -15,14 +15,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alcor_schema::codec::RawClientCodec;
 use alcor_schema::{GoalStateOperationReply, OperationStatus};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use prost::Message;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, oneshot};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
 
 use crate::dpm::{HostMessage, MessageCounts};
 
@@ -68,9 +67,10 @@ pub struct PushConfig {
     pub host_timeout: Duration,
     /// The port agents listen on (Alcor dials 50001 whatever the node registered).
     pub agent_port: u16,
-    /// Coalesce messages for one host arriving within this window (0: off).
+    /// Coalesce messages for one host arriving within this window (0: off). Unset: the fan-out
+    /// mode decides (`incremental` coalesces within 2 ms, `alcor` does not, as Alcor).
     #[serde(with = "humantime_serde")]
-    pub coalesce_window: Duration,
+    pub coalesce_window: Option<Duration>,
 }
 
 impl Default for PushConfig {
@@ -82,7 +82,7 @@ impl Default for PushConfig {
             max_concurrent_pushes: 512,
             host_timeout: Duration::from_secs(30),
             agent_port: alcor_schema::AGENT_GRPC_PORT,
-            coalesce_window: Duration::ZERO,
+            coalesce_window: None,
         }
     }
 }
@@ -106,43 +106,6 @@ pub struct HostResult {
     pub counts: MessageCounts,
     /// Messages merged into this push (1 unless coalesced).
     pub merged: u32,
-}
-
-/// Sends raw, already-encoded requests and decodes replies.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawClientCodec;
-
-impl Codec for RawClientCodec {
-    type Encode = Bytes;
-    type Decode = GoalStateOperationReply;
-    type Encoder = Self;
-    type Decoder = Self;
-    fn encoder(&mut self) -> Self {
-        Self
-    }
-    fn decoder(&mut self) -> Self {
-        Self
-    }
-}
-
-impl Encoder for RawClientCodec {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawClientCodec {
-    type Item = GoalStateOperationReply;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        GoalStateOperationReply::decode(bytes)
-            .map(Some)
-            .map_err(|e| Status::new(Code::Internal, e.to_string()))
-    }
 }
 
 #[derive(Debug)]
@@ -200,7 +163,8 @@ impl Ncm {
 
     /// Pushes one message, coalesced with others for the same host when configured.
     pub async fn push(self: &Arc<Self>, message: HostMessage) -> HostResult {
-        if self.cfg.coalesce_window.is_zero() {
+        let window = self.cfg.coalesce_window.unwrap_or_default();
+        if window.is_zero() {
             return self.send(message, 1).await;
         }
         let host = message.host;
@@ -235,7 +199,7 @@ impl Ncm {
         if first {
             let ncm = self.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(ncm.cfg.coalesce_window).await;
+                tokio::time::sleep(window).await;
                 let p = ncm.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&host);
                 if let Some(p) = p {
                     let result = ncm.send(p.message, p.merged).await;

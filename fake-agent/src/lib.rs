@@ -13,7 +13,6 @@
 pub mod agent;
 pub mod apply;
 pub mod clock;
-pub mod codec;
 pub mod cost;
 pub mod event;
 pub mod export;

@@ -1,5 +1,6 @@
 //! The `alcor.schema.GoalStateProvisioner` service of one agent, routed by hand over
-//! [`RawRequestCodec`] (see the codec module for why).
+//! [`RawRequestCodec`]: tonic's generated server decodes before the handler runs, and an agent
+//! must report each message's size and time its own decoding.
 //!
 //! - `PushGoalStatesStream`: reads exactly one GoalStateV2, replies once and finishes the stream
 //!   with OK, as the real agent does. A stream the caller leaves open (NCM's warm-up) ends with
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use alcor_schema::GoalStateOperationReply;
+use alcor_schema::codec::RawRequestCodec;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, stream};
 use tonic::codegen::{BoxFuture, StdError, http};
@@ -20,7 +22,6 @@ use tonic::server::{Grpc, NamedService, StreamingService, UnaryService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::agent::{Agent, InFlight};
-use crate::codec::RawRequestCodec;
 use crate::event::Rpc;
 
 const PATH_V1: &str = "/alcor.schema.GoalStateProvisioner/PushNetworkResourceStates";

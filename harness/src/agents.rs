@@ -117,15 +117,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     }
 
     // Ctrl-C stops the fleet with or without --duration, and always prints the summary.
-    let stop = async {
-        match args.duration {
-            Some(d) => tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = shutdown_signal() => {}
-            },
-            None => shutdown_signal().await,
-        }
-    };
+    let stop = crate::signal::stop(args.duration);
     tokio::pin!(stop);
     let mut ticker = tokio::time::interval(Duration::from_secs(10));
     ticker.tick().await;
@@ -147,25 +139,6 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     fleet.shutdown(Duration::from_secs(5)).await;
     print_summary(&stats, uptime);
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM where there is one.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn print_summary(s: &AgentStats, uptime: Duration) {

@@ -3,7 +3,9 @@
 //! A thin command line over the workspace's libraries.
 
 mod agents;
+mod control_plane_cmd;
 mod register;
+mod signal;
 
 use std::process::ExitCode;
 
@@ -48,6 +50,8 @@ struct Cli {
 enum Command {
     /// Run a fleet of simulated host agents (real gRPC GoalStateProvisioner servers on loopback).
     Agents(agents::AgentsArgs),
+    /// Run the reference control plane alone (Alcor's REST API, goal states, gRPC push).
+    ControlPlane(control_plane_cmd::ControlPlaneArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Agents(args) => agents::run(args).await,
+            Command::ControlPlane(args) => control_plane_cmd::run(args).await,
         }
     });
     match result {

@@ -4,8 +4,8 @@
 //!
 //! Wire compatibility is what matters here: package name, message numbers and field numbers equal
 //! Alcor's (including the post-August-2022 neighbor numbering and the `uint64` subnet
-//! `tunnel_id`). This crate holds the generated code and a few constants about the wire, nothing
-//! else.
+//! `tunnel_id`). This crate holds the generated code, a few constants about the wire, and
+//! [`codec`]s for messages encoded elsewhere; nothing else.
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
@@ -19,6 +19,8 @@ pub mod alcor {
 }
 
 pub use alcor::schema::*;
+
+pub mod codec;
 
 /// Port on which Alcor's controllers dial every agent (hard-coded in NCM and DPM).
 pub const AGENT_GRPC_PORT: u16 = 50001;

@@ -4,13 +4,12 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use alcor_schema::GoalStateOperationReply;
+use alcor_schema::codec::RawClientCodec;
 use alcor_schema::goal_state_provisioner_client::GoalStateProvisionerClient;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use fake_agent::{AgentConfig, Fleet, FleetConfig};
-use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 
 /// Starts `count` agents from `base` on free ports (tests run in parallel; each uses its own
 /// base address).
@@ -52,43 +51,6 @@ pub async fn push_v2(
     Ok(reply)
 }
 
-/// Sends arbitrary bytes as the request message and decodes the reply with prost.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = GoalStateOperationReply;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> Self {
-        RawCodec
-    }
-    fn decoder(&mut self) -> Self {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = GoalStateOperationReply;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        GoalStateOperationReply::decode(bytes)
-            .map(Some)
-            .map_err(|e| Status::new(Code::Internal, e.to_string()))
-    }
-}
-
 /// Sends `bytes` on `path` as a unary call (`stream` false) or as the one message of a stream.
 pub async fn send_raw(
     addr: SocketAddr,
@@ -101,11 +63,11 @@ pub async fn send_raw(
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
     if stream {
         let req = tonic::Request::new(tokio_stream::iter([bytes]));
-        let mut replies = grpc.streaming(req, path, RawCodec).await?.into_inner();
+        let mut replies = grpc.streaming(req, path, RawClientCodec).await?.into_inner();
         replies.message().await?.ok_or_else(|| Status::internal("no reply"))
     } else {
         Ok(grpc
-            .unary(tonic::Request::new(bytes), path, RawCodec)
+            .unary(tonic::Request::new(bytes), path, RawClientCodec)
             .await?
             .into_inner())
     }

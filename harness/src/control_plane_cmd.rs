@@ -1,0 +1,89 @@
+//! `alcor-scale control-plane`: runs the reference control plane alone, for a fleet started with
+//! `alcor-scale agents` or any agents on loopback.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use control_plane::{ControlPlane, ControlPlaneConfig, FanoutMode, PushConfig, PushProtocol};
+
+use crate::UsageError;
+
+/// Options of `alcor-scale control-plane`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  alcor-scale control-plane
+  alcor-scale control-plane --per-service-ports --fanout incremental
+  alcor-scale agents --count 50 --register-with http://127.0.0.1:9009 &   # then drive the REST API")]
+pub struct ControlPlaneArgs {
+    /// REST listen address (loopback only).
+    #[arg(long, default_value = "127.0.0.1:9009")]
+    listen: SocketAddr,
+    /// Listen on Alcor's per-service ports (9001 … 9009) of --listen's address instead.
+    #[arg(long)]
+    per_service_ports: bool,
+    /// Neighbor fan-out: alcor (as Alcor V2) or incremental (only what each host lacks).
+    #[arg(long, default_value = "alcor")]
+    fanout: FanoutMode,
+    /// Southbound RPC: v2 (PushGoalStatesStream) or v1 (PushNetworkResourceStates).
+    #[arg(long, default_value = "v2")]
+    push: PushProtocol,
+    /// gRPC channels per host.
+    #[arg(long, default_value_t = 2)]
+    channels_per_host: usize,
+    /// Port the agents listen on.
+    #[arg(long, default_value_t = alcor_schema::AGENT_GRPC_PORT)]
+    agent_port: u16,
+    /// How long one host may take to reply (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    host_timeout: Duration,
+    /// Coalesce messages to one host arriving within this window (e.g. 2ms; 0 = off). Default:
+    /// 2ms with --fanout incremental, off with alcor.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    coalesce: Option<Duration>,
+    /// Answer port requests before the push ends.
+    #[arg(long = "async")]
+    async_push: bool,
+    /// Stop after this long instead of waiting for Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+}
+
+/// Runs the control plane until Ctrl-C (or `--duration`).
+pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() {
+        return Err(UsageError(anyhow::anyhow!("--listen {} is not a loopback address", args.listen)).into());
+    }
+    let cfg = ControlPlaneConfig {
+        listen: args.listen,
+        per_service_ports: args.per_service_ports,
+        fanout: args.fanout,
+        push: PushConfig {
+            protocol: args.push,
+            channels_per_host: args.channels_per_host.max(1),
+            agent_port: args.agent_port,
+            host_timeout: args.host_timeout,
+            coalesce_window: args.coalesce,
+            ..PushConfig::default()
+        },
+        async_push: args.async_push,
+    };
+    let started = Instant::now();
+    let cp = ControlPlane::start(cfg).await.context("starting the control plane")?;
+    let addrs: Vec<String> = cp.addrs().iter().map(|a| format!("http://{a}")).collect();
+    println!(
+        "control plane listening on {} (fan-out {}, push {:?})",
+        addrs.join(", "),
+        args.fanout,
+        args.push
+    );
+    crate::signal::stop(args.duration).await;
+    let (neighbors, remote) = cp.metrics().neighbor_totals();
+    cp.shutdown(Duration::from_secs(5)).await;
+    println!(
+        "stopped after {:.1?}: {neighbors} neighbor states pushed ({remote} for remote-group rules)",
+        started.elapsed()
+    );
+    Ok(())
+}
