@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use alcor_schema::port_configuration::{AllowAddressPair, FixedIp as PortFixedIp, SecurityGroupId};
 use alcor_schema::router_configuration::{RoutingRule, SubnetRoutingTable};
@@ -144,6 +145,8 @@ pub struct Dpm {
     sg_members: FxHashMap<String, Vec<String>>,
     /// Incremental mode: neighbors each host holds.
     known: FxHashMap<Ipv4Addr, FxHashSet<NeighborRef>>,
+    /// Time the last computation spent encoding its messages.
+    last_encode: Duration,
 }
 
 /// Collects the states bound for one host.
@@ -430,6 +433,24 @@ impl Dpm {
         self.mode
     }
 
+    /// How long the last `bind`, `unbind` or `router_attached` spent encoding (included in its
+    /// total time).
+    pub fn last_encode(&self) -> Duration {
+        self.last_encode
+    }
+
+    /// Encodes every non-empty message, timing it.
+    fn finish(&mut self, builders: BTreeMap<Ipv4Addr, Builder>) -> Vec<HostMessage> {
+        let started = Instant::now();
+        let out = builders
+            .into_iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(h, b)| b.finish(h))
+            .collect();
+        self.last_encode = started.elapsed();
+        out
+    }
+
     /// Bound ports in a subnet.
     pub fn subnet_port_count(&self, subnet_id: &str) -> usize {
         self.subnet_ports.get(subnet_id).map_or(0, Vec::len)
@@ -645,11 +666,7 @@ impl Dpm {
                 }
             }
         }
-        builders
-            .into_iter()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(h, b)| b.finish(h))
-            .collect()
+        self.finish(builders)
     }
 
     /// Adds `port` as a `kind` neighbor, with its subnet's state, to the message of every host
@@ -795,11 +812,7 @@ impl Dpm {
                 }
             }
         }
-        builders
-            .into_iter()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(h, b)| b.finish(h))
-            .collect()
+        self.finish(builders)
     }
 
     /// A subnet was attached to a router: every host with ports on the router's subnets learns
@@ -839,11 +852,7 @@ impl Dpm {
                 builders.insert(host, b);
             }
         }
-        builders
-            .into_iter()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(h, b)| b.finish(h))
-            .collect()
+        self.finish(builders)
     }
 }
 

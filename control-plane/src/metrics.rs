@@ -26,8 +26,10 @@ pub struct RequestRecord {
     pub started: Instant,
     /// Validation and store update.
     pub store: Duration,
-    /// Goal-state computation, including encoding.
+    /// Goal-state computation, encoding excluded.
     pub compute: Duration,
+    /// Encoding the goal states.
+    pub encode: Duration,
     /// From the first push to the last reply (zero when nothing was pushed or when answered
     /// asynchronously before the push ended).
     pub push: Duration,
@@ -106,7 +108,12 @@ impl Default for Metrics {
 impl Metrics {
     /// Records a finished request and hands it to the subscriber, if any.
     pub fn record(&self, r: RequestRecord) {
-        for (stage, d) in [("store", r.store), ("compute", r.compute), ("push", r.push)] {
+        for (stage, d) in [
+            ("store", r.store),
+            ("compute", r.compute),
+            ("encode", r.encode),
+            ("push", r.push),
+        ] {
             self.stages
                 .get_or_create(&StageLabels { op: r.op, stage })
                 .observe(d.as_secs_f64());

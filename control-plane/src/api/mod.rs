@@ -58,10 +58,10 @@ impl AppState {
         op: &'static str,
         port_ids: Vec<String>,
         started: Instant,
-        store: std::time::Duration,
-        compute: std::time::Duration,
+        stages: Stages,
         messages: Vec<HostMessage>,
     ) -> Vec<HostResult> {
+        let Stages { store, compute, encode } = stages;
         let run = {
             let (ncm, metrics) = (self.ncm.clone(), self.metrics.clone());
             async move {
@@ -78,6 +78,7 @@ impl AppState {
                     started,
                     store,
                     compute,
+                    encode,
                     push,
                     hosts: hosts.clone(),
                 });
@@ -89,6 +90,28 @@ impl AppState {
             Vec::new()
         } else {
             run.await
+        }
+    }
+}
+
+/// Time spent before the push: validating and storing, computing goal states, encoding them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Stages {
+    pub(crate) store: std::time::Duration,
+    pub(crate) compute: std::time::Duration,
+    pub(crate) encode: std::time::Duration,
+}
+
+impl Stages {
+    /// Stages of a request that started at `started`, stored by `stored` (elapsed), and whose
+    /// goal-state computation (`dpm`'s last one) has just finished.
+    pub(crate) fn after(started: Instant, stored: std::time::Duration, dpm: &Dpm) -> Self {
+        let encode = dpm.last_encode();
+        let compute = started.elapsed().saturating_sub(stored).saturating_sub(encode);
+        Self {
+            store: stored,
+            compute,
+            encode,
         }
     }
 }

@@ -11,7 +11,7 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, parse, project};
+use super::{AppState, Stages, parse, project};
 use crate::error::ApiError;
 use crate::model::ipam::default_gateway;
 use crate::model::{Ipam, Router, Store, Subnet, Vpc};
@@ -465,7 +465,7 @@ pub(crate) async fn add_router_interface(
     let started = Instant::now();
     let req: InterfaceReq = parse(&body)?;
     let subnet_id = req.subnet_id.ok_or_else(|| ApiError::bad("subnet_id", "required"))?;
-    let (out, messages, store_t, compute_t) = {
+    let (out, messages, stages) = {
         let mut guard = s.lock();
         let inner = &mut *guard;
         let store = &mut inner.store;
@@ -492,11 +492,9 @@ pub(crate) async fn add_router_interface(
         }
         let store_t = started.elapsed();
         let messages = inner.dpm.router_attached(&inner.store, &id);
-        (out, messages, store_t, started.elapsed() - store_t)
+        (out, messages, Stages::after(started, store_t, &inner.dpm))
     };
-    let hosts = s
-        .push("router_interface", Vec::new(), started, store_t, compute_t, messages)
-        .await;
+    let hosts = s.push("router_interface", Vec::new(), started, stages, messages).await;
     let mut out = out;
     out["dataplane"] = json!({ "results": hosts });
     Ok(Json(out))

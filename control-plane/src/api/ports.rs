@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::nodes::is_mac;
 use super::security_groups::default_group;
-use super::{AppState, Inner, parse, project};
+use super::{AppState, Inner, Stages, parse, project};
 use crate::error::ApiError;
 use crate::model::{FixedIp, Port, Store};
 use crate::ncm::HostResult;
@@ -289,7 +289,7 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let started = Instant::now();
     let req: PortOne = parse(&body)?;
-    let (port, messages, store_t, compute_t) = {
+    let (port, messages, stages) = {
         let mut guard = s.lock();
         let Inner { store, dpm } = &mut *guard;
         let port = create_port(store, &pid, req.port, "port")?;
@@ -299,12 +299,10 @@ pub(crate) async fn create(
         } else {
             Vec::new()
         };
-        (port, messages, store_t, started.elapsed() - store_t)
+        (port, messages, Stages::after(started, store_t, dpm))
     };
     let ids = vec![port.id.clone()];
-    let hosts = s
-        .push("port_create", ids.clone(), started, store_t, compute_t, messages)
-        .await;
+    let hosts = s.push("port_create", ids.clone(), started, stages, messages).await;
     settle(&s, &ids, &hosts);
     let out = s
         .lock()
@@ -326,7 +324,7 @@ pub(crate) async fn create_bulk(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let started = Instant::now();
     let req: PortBulk = parse(&body)?;
-    let (ids, messages, store_t, compute_t) = {
+    let (ids, messages, stages) = {
         let mut guard = s.lock();
         let Inner { store, dpm } = &mut *guard;
         let mut created: Vec<String> = Vec::with_capacity(req.ports.len());
@@ -361,11 +359,9 @@ pub(crate) async fn create_bulk(
             .cloned()
             .collect();
         let messages = dpm.bind(store, &bound);
-        (created, messages, store_t, started.elapsed() - store_t)
+        (created, messages, Stages::after(started, store_t, dpm))
     };
-    let hosts = s
-        .push("port_bulk_create", ids.clone(), started, store_t, compute_t, messages)
-        .await;
+    let hosts = s.push("port_bulk_create", ids.clone(), started, stages, messages).await;
     settle(&s, &ids, &hosts);
     let inner = s.lock();
     let out: Vec<Value> = ids
@@ -408,7 +404,7 @@ pub(crate) async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let req = parse::<PortOne>(&body)?.port;
-    let (messages, store_t, compute_t) = {
+    let (messages, stages) = {
         let mut guard = s.lock();
         let Inner { store, dpm } = &mut *guard;
         let old = store
@@ -468,20 +464,29 @@ pub(crate) async fn update(
         store.ports.insert(id.clone(), new.clone());
         let store_t = started.elapsed();
         let mut messages = Vec::new();
+        let mut encode = std::time::Duration::ZERO;
         if rebind {
             if old.is_bound() {
                 messages.extend(dpm.unbind(store, std::slice::from_ref(&old)));
+                encode += dpm.last_encode();
             }
             if new.is_bound() {
                 messages.extend(dpm.bind(store, std::slice::from_ref(&id)));
+                encode += dpm.last_encode();
             }
         }
-        (messages, store_t, started.elapsed() - store_t)
+        let compute = started.elapsed().saturating_sub(store_t).saturating_sub(encode);
+        (
+            messages,
+            Stages {
+                store: store_t,
+                compute,
+                encode,
+            },
+        )
     };
     let ids = vec![id.clone()];
-    let hosts = s
-        .push("port_update", ids.clone(), started, store_t, compute_t, messages)
-        .await;
+    let hosts = s.push("port_update", ids.clone(), started, stages, messages).await;
     settle(&s, &ids, &hosts);
     let out = s.lock().store.ports.get(&id).map(port_json);
     Ok(Json(
@@ -501,7 +506,7 @@ pub(crate) async fn delete(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let started = Instant::now();
-    let (messages, store_t, compute_t) = {
+    let (messages, stages) = {
         let mut guard = s.lock();
         let Inner { store, dpm } = &mut *guard;
         let port = store
@@ -515,13 +520,11 @@ pub(crate) async fn delete(
         } else {
             Vec::new()
         };
-        let compute_t = started.elapsed() - t;
+        let stages = Stages::after(started, t, dpm);
         remove_port(store, &id);
-        (messages, t, compute_t)
+        (messages, stages)
     };
-    let hosts = s
-        .push("port_delete", vec![id], started, store_t, compute_t, messages)
-        .await;
+    let hosts = s.push("port_delete", vec![id], started, stages, messages).await;
     Ok((
         StatusCode::OK,
         Json(json!({ "dataplane": dataplane_json(&hosts, s.config.async_push) })),
