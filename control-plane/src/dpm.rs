@@ -588,19 +588,7 @@ impl Dpm {
                 self.subnet_ports.insert(f.subnet_id.clone(), members);
                 // L3: every bound port of the other subnets on the same router.
                 if let Some(router) = store.subnets.get(&f.subnet_id).and_then(|s| s.router_id.clone()) {
-                    if let Some(r) = router_state(store, &router, &dvr) {
-                        b.gs.router_states.insert(router.clone(), r);
-                    }
-                    for peer in Self::router_peers(store, &f.subnet_id) {
-                        if let Some(s) = subnet_state(store, peer) {
-                            b.gs.subnet_states.insert(peer.to_owned(), s);
-                        }
-                        let members = self.subnet_ports.remove(peer).unwrap_or_default();
-                        for m in &members {
-                            self.add_neighbor(&mut b, host, NeighborType::L3, m, true);
-                        }
-                        self.subnet_ports.insert(peer.to_owned(), members);
-                    }
+                    self.add_router_view(store, &mut b, host, &router, &f.subnet_id, &dvr);
                 }
             }
             // Security groups, and the members of every remote group their rules name.
@@ -667,6 +655,33 @@ impl Dpm {
             }
         }
         self.finish(builders)
+    }
+
+    /// What a host with ports in `subnet` needs of its router: the router state, and every bound
+    /// port of the router's other subnets as an L3 neighbor, with those subnets' states.
+    fn add_router_view(
+        &mut self,
+        store: &Store,
+        b: &mut Builder,
+        host: Ipv4Addr,
+        router: &str,
+        subnet: &str,
+        dvr: &str,
+    ) {
+        if let Some(r) = router_state(store, router, dvr) {
+            b.gs.router_states.insert(router.to_owned(), r);
+        }
+        for peer in Self::router_peers(store, subnet) {
+            if let Some(s) = subnet_state(store, peer) {
+                b.gs.subnet_states.insert(peer.to_owned(), s);
+            }
+            // Taken out and put back rather than cloned: the list can hold 100k ids.
+            let members = self.subnet_ports.remove(peer).unwrap_or_default();
+            for m in &members {
+                self.add_neighbor(b, host, NeighborType::L3, m, true);
+            }
+            self.subnet_ports.insert(peer.to_owned(), members);
+        }
     }
 
     /// Adds `port` as a `kind` neighbor, with its subnet's state, to the message of every host
@@ -836,19 +851,7 @@ impl Dpm {
                     .find(|n| n.local_ip == host)
                     .map(|n| n.host_dvr_mac.clone())
                     .unwrap_or_default();
-                if let Some(r) = router_state(store, router_id, &dvr) {
-                    b.gs.router_states.insert(router_id.to_owned(), r);
-                }
-                for peer in Self::router_peers(store, subnet) {
-                    if let Some(s) = subnet_state(store, peer) {
-                        b.gs.subnet_states.insert(peer.to_owned(), s);
-                    }
-                    let members = self.subnet_ports.remove(peer).unwrap_or_default();
-                    for m in &members {
-                        self.add_neighbor(&mut b, host, NeighborType::L3, m, true);
-                    }
-                    self.subnet_ports.insert(peer.to_owned(), members);
-                }
+                self.add_router_view(store, &mut b, host, router_id, subnet, &dvr);
                 builders.insert(host, b);
             }
         }

@@ -18,6 +18,20 @@ pub struct Env {
 /// `hosts` strict agents from `base` on port 50001, a control plane pushing to them, and every
 /// agent registered as node `host-{i}`.
 pub async fn start(base: [u8; 4], hosts: usize, fanout: FanoutMode) -> Env {
+    start_with(
+        base,
+        hosts,
+        PushConfig {
+            agent_port: 50001,
+            ..Default::default()
+        },
+        fanout,
+    )
+    .await
+}
+
+/// As [`start`], pushing with `push` (whose `agent_port` must be 50001).
+pub async fn start_with(base: [u8; 4], hosts: usize, push: PushConfig, fanout: FanoutMode) -> Env {
     let fleet_cfg = FleetConfig {
         count: hosts,
         base_ip: Ipv4Addr::from(base),
@@ -36,10 +50,7 @@ pub async fn start(base: [u8; 4], hosts: usize, fanout: FanoutMode) -> Env {
     let cfg = ControlPlaneConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         fanout,
-        push: PushConfig {
-            agent_port: 50001,
-            ..Default::default()
-        },
+        push,
         ..Default::default()
     };
     let cp = ControlPlane::start(cfg).await.expect("control plane starts");
