@@ -184,21 +184,21 @@ fn create_port(store: &mut Store, pid: &str, req: PortReq, field: &str) -> Resul
                 ip
             }
             None => {
-                // The lowest free address not already picked for this port.
-                let mut scratch = subnet.ipam.clone();
-                for x in fixed.iter().filter(|x| x.subnet_id == subnet_id) {
-                    scratch.take(x.ip);
-                }
-                for later in wanted
+                // The lowest free address not already picked for this port, earlier or later in
+                // its list (nothing is taken until every address is known).
+                let picked: Vec<Ipv4Addr> = fixed
                     .iter()
-                    .skip(i + 1)
-                    .filter(|x| x.subnet_id.as_deref() == Some(&subnet_id))
-                {
-                    if let Some(ip) = later.ip_address.as_deref().and_then(|a| a.parse().ok()) {
-                        scratch.take(ip);
-                    }
-                }
-                scratch.peek().ok_or_else(|| {
+                    .filter(|x| x.subnet_id == subnet_id)
+                    .map(|x| x.ip)
+                    .chain(
+                        wanted
+                            .iter()
+                            .skip(i + 1)
+                            .filter(|x| x.subnet_id.as_deref() == Some(&subnet_id))
+                            .filter_map(|x| x.ip_address.as_deref().and_then(|a| a.parse().ok())),
+                    )
+                    .collect();
+                subnet.ipam.peek_excluding(&picked).ok_or_else(|| {
                     ApiError::conflict(
                         ff("subnet_id"),
                         format!("subnet {subnet_id} ({}) is exhausted", subnet.cidr),

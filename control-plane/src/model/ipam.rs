@@ -56,13 +56,20 @@ impl Ipam {
 
     /// The next free address, without taking it.
     pub fn peek(&self) -> Option<Ipv4Addr> {
-        if let Some(&f) = self.free.iter().next() {
+        self.peek_excluding(&[])
+    }
+
+    /// The next free address that is not in `skip` (addresses already picked for a request but
+    /// not taken yet), without taking it.
+    pub fn peek_excluding(&self, skip: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+        let skipped = |v: u32| skip.contains(&Ipv4Addr::from(v));
+        if let Some(&f) = self.free.iter().find(|&&f| !skipped(f)) {
             return Some(Ipv4Addr::from(f));
         }
         let mut n = self.next;
         while n <= self.last() {
             let ip = Ipv4Addr::from(n);
-            if ip != self.gateway && !self.used.contains(&n) {
+            if ip != self.gateway && !self.used.contains(&n) && !skipped(n) {
                 return Some(ip);
             }
             n += 1;
@@ -129,5 +136,26 @@ mod tests {
         ipam.take("10.0.0.3".parse().unwrap());
         assert_eq!(ipam.peek(), Some("10.0.0.4".parse().unwrap()));
         assert!(ipam.in_use("10.0.0.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn peek_excluding_skips_picked_addresses_free_or_fresh() {
+        let net: Ipv4Net = "10.0.0.0/29".parse().unwrap();
+        let mut ipam = Ipam::new(net, default_gateway(net));
+        for ip in ["10.0.0.2", "10.0.0.3", "10.0.0.4"] {
+            ipam.take(ip.parse().unwrap());
+        }
+        ipam.release("10.0.0.3".parse().unwrap());
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(ipam.peek_excluding(&[]), Some(ip("10.0.0.3")));
+        assert_eq!(ipam.peek_excluding(&[ip("10.0.0.3")]), Some(ip("10.0.0.5")));
+        assert_eq!(
+            ipam.peek_excluding(&[ip("10.0.0.3"), ip("10.0.0.5")]),
+            Some(ip("10.0.0.6"))
+        );
+        assert_eq!(
+            ipam.peek_excluding(&[ip("10.0.0.3"), ip("10.0.0.5"), ip("10.0.0.6")]),
+            None
+        );
     }
 }
