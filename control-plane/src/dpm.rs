@@ -34,6 +34,7 @@ use alcor_schema::{
     VpcState, neighbor_configuration, neighbor_key,
 };
 use bytes::{BufMut, Bytes, BytesMut};
+use indexmap::IndexSet;
 use prost::Message;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
@@ -116,6 +117,10 @@ impl HostMessage {
     }
 }
 
+/// Port ids of a subnet or group: insertion order for building goal states, and O(1) removal
+/// (a delete in a 100k-port subnet must not scan it).
+type Members = IndexSet<String, rustc_hash::FxBuildHasher>;
+
 /// A neighbor as tracked per host in incremental mode.
 type NeighborRef = (NeighborType, String);
 
@@ -138,11 +143,11 @@ pub struct Dpm {
     mode: FanoutMode,
     entries: FxHashMap<String, PortEntry>,
     /// Bound ports per subnet, in binding order.
-    subnet_ports: FxHashMap<String, Vec<String>>,
+    subnet_ports: FxHashMap<String, Members>,
     /// Hosts with bound ports per subnet, with how many.
     subnet_hosts: FxHashMap<String, BTreeMap<Ipv4Addr, u32>>,
     /// Bound ports per security group.
-    sg_members: FxHashMap<String, Vec<String>>,
+    sg_members: FxHashMap<String, Members>,
     /// Incremental mode: neighbors each host holds.
     known: FxHashMap<Ipv4Addr, FxHashSet<NeighborRef>>,
     /// Time the last computation spent encoding its messages.
@@ -453,7 +458,7 @@ impl Dpm {
 
     /// Bound ports in a subnet.
     pub fn subnet_port_count(&self, subnet_id: &str) -> usize {
-        self.subnet_ports.get(subnet_id).map_or(0, Vec::len)
+        self.subnet_ports.get(subnet_id).map_or(0, Members::len)
     }
 
     /// Push target of a port's host, from the store.
@@ -536,11 +541,11 @@ impl Dpm {
             };
             let subnets: Vec<String> = port.fixed_ips.iter().map(|f| f.subnet_id.clone()).collect();
             for s in &subnets {
-                self.subnet_ports.entry(s.clone()).or_default().push(id.clone());
+                self.subnet_ports.entry(s.clone()).or_default().insert(id.clone());
                 *self.subnet_hosts.entry(s.clone()).or_default().entry(host).or_default() += 1;
             }
             for g in &port.security_groups {
-                self.sg_members.entry(g.clone()).or_default().push(id.clone());
+                self.sg_members.entry(g.clone()).or_default().insert(id.clone());
             }
             let entry = PortEntry {
                 host,
@@ -736,10 +741,8 @@ impl Dpm {
             };
             let host = entry.host;
             for s in &entry.subnets {
-                if let Some(list) = self.subnet_ports.get_mut(s)
-                    && let Some(i) = list.iter().position(|p| p == &port.id)
-                {
-                    list.swap_remove(i);
+                if let Some(list) = self.subnet_ports.get_mut(s) {
+                    list.swap_remove(&port.id);
                 }
                 if let Some(hosts) = self.subnet_hosts.get_mut(s)
                     && let Some(n) = hosts.get_mut(&host)
@@ -751,10 +754,8 @@ impl Dpm {
                 }
             }
             for g in &entry.security_groups {
-                if let Some(list) = self.sg_members.get_mut(g)
-                    && let Some(i) = list.iter().position(|p| p == &port.id)
-                {
-                    list.swap_remove(i);
+                if let Some(list) = self.sg_members.get_mut(g) {
+                    list.swap_remove(&port.id);
                 }
             }
 
