@@ -10,15 +10,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_on_one_host_are_merged_and_all_programmed() {
     let env = start([127, 4, 30, 1], 2, FanoutMode::Incremental).await;
-    let vpc = env
-        .post(&format!("/project/{PID}/vpcs"), json!({ "network": {} }))
-        .await;
-    let vpc = vpc["network"]["id"].as_str().unwrap().to_owned();
-    env.post(
-        &format!("/project/{PID}/subnets"),
-        json!({ "subnet": { "network_id": vpc, "cidr": "10.0.0.0/24" } }),
-    )
-    .await;
+    let (vpc, _) = env.vpc_with_subnet("10.0.0.0/24").await;
     let before = env.fleet.stats().messages;
     let path = format!("/project/{PID}/ports");
     let creates = (0..20).map(|i| {

@@ -11,18 +11,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 async fn setup(env: &Env) -> (String, String, String) {
-    let vpc = env
-        .post(&format!("/project/{PID}/vpcs"), json!({ "network": { "name": "v" } }))
-        .await;
-    let vpc_id = vpc["network"]["id"].as_str().unwrap().to_owned();
     // A /29: five assignable addresses after the gateway.
-    let s = env
-        .post(
-            &format!("/project/{PID}/subnets"),
-            json!({ "subnet": { "network_id": vpc_id, "cidr": "10.9.0.0/29" } }),
-        )
-        .await;
-    let subnet_id = s["subnet"]["id"].as_str().unwrap().to_owned();
+    let (vpc_id, subnet_id) = env.vpc_with_subnet("10.9.0.0/29").await;
     let sg = env
         .post(
             &format!("/project/{PID}/security-groups"),

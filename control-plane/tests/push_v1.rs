@@ -20,15 +20,7 @@ async fn v1_pushes_program_strict_agents() {
     let env = start_with([127, 4, 40, 1], 2, push, FanoutMode::Alcor).await;
     let mut events = env.fleet.subscribe();
     let mut records = env.cp.subscribe();
-    let vpc = env
-        .post(&format!("/project/{PID}/vpcs"), json!({ "network": {} }))
-        .await;
-    let vpc = vpc["network"]["id"].as_str().unwrap().to_owned();
-    env.post(
-        &format!("/project/{PID}/subnets"),
-        json!({ "subnet": { "network_id": vpc, "cidr": "10.0.0.0/24" } }),
-    )
-    .await;
+    let (vpc, _) = env.vpc_with_subnet("10.0.0.0/24").await;
     let mut ids = Vec::new();
     for host in ["host-0", "host-1"] {
         let out = env

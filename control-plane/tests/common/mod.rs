@@ -76,6 +76,21 @@ impl Env {
         format!("{}{}", self.cp.base_url(), path)
     }
 
+    /// Creates a VPC with one subnet of `cidr`; returns (network id, subnet id).
+    pub async fn vpc_with_subnet(&self, cidr: &str) -> (String, String) {
+        let vpc = self
+            .post(&format!("/project/{PID}/vpcs"), json!({ "network": {} }))
+            .await;
+        let vpc = vpc["network"]["id"].as_str().unwrap().to_owned();
+        let subnet = self
+            .post(
+                &format!("/project/{PID}/subnets"),
+                json!({ "subnet": { "network_id": vpc, "cidr": cidr } }),
+            )
+            .await;
+        (vpc, subnet["subnet"]["id"].as_str().unwrap().to_owned())
+    }
+
     /// POST expecting success.
     pub async fn post(&self, path: &str, body: Value) -> Value {
         let (status, v) = self.send(reqwest::Method::POST, path, Some(body)).await;
