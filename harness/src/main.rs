@@ -4,8 +4,9 @@
 
 mod agents;
 mod control_plane_cmd;
-mod register;
-mod signal;
+mod run_cmd;
+
+use harness::{register, signal};
 
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ impl std::error::Error for UsageError {}
 mod exit {
     /// The command ran and what it checked held.
     pub const OK: u8 = 0;
+    // 1: an SLO failed (returned by `run` itself).
     /// Bad usage or input.
     pub const USAGE: u8 = 2;
     /// The run itself failed.
@@ -52,6 +54,12 @@ enum Command {
     Agents(agents::AgentsArgs),
     /// Run the reference control plane alone (Alcor's REST API, goal states, gRPC push).
     ControlPlane(control_plane_cmd::ControlPlaneArgs),
+    /// Run a scenario and write its run folder (summary.json, interval logs, samples).
+    Run(run_cmd::RunArgs),
+    /// Check a scenario file without running it.
+    Validate(run_cmd::ValidateArgs),
+    /// List the bundled scenarios.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -69,12 +77,15 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Agents(args) => agents::run(args).await,
-            Command::ControlPlane(args) => control_plane_cmd::run(args).await,
+            Command::Agents(args) => agents::run(args).await.map(|()| exit::OK),
+            Command::ControlPlane(args) => control_plane_cmd::run(args).await.map(|()| exit::OK),
+            Command::Run(args) => run_cmd::run(args).await,
+            Command::Validate(args) => run_cmd::validate(args),
+            Command::List => run_cmd::list(),
         }
     });
     match result {
-        Ok(()) => ExitCode::from(exit::OK),
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {

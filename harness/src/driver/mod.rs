@@ -1,0 +1,136 @@
+//! Load drivers. Every engine plans operations from the same [`Model`], registers them with the
+//! same [`Correlator`] and records into the same [`Recorder`]: one set of figures whichever
+//! engine ran.
+//!
+//! - [`open`]: the harness's own tokio scheduler; requests at intended times, latency from the
+//!   intended time (coordinated omission corrected, as wrk2 does).
+//! - [`closed`]: goose users, each a tenant issuing its next request when the last is done.
+//! - [`step`]: open-model stages at rising rates until a check fails (the knee).
+
+pub mod closed;
+pub mod open;
+pub mod step;
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::correlate::{Correlator, Outcome};
+use crate::record::Recorder;
+use crate::scenario::Mix;
+use crate::target::{HttpClient, Target};
+use crate::topology::{Model, Op, PortPlan};
+
+/// Everything a driver needs, shared by its tasks.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Metrics.
+    pub rec: Arc<Recorder>,
+    /// Request ↔ agent-message matching.
+    pub corr: Arc<Correlator>,
+    /// Where ports live.
+    pub model: Mutex<Model>,
+    /// What is driven.
+    pub target: Target,
+    /// The harness's own HTTP client.
+    pub http: HttpClient,
+    /// Cancelled on Ctrl-C or when a component fails.
+    pub stop: CancellationToken,
+    /// False when no agent events can arrive (a real agent outside the fleet).
+    pub correlate: bool,
+}
+
+/// What a phase issues.
+#[derive(Debug, Clone, Copy)]
+pub enum Work {
+    /// Operations drawn from a mix.
+    Mix(Mix),
+    /// Creates only (setup).
+    Create,
+    /// Deletes of settled ports only (teardown).
+    Delete,
+}
+
+/// One planned operation.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The operation.
+    pub op: Op,
+    /// The port after it.
+    pub port: PortPlan,
+    /// Hosts that must learn it (creates and moves).
+    pub neighbors: Vec<Ipv4Addr>,
+}
+
+impl Ctx {
+    fn model(&self) -> std::sync::MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Plans the next operation; `None` when there is nothing left to delete.
+    pub fn plan(&self, work: Work) -> Option<Planned> {
+        let mut m = self.model();
+        let op = match work {
+            Work::Mix(mix) => m.pick(&mix),
+            Work::Create => Op::Create,
+            Work::Delete => Op::Delete,
+        };
+        let port = match op {
+            Op::Create => m.plan_create(),
+            Op::Update => m.plan_update()?.1,
+            Op::Delete => m.plan_delete()?,
+        };
+        let neighbors = m.neighbor_hosts(&port);
+        Some(Planned { op, port, neighbors })
+    }
+
+    /// Counts the request and, for creates and moves, expects its programming, timed from
+    /// `start` (the intended time in the open model).
+    pub fn begin(&self, phase: usize, p: &Planned, start: Instant, wait: bool) -> Option<oneshot::Receiver<Outcome>> {
+        self.rec.issued(phase);
+        self.expect(phase, p, start, wait)
+    }
+
+    /// Expects the programming of a create or move, without counting a request (a bulk body
+    /// is one request for many ports).
+    pub fn expect(&self, phase: usize, p: &Planned, start: Instant, wait: bool) -> Option<oneshot::Receiver<Outcome>> {
+        if self.correlate && p.op != Op::Delete {
+            let own = self.model().topology().hosts[p.port.host];
+            self.corr
+                .expect(&p.port.id, phase, p.op, start, own, p.neighbors.clone(), wait)
+        } else {
+            None
+        }
+    }
+
+    /// Records the answer and settles the model.
+    pub fn finish(&self, phase: usize, p: &Planned, start: Instant, result: &Result<(), String>) {
+        let us = start.elapsed().as_micros() as u64;
+        let metric = match p.op {
+            Op::Create => "api.create",
+            Op::Update => "api.update",
+            Op::Delete => "api.delete",
+        };
+        self.rec
+            .answered(phase, metric, us, result.as_ref().err().map(String::as_str));
+        if result.is_err() && p.op != Op::Delete {
+            self.corr.cancel(&p.port.id);
+        }
+        let mut m = self.model();
+        match p.op {
+            Op::Create => m.create_done(&p.port.id, result.is_ok()),
+            Op::Update => m.update_done(&p.port.id),
+            Op::Delete => {}
+        }
+    }
+
+    /// Plans, sends with the harness's client and records one operation started at `start`.
+    pub async fn execute(&self, phase: usize, p: Planned, start: Instant) {
+        self.begin(phase, &p, start, false);
+        let r = crate::target::send_op(&self.target, &self.http, p.op, &p.port, &p.neighbors).await;
+        self.finish(phase, &p, start, &r);
+    }
+}

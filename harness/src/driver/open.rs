@@ -1,0 +1,113 @@
+//! The open model: requests at intended times, whatever the target does.
+//!
+//! Request *k* of a stage at rate *r* is due at `stage_start + k / r`. The scheduler wakes at
+//! tokio's timer resolution (1 ms) and issues every request that is due, so the offered rate
+//! holds at any rate. Latency is measured from the intended time, so a stalled target shows as
+//! latency, not as a lower rate (coordinated omission corrected, as in wrk2). At most
+//! `max_in_flight` requests run at once; beyond that, due requests wait for a slot, and that
+//! wait is in their latency too.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{Ctx, Work};
+use crate::scenario::RateStage;
+
+/// What an open phase did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenResult {
+    /// Requests issued.
+    pub issued: u64,
+    /// Offered rate averaged over the stages run, requests/s.
+    pub offered_rps: f64,
+    /// Whether the phase ran out of work (teardown with nothing left) or its budget.
+    pub exhausted: bool,
+}
+
+/// Runs `stages` in order; stops after `budget` requests, on `ctx.stop`, or when `work` has
+/// nothing left. Waits for every issued request before returning (at most `grace` once
+/// stopped).
+pub async fn run(
+    ctx: &Arc<Ctx>,
+    phase: usize,
+    stages: &[RateStage],
+    budget: Option<u64>,
+    work: Work,
+    max_in_flight: usize,
+    grace: Duration,
+) -> OpenResult {
+    let slots = Arc::new(Semaphore::new(max_in_flight));
+    let mut tasks = JoinSet::new();
+    let mut issued = 0u64;
+    let mut exhausted = false;
+    let mut offered_sum = 0.0;
+    let mut offered_time = 0.0;
+    'stages: for stage in stages {
+        let start = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / stage.rate);
+        let total = (stage.rate * stage.duration.as_secs_f64()).round() as u64;
+        let mut k = 0u64;
+        while k < total {
+            let due = start + interval.mul_f64(k as f64);
+            let now = Instant::now();
+            if due > now {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = ctx.stop.cancelled() => break 'stages,
+                }
+            } else if ctx.stop.is_cancelled() {
+                break 'stages;
+            }
+            if budget.is_some_and(|b| issued >= b) {
+                exhausted = true;
+                break 'stages;
+            }
+            let Some(p) = ctx.plan(work) else {
+                exhausted = true;
+                break 'stages;
+            };
+            issued += 1;
+            k += 1;
+            let (ctx2, slots) = (ctx.clone(), slots.clone());
+            tasks.spawn(async move {
+                let Ok(_slot) = slots.acquire_owned().await else { return };
+                ctx2.execute(phase, p, due).await;
+            });
+            // Reap finished tasks so the set stays small at high rates.
+            while tasks.try_join_next().is_some() {}
+        }
+        let ran = start
+            .elapsed()
+            .as_secs_f64()
+            .min(stage.duration.as_secs_f64())
+            .max(1e-9);
+        offered_sum += stage.rate * ran;
+        offered_time += ran;
+    }
+    let drained = async { while tasks.join_next().await.is_some() {} };
+    if ctx.stop.is_cancelled() {
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tasks.abort_all();
+        }
+    } else {
+        tokio::select! {
+            _ = drained => {}
+            _ = ctx.stop.cancelled() => {
+                let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+                tasks.abort_all();
+            }
+        }
+    }
+    OpenResult {
+        issued,
+        offered_rps: if offered_time > 0.0 {
+            offered_sum / offered_time
+        } else {
+            0.0
+        },
+        exhausted,
+    }
+}

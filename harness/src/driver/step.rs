@@ -1,0 +1,115 @@
+//! Step search: open-model stages at `start_rate`, `start_rate + step_rate`, … each for
+//! `step_duration`, until a stage breaks a check or `max_rate` is passed. The knee is the
+//! highest offered rate whose stage held every check.
+//!
+//! Each stage is a phase of its own (`name@RATE/s`) in the recorder, so its figures stay apart;
+//! before a stage is judged, the ports it created get up to `settle` to converge.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reports::summary::{StepSearch, StepStage};
+
+use super::{Ctx, Work, open};
+use crate::record::{PhaseKind, PhaseRecord};
+use crate::scenario::{PhaseSpec, RateStage};
+use crate::slo::Check;
+
+/// A value of a phase by SLO key (`port_programmed.p99`, `error_rate`, `throughput`, …).
+pub fn phase_value(p: &PhaseRecord, key: &str, now: Duration) -> Option<f64> {
+    let failed = p.errors + p.not_programmed + p.not_converged;
+    match key {
+        "error_rate" => Some(if p.requests == 0 {
+            0.0
+        } else {
+            failed as f64 / p.requests as f64
+        }),
+        "throughput" => Some(p.completed as f64 / p.length(now).as_secs_f64().max(1e-9)),
+        "requests" => Some(p.requests as f64),
+        "not_programmed" => Some(p.not_programmed as f64),
+        "not_converged" => Some(p.not_converged as f64),
+        _ => {
+            let (name, stat) = key.rsplit_once('.')?;
+            p.histogram(name)
+                .map(reports::summary::Stats::of)
+                .and_then(|s| s.get(stat))
+        }
+    }
+}
+
+/// Runs a step search.
+pub async fn run(
+    ctx: &Arc<Ctx>,
+    spec: &PhaseSpec,
+    name: &str,
+    checks: &[Check],
+    work: Work,
+    settle: Duration,
+    grace: Duration,
+) -> StepSearch {
+    let start_rate = spec.start_rate.unwrap_or(1.0);
+    let step_rate = spec.step_rate.unwrap_or(1.0);
+    let max_rate = spec.max_rate.unwrap_or(start_rate);
+    let step_duration = spec.step_duration.unwrap_or(Duration::from_secs(5));
+    let mut stages = Vec::new();
+    let mut knee = None;
+    let mut k = 0u32;
+    loop {
+        let rate = start_rate + step_rate * f64::from(k);
+        if rate > max_rate * (1.0 + 1e-9) || ctx.stop.is_cancelled() {
+            break;
+        }
+        k += 1;
+        let phase = ctx.rec.begin_phase(
+            &format!("{name}@{rate}/s"),
+            PhaseKind::Load,
+            format!("step stage: open {rate}/s"),
+        );
+        ctx.rec.set_offered(phase, rate);
+        open::run(
+            ctx,
+            phase,
+            &[RateStage {
+                rate,
+                duration: step_duration,
+            }],
+            None,
+            work,
+            spec.max_in_flight,
+            grace,
+        )
+        .await;
+        let settled_by = Instant::now() + settle;
+        while ctx.corr.pending() > 0 && Instant::now() < settled_by && !ctx.stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ctx.corr.sweep();
+        ctx.rec.end_phase();
+        let now = ctx.rec.elapsed();
+        let stage = ctx.rec.with_phases(|phases| {
+            let p = &phases[phase];
+            let results: Vec<_> = checks.iter().map(|c| c.evaluate(phase_value(p, &c.key, now))).collect();
+            let pass = results.iter().all(|r| r.pass);
+            StepStage {
+                offered_rps: rate,
+                achieved_rps: phase_value(p, "throughput", now).unwrap_or(0.0),
+                started_s: p.started.as_secs_f64(),
+                duration_s: p.length(now).as_secs_f64(),
+                metrics: p.stats(),
+                checks: results,
+                pass,
+            }
+        });
+        let pass = stage.pass;
+        stages.push(stage);
+        if !pass || ctx.stop.is_cancelled() {
+            break;
+        }
+        knee = Some(rate);
+    }
+    StepSearch {
+        phase: name.to_owned(),
+        stages,
+        knee_rps: knee,
+    }
+}

@@ -1,0 +1,471 @@
+//! The recorder: µs HdrHistograms per metric for each phase and for each interval, request and
+//! error counts, per-host load, and the streamed files of the run folder (interval log and
+//! agent samples), so that what was measured is on disk even if the run is cut short.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use reports::hlog::HlogWriter;
+use reports::samples::{AgentSample, HostRow, SampleWriter};
+use reports::summary::{HostLoad, Stats};
+use rustc_hash::FxHashMap;
+
+/// Kind of phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseKind {
+    /// Building the topology; not in the headline figures.
+    Setup,
+    /// Measured.
+    Load,
+    /// Deleting what is left; not in the headline figures.
+    Teardown,
+}
+
+impl PhaseKind {
+    /// `setup`, `load`, `teardown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Setup => "setup",
+            Self::Load => "load",
+            Self::Teardown => "teardown",
+        }
+    }
+}
+
+type Metrics = FxHashMap<&'static str, Histogram<u64>>;
+
+fn new_histogram() -> Histogram<u64> {
+    // Auto-resizing, 3 significant digits: µs from 1 to hours without a configured bound.
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+fn record_into(m: &mut Metrics, metric: &'static str, v: u64) {
+    // Auto-resize means record only fails on u64 overflow, which µs cannot reach.
+    let _ = m.entry(metric).or_insert_with(new_histogram).record(v);
+}
+
+fn stats_of(m: &Metrics) -> BTreeMap<String, Stats> {
+    m.iter().map(|(k, h)| ((*k).to_owned(), Stats::of(h))).collect()
+}
+
+/// What the recorder knows of one phase.
+#[derive(Debug)]
+pub struct PhaseRecord {
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: PhaseKind,
+    /// Model description.
+    pub model: String,
+    /// Start, since the run started.
+    pub started: Duration,
+    /// End, since the run started.
+    pub ended: Option<Duration>,
+    /// Requests issued.
+    pub requests: u64,
+    /// Requests answered (success or not).
+    pub completed: u64,
+    /// Requests failed.
+    pub errors: u64,
+    /// Created ports never programmed in time.
+    pub not_programmed: u64,
+    /// Created ports never converged in time.
+    pub not_converged: u64,
+    /// Agent messages processed, and their bytes.
+    pub messages: u64,
+    /// Bytes of those messages.
+    pub bytes: u64,
+    /// Agent messages that failed to decode.
+    pub agent_errors: u64,
+    /// Offered rate, for open models.
+    pub offered_rps: Option<f64>,
+    /// Failed requests by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    metrics: Metrics,
+}
+
+impl PhaseRecord {
+    /// The phase's metrics.
+    pub fn stats(&self) -> BTreeMap<String, Stats> {
+        stats_of(&self.metrics)
+    }
+
+    /// One metric's histogram.
+    pub fn histogram(&self, metric: &str) -> Option<&Histogram<u64>> {
+        self.metrics.get(metric)
+    }
+
+    /// Length so far.
+    pub fn length(&self, now: Duration) -> Duration {
+        self.ended.unwrap_or(now).saturating_sub(self.started)
+    }
+}
+
+/// A snapshot for the live progress line.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Current phase name.
+    pub phase: String,
+    /// Requests issued in it.
+    pub requests: u64,
+    /// Requests answered per second over the last interval.
+    pub rate: f64,
+    /// p99 of `api` so far in the phase, µs.
+    pub api_p99_us: u64,
+    /// p99 of `port_programmed` so far in the phase, µs.
+    pub programmed_p99_us: u64,
+    /// Failed requests and correlation failures so far in the phase.
+    pub errors: u64,
+    /// Ports awaiting correlation.
+    pub pending: usize,
+}
+
+struct Inner {
+    phases: Vec<PhaseRecord>,
+    interval: Metrics,
+    interval_start: Duration,
+    interval_completed: u64,
+    last_rate: f64,
+    hlog: Option<HlogWriter>,
+    samples: Option<SampleWriter>,
+    hosts: FxHashMap<Ipv4Addr, HostRow>,
+    write_error: Option<String>,
+}
+
+/// Shared by the drivers and the correlator.
+pub struct Recorder {
+    start: Instant,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// A recorder whose clock starts at `start`, streaming to files in `dir` when given.
+    pub fn new(start: Instant, wall_start: std::time::SystemTime, dir: Option<&Path>) -> Result<Self, reports::Error> {
+        let (hlog, samples) = match dir {
+            Some(d) => (
+                Some(HlogWriter::create(
+                    &d.join(reports::files::INTERVALS),
+                    wall_start,
+                    "alcor-scale interval histograms",
+                )?),
+                Some(SampleWriter::create(&d.join(reports::files::AGENT_SAMPLES))?),
+            ),
+            None => (None, None),
+        };
+        Ok(Self {
+            start,
+            inner: Mutex::new(Inner {
+                phases: Vec::new(),
+                interval: Metrics::default(),
+                interval_start: Duration::ZERO,
+                interval_completed: 0,
+                last_rate: 0.0,
+                hlog,
+                samples,
+                hosts: FxHashMap::default(),
+                write_error: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// `at` as time since the run started.
+    pub fn since_start(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.start)
+    }
+
+    /// Starts a phase (ending the previous one); returns its index.
+    pub fn begin_phase(&self, name: &str, kind: PhaseKind, model: String) -> usize {
+        let now = self.elapsed();
+        let mut g = self.lock();
+        if let Some(last) = g.phases.last_mut()
+            && last.ended.is_none()
+        {
+            last.ended = Some(now);
+        }
+        g.phases.push(PhaseRecord {
+            name: name.to_owned(),
+            kind,
+            model,
+            started: now,
+            ended: None,
+            requests: 0,
+            completed: 0,
+            errors: 0,
+            not_programmed: 0,
+            not_converged: 0,
+            messages: 0,
+            bytes: 0,
+            agent_errors: 0,
+            offered_rps: None,
+            errors_by_kind: BTreeMap::new(),
+            metrics: Metrics::default(),
+        });
+        g.phases.len() - 1
+    }
+
+    /// Ends the current phase.
+    pub fn end_phase(&self) {
+        let now = self.elapsed();
+        if let Some(p) = self.lock().phases.last_mut()
+            && p.ended.is_none()
+        {
+            p.ended = Some(now);
+        }
+    }
+
+    /// Sets the offered rate of a phase.
+    pub fn set_offered(&self, phase: usize, rps: f64) {
+        if let Some(p) = self.lock().phases.get_mut(phase) {
+            p.offered_rps = Some(rps);
+        }
+    }
+
+    /// Index of the phase running now.
+    pub fn current_phase(&self) -> usize {
+        self.lock().phases.len().saturating_sub(1)
+    }
+
+    /// A request was issued.
+    pub fn issued(&self, phase: usize) {
+        if let Some(p) = self.lock().phases.get_mut(phase) {
+            p.requests += 1;
+        }
+    }
+
+    /// A request was answered: its latency under `api` and `api.<op>`, or its failure.
+    pub fn answered(&self, phase: usize, op_metric: &'static str, latency_us: u64, error: Option<&str>) {
+        let mut g = self.lock();
+        g.interval_completed += 1;
+        let Inner { phases, interval, .. } = &mut *g;
+        let Some(p) = phases.get_mut(phase) else { return };
+        p.completed += 1;
+        match error {
+            None => {
+                for m in [reports::summary::metric::API, op_metric] {
+                    record_into(&mut p.metrics, m, latency_us);
+                    record_into(interval, m, latency_us);
+                }
+            }
+            Some(kind) => {
+                p.errors += 1;
+                *p.errors_by_kind.entry(kind.to_owned()).or_default() += 1;
+            }
+        }
+    }
+
+    /// A latency or size sample of `metric` for a request of `phase`.
+    pub fn sample(&self, phase: usize, metric: &'static str, value: u64) {
+        let mut g = self.lock();
+        let Inner { phases, interval, .. } = &mut *g;
+        if let Some(p) = phases.get_mut(phase) {
+            record_into(&mut p.metrics, metric, value);
+        }
+        record_into(interval, metric, value);
+    }
+
+    /// Created ports that never programmed / converged in time.
+    pub fn correlation_failures(&self, phase: usize, not_programmed: u64, not_converged: u64) {
+        if let Some(p) = self.lock().phases.get_mut(phase) {
+            p.not_programmed += not_programmed;
+            p.not_converged += not_converged;
+        }
+    }
+
+    /// One message an agent processed.
+    pub fn agent_message(&self, sample: AgentSample, failed: bool) {
+        use reports::summary::metric;
+        let mut g = self.lock();
+        let phase = g.phases.len().saturating_sub(1);
+        let Inner {
+            phases,
+            interval,
+            samples,
+            hosts,
+            write_error,
+            ..
+        } = &mut *g;
+        if let Some(p) = phases.get_mut(phase) {
+            p.messages += 1;
+            p.bytes += sample.bytes;
+            p.agent_errors += u64::from(failed);
+            for (m, v) in [
+                (metric::AGENT_PROCESSING, sample.processing_us),
+                (metric::GOAL_STATE_BYTES, sample.bytes),
+                (metric::GOAL_STATE_NEIGHBORS, sample.neighbors),
+            ] {
+                record_into(&mut p.metrics, m, v);
+                record_into(interval, m, v);
+            }
+        }
+        let row = hosts.entry(sample.host).or_insert(HostRow {
+            host: sample.host,
+            messages: 0,
+            bytes: 0,
+            neighbors: 0,
+        });
+        row.messages += 1;
+        row.bytes += sample.bytes;
+        row.neighbors += sample.neighbors;
+        if let Some(w) = samples
+            && let Err(e) = w.write(&sample)
+        {
+            write_error.get_or_insert(e.to_string());
+        }
+    }
+
+    /// Closes the current interval: writes each metric's histogram to the log and starts anew.
+    pub fn rotate(&self) {
+        let now = self.elapsed();
+        let mut g = self.lock();
+        let Inner {
+            interval,
+            interval_start,
+            interval_completed,
+            last_rate,
+            hlog,
+            samples,
+            write_error,
+            ..
+        } = &mut *g;
+        let length = now.saturating_sub(*interval_start);
+        if length.is_zero() {
+            return;
+        }
+        *last_rate = *interval_completed as f64 / length.as_secs_f64();
+        *interval_completed = 0;
+        let mut names: Vec<&&'static str> = interval.keys().collect();
+        names.sort();
+        if let Some(w) = hlog {
+            for name in names {
+                let h = &interval[*name];
+                if !h.is_empty()
+                    && let Err(e) = w.write(name, *interval_start, length, h)
+                {
+                    write_error.get_or_insert(e.to_string());
+                }
+            }
+            if let Err(e) = w.flush() {
+                write_error.get_or_insert(e.to_string());
+            }
+        }
+        if let Some(s) = samples
+            && let Err(e) = s.flush()
+        {
+            write_error.get_or_insert(e.to_string());
+        }
+        for h in interval.values_mut() {
+            h.reset();
+        }
+        *interval_start = now;
+    }
+
+    /// The live progress snapshot.
+    pub fn progress(&self) -> Progress {
+        let g = self.lock();
+        let Some(p) = g.phases.last() else {
+            return Progress::default();
+        };
+        let p99 = |m: &str| p.metrics.get(m).map(|h| h.value_at_quantile(0.99)).unwrap_or(0);
+        Progress {
+            phase: p.name.clone(),
+            requests: p.requests,
+            rate: g.last_rate,
+            api_p99_us: p99(reports::summary::metric::API),
+            programmed_p99_us: p99(reports::summary::metric::PORT_PROGRAMMED),
+            errors: p.errors + p.not_programmed + p.not_converged,
+            pending: 0,
+        }
+    }
+
+    /// Runs `f` over the phases.
+    pub fn with_phases<T>(&self, f: impl FnOnce(&[PhaseRecord]) -> T) -> T {
+        f(&self.lock().phases)
+    }
+
+    /// Per-host rows (sorted by address) and their distribution.
+    pub fn hosts(&self) -> (Vec<HostRow>, HostLoad) {
+        let g = self.lock();
+        let mut rows: Vec<HostRow> = g.hosts.values().copied().collect();
+        rows.sort_by_key(|r| r.host);
+        let mut m = new_histogram();
+        let mut b = new_histogram();
+        for r in &rows {
+            let _ = m.record(r.messages);
+            let _ = b.record(r.bytes);
+        }
+        let load = HostLoad {
+            hosts: rows.len() as u64,
+            messages: Stats::of(&m),
+            bytes: Stats::of(&b),
+        };
+        (rows, load)
+    }
+
+    /// The first error writing a file, if any.
+    pub fn write_error(&self) -> Option<String> {
+        self.lock().write_error.clone()
+    }
+
+    /// Merges the named metric over the phases `keep` selects.
+    pub fn merged(&self, keep: impl Fn(&PhaseRecord) -> bool) -> BTreeMap<String, Stats> {
+        let g = self.lock();
+        let mut all = Metrics::default();
+        for p in g.phases.iter().filter(|p| keep(p)) {
+            for (k, h) in &p.metrics {
+                let _ = all.entry(k).or_insert_with(new_histogram).add(h);
+            }
+        }
+        stats_of(&all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_land_in_their_phase_and_intervals_reach_the_log() {
+        let dir = std::env::temp_dir().join(format!("rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = Recorder::new(Instant::now(), std::time::SystemTime::now(), Some(&dir)).unwrap();
+        let a = r.begin_phase("a", PhaseKind::Load, "open".into());
+        r.issued(a);
+        r.answered(a, "api.create", 100, None);
+        let b = r.begin_phase("b", PhaseKind::Load, "open".into());
+        r.issued(b);
+        r.answered(b, "api.create", 0, Some("http_500"));
+        // A late sample of phase a, after b began.
+        r.sample(a, "port_programmed", 900);
+        std::thread::sleep(Duration::from_millis(5));
+        r.rotate();
+        r.with_phases(|p| {
+            assert_eq!((p[0].requests, p[0].completed, p[0].errors), (1, 1, 0));
+            assert_eq!(p[0].stats()["port_programmed"].count, 1);
+            assert_eq!((p[1].errors, p[1].errors_by_kind["http_500"]), (1, 1));
+            assert!(p[1].stats().get("api").is_none(), "failures have no latency");
+        });
+        let log = reports::hlog::read(&dir.join(reports::files::INTERVALS)).unwrap();
+        let tags: Vec<&str> = log.iter().map(|i| i.metric.as_str()).collect();
+        assert_eq!(tags, ["api", "api.create", "port_programmed"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,583 @@
+//! One run, start to end: agents, target, topology, setup, measured phases, teardown, then the
+//! run folder. Whatever stops it (Ctrl-C, a failing component) it still writes what it
+//! measured, marked partial.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, anyhow};
+use control_plane::{ControlPlane, ControlPlaneConfig, Ncm, PushConfig};
+use fake_agent::{AgentConfig, Fleet, FleetConfig};
+use reports::summary::{Errors, PhaseSummary, ScenarioInfo, StepSearch, Summary, Throughput};
+use tokio_util::sync::CancellationToken;
+
+use crate::correlate::Correlator;
+use crate::driver::closed::{self, ClosedParams};
+use crate::driver::{Ctx, Work, open, step};
+use crate::record::{PhaseKind, Recorder};
+use crate::scenario::{Loaded, ModelKind, PhaseSpec, Scenario, TargetKind};
+use crate::slo::Check;
+use crate::target::{HttpClient, RestTarget, ServiceUrls, SouthboundTarget, Target};
+use crate::topology::{Model, Topology};
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The run folder (default `runs/<scenario>-<UTC timestamp>`).
+    pub out: Option<PathBuf>,
+    /// Show the live progress line.
+    pub progress: bool,
+}
+
+/// How a run ended, as the exit code says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every SLO held (exit 0).
+    Pass,
+    /// An SLO failed (exit 1).
+    SloFailed,
+    /// The run itself failed or was interrupted (exit 3).
+    Failed,
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Where it was written.
+    pub dir: PathBuf,
+    /// Its summary.
+    pub summary: Summary,
+    /// Its verdict.
+    pub verdict: Verdict,
+}
+
+/// The default run folder of a scenario.
+pub fn default_dir(name: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(':', "")
+        .trim_end_matches('Z')
+        .to_owned();
+    PathBuf::from("runs").join(format!("{name}-{stamp}"))
+}
+
+/// What the run holds while it goes.
+struct Running {
+    fleet: Option<Fleet>,
+    cp: Option<ControlPlane>,
+    ctx: Option<Arc<Ctx>>,
+    step: Option<StepSearch>,
+    target_kind: TargetKind,
+}
+
+/// Runs a loaded scenario and writes its folder.
+pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> anyhow::Result<RunOutcome> {
+    let s = loaded.scenario.clone();
+    let dir = opts.out.clone().unwrap_or_else(|| default_dir(&s.name));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating run folder {}", dir.display()))?;
+    std::fs::write(dir.join(reports::files::SCENARIO), &loaded.text)
+        .with_context(|| format!("writing {}", dir.join(reports::files::SCENARIO).display()))?;
+    let wall = SystemTime::now();
+    let start = Instant::now();
+    let rec = Arc::new(Recorder::new(start, wall, Some(&dir))?);
+    let partial: Arc<Mutex<Option<String>>> = Arc::default();
+    let mut running = Running {
+        fleet: None,
+        cp: None,
+        ctx: None,
+        step: None,
+        target_kind: s.target.kind,
+    };
+    // Ctrl-C or SIGTERM: stop, and say so.
+    let signal = {
+        let (stop, partial) = (stop.clone(), partial.clone());
+        tokio::spawn(async move {
+            crate::signal::shutdown_signal().await;
+            partial
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| "interrupted (Ctrl-C or SIGTERM)".into());
+            stop.cancel();
+        })
+    };
+    let result = drive(&s, &dir, &rec, &stop, &mut running, opts.progress).await;
+    signal.abort();
+    if let Err(e) = &result {
+        tracing::error!(error = %format!("{e:#}"), "run failed");
+        partial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| format!("{e:#}"));
+    }
+    if stop.is_cancelled() {
+        partial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| "stopped".into());
+    }
+    let partial_reason = partial.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // Finish correlation: ports still waiting get their chance, then count as failures.
+    if let Some(ctx) = &running.ctx {
+        let limit = if partial_reason.is_some() {
+            Duration::from_secs(2)
+        } else {
+            s.measure.correlation_timeout
+        };
+        let until = Instant::now() + limit;
+        while ctx.corr.pending() > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let failed = ctx.corr.fail_all();
+        if failed > 0 {
+            tracing::warn!(failed, "ports never programmed or converged");
+        }
+    }
+    rec.end_phase();
+    rec.rotate();
+    if opts.progress {
+        crate::progress::finish();
+    }
+    let summary = summarize(
+        &loaded,
+        &s,
+        &rec,
+        wall,
+        start,
+        partial_reason,
+        running.step.take(),
+        running.target_kind,
+    );
+    let (rows, _) = rec.hosts();
+    reports::samples::write_hosts(&dir.join(reports::files::HOSTS), &rows)?;
+    summary.write(&dir)?;
+    if let Some(e) = rec.write_error() {
+        tracing::warn!(error = %e, "a run-folder file could not be written completely");
+    }
+    if let Some(cp) = running.cp.take() {
+        cp.shutdown(Duration::from_secs(2)).await;
+    }
+    if let Some(f) = running.fleet.take() {
+        f.shutdown(Duration::from_secs(2)).await;
+    }
+    let verdict = if summary.partial {
+        Verdict::Failed
+    } else if summary.slo.iter().all(|r| r.pass) {
+        Verdict::Pass
+    } else {
+        Verdict::SloFailed
+    };
+    Ok(RunOutcome { dir, summary, verdict })
+}
+
+/// Starts the pieces and drives every phase.
+async fn drive(
+    s: &Scenario,
+    dir: &Path,
+    rec: &Arc<Recorder>,
+    stop: &CancellationToken,
+    running: &mut Running,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let t = &s.target;
+    let external = t
+        .agent
+        .as_ref()
+        .map(|a| a.parse::<std::net::SocketAddr>())
+        .transpose()?;
+    // Agents.
+    let hosts = if external.is_some() {
+        fake_agent::fleet::host_ips(s.agents.base_ip, s.agents.count)?
+    } else {
+        let fleet = Fleet::start(
+            &FleetConfig {
+                count: s.agents.count,
+                base_ip: s.agents.base_ip,
+                port: s.agents.port,
+                connections_per_agent: t.channels_per_host as u64 + 1,
+            },
+            AgentConfig {
+                mode: s.agents.validation,
+                cost_model: s.agents.cost_model,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("starting the agent fleet")?;
+        let hosts = fleet.agents().iter().map(|a| a.ip()).collect();
+        running.fleet = Some(fleet);
+        hosts
+    };
+    let tag = match t.kind {
+        // A real Alcor keeps what earlier runs created: make ids unique per run.
+        TargetKind::Alcor => {
+            (s.seed as u32) ^ (SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs() as u32)
+        }
+        _ => s.seed as u32,
+    };
+    let topo = Arc::new(Topology::build(s, hosts.clone(), tag));
+    let push = PushConfig {
+        protocol: t.protocol,
+        channels_per_host: t.channels_per_host,
+        agent_port: external.map(|a| a.port()).unwrap_or(s.agents.port),
+        ..Default::default()
+    };
+    let http = HttpClient::new(t.request_timeout)?;
+    let (target, base_url) = match t.kind {
+        TargetKind::Embedded => {
+            let cp = ControlPlane::start(ControlPlaneConfig {
+                listen: "127.0.0.1:0".parse()?,
+                fanout: t.fanout,
+                push,
+                async_push: t.async_push,
+                ..Default::default()
+            })
+            .await
+            .context("starting the embedded control plane")?;
+            let base = cp.base_url();
+            running.cp = Some(cp);
+            let urls = ServiceUrls::new(&base, &Default::default())?;
+            (
+                Target::Rest(Arc::new(RestTarget::new(urls, topo.clone(), s.agents.port))),
+                base,
+            )
+        }
+        TargetKind::Alcor => {
+            let base = t
+                .url
+                .clone()
+                .or_else(|| t.urls.values().next().cloned())
+                .ok_or_else(|| anyhow!("target.url is required"))?;
+            let urls = ServiceUrls::new(&base, &t.urls)?;
+            (
+                Target::Rest(Arc::new(RestTarget::new(urls, topo.clone(), s.agents.port))),
+                base,
+            )
+        }
+        TargetKind::Southbound => {
+            let addrs = match external {
+                Some(a) => match a.ip() {
+                    std::net::IpAddr::V4(ip) => vec![ip; hosts.len()],
+                    std::net::IpAddr::V6(_) => anyhow::bail!("target.agent: only IPv4 loopback agents are supported"),
+                },
+                None => hosts.clone(),
+            };
+            let sb = SouthboundTarget::new(Ncm::new(push), topo.clone(), addrs);
+            (Target::Southbound(Arc::new(sb)), "http://127.0.0.1".to_owned())
+        }
+    };
+    let corr = Arc::new(Correlator::new(rec.clone(), s.measure.correlation_timeout));
+    let ctx = Arc::new(Ctx {
+        rec: rec.clone(),
+        corr: corr.clone(),
+        model: Mutex::new(Model::new(topo.clone(), s)),
+        target: target.clone(),
+        http: http.clone(),
+        stop: stop.clone(),
+        correlate: external.is_none(),
+    });
+    running.ctx = Some(ctx.clone());
+    // Agent events to the correlator.
+    if let Some(f) = &running.fleet {
+        let mut events = f.subscribe();
+        let corr = corr.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                corr.on_event(&ev);
+            }
+        });
+    }
+    // Intervals, timeouts and the progress line.
+    {
+        let (rec, corr, stop) = (rec.clone(), corr.clone(), stop.clone());
+        let every = s.measure.interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                rec.rotate();
+                corr.sweep();
+                if progress {
+                    let mut p = rec.progress();
+                    p.pending = corr.pending();
+                    crate::progress::show(&p);
+                }
+            }
+        });
+    }
+    // Everything but ports.
+    if let Target::Rest(r) = &target {
+        for c in r.setup_calls() {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            http.must(&c).await.context("building the topology")?;
+        }
+    }
+    let grace = Duration::from_secs(5);
+    // Setup: the pre-existing ports.
+    let setup_ports = s.topology.ports.unwrap_or(0) + s.topology.ports_per_host.unwrap_or(0) * s.agents.count as u64;
+    if setup_ports > 0 && !stop.is_cancelled() {
+        let mut spec = s.setup.clone();
+        if spec.name.is_empty() {
+            spec.name = "setup".into();
+        }
+        spec.requests = Some(setup_ports);
+        if let (Some(bulk), Target::Rest(r)) = (s.topology.bulk, &target) {
+            let phase = rec.begin_phase(&spec.name, PhaseKind::Setup, format!("bulk: {bulk} ports per request"));
+            bulk_setup(&ctx, r, phase, setup_ports, bulk as usize).await;
+        } else {
+            run_phase(
+                &ctx,
+                s,
+                &spec,
+                PhaseKind::Setup,
+                Work::Create,
+                dir,
+                &base_url,
+                grace,
+                running,
+            )
+            .await?;
+        }
+        // Let setup's fan-out finish so that measured phases start on a quiet system.
+        let until = Instant::now() + s.measure.correlation_timeout;
+        while corr.pending() > 0 && Instant::now() < until && !stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        corr.sweep();
+    }
+    for (i, ph) in s.phases.iter().enumerate() {
+        if stop.is_cancelled() {
+            break;
+        }
+        let mut spec = ph.clone();
+        if spec.name.is_empty() {
+            spec.name = format!("phase-{}", i + 1);
+        }
+        run_phase(
+            &ctx,
+            s,
+            &spec,
+            PhaseKind::Load,
+            Work::Mix(spec.mix),
+            dir,
+            &base_url,
+            grace,
+            running,
+        )
+        .await?;
+    }
+    if let Some(td) = &s.teardown
+        && !stop.is_cancelled()
+    {
+        let mut spec = td.clone();
+        if spec.name.is_empty() {
+            spec.name = "teardown".into();
+        }
+        let left = ctx.model.lock().unwrap_or_else(|e| e.into_inner()).settled_count() as u64;
+        spec.requests = Some(spec.requests.map_or(left, |r| r.min(left)));
+        run_phase(
+            &ctx,
+            s,
+            &spec,
+            PhaseKind::Teardown,
+            Work::Delete,
+            dir,
+            &base_url,
+            grace,
+            running,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Creates `n` ports through `/ports/bulk`, `per` at a time, one request after the other.
+async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: usize) {
+    let mut left = n as usize;
+    while left > 0 && !ctx.stop.is_cancelled() {
+        let take = left.min(per);
+        left -= take;
+        let planned: Vec<_> = (0..take).filter_map(|_| ctx.plan(Work::Create)).collect();
+        let start = Instant::now();
+        // One request per project: a bulk body belongs to one project.
+        let mut by_project: std::collections::BTreeMap<usize, Vec<_>> = Default::default();
+        for p in planned {
+            by_project.entry(p.port.project).or_default().push(p);
+        }
+        for (_, group) in by_project {
+            ctx.rec.issued(phase);
+            for p in &group {
+                ctx.expect(phase, p, start, false);
+            }
+            let ports: Vec<_> = group.iter().map(|p| p.port.clone()).collect();
+            let result = ctx.http.send(&r.create_bulk(&ports)).await;
+            // One answer for the whole body: its latency is recorded once, as the request it was.
+            ctx.rec.answered(
+                phase,
+                "api.create",
+                start.elapsed().as_micros() as u64,
+                result.as_ref().err().map(String::as_str),
+            );
+            let mut m = ctx.model.lock().unwrap_or_else(|e| e.into_inner());
+            for p in &group {
+                if result.is_err() {
+                    ctx.corr.cancel(&p.port.id);
+                }
+                m.create_done(&p.port.id, result.is_ok());
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_phase(
+    ctx: &Arc<Ctx>,
+    s: &Scenario,
+    spec: &PhaseSpec,
+    kind: PhaseKind,
+    work: Work,
+    dir: &Path,
+    base_url: &str,
+    grace: Duration,
+    running: &mut Running,
+) -> anyhow::Result<()> {
+    match spec.model {
+        ModelKind::Open => {
+            let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe());
+            let stages = spec.open_stages();
+            let r = open::run(ctx, phase, &stages, spec.requests, work, spec.max_in_flight, grace).await;
+            ctx.rec.set_offered(phase, r.offered_rps);
+        }
+        ModelKind::Closed => {
+            let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe());
+            let params = ClosedParams {
+                users: spec.users.unwrap_or(if kind == PhaseKind::Load { 1 } else { 8 }),
+                ramp: spec.ramp.unwrap_or_default(),
+                duration: spec.duration,
+                budget: spec.requests,
+                correlation_timeout: s.measure.correlation_timeout,
+                report: Some(closed::report_path(dir, &spec.name)),
+                request_timeout: s.target.request_timeout,
+            };
+            let r = closed::run(ctx, phase, work, &params, base_url).await;
+            if let Some(e) = r.error {
+                return Err(anyhow!("phase {}: {e}", spec.name));
+            }
+        }
+        ModelKind::Step => {
+            let texts = if spec.checks.is_empty() { &s.slo } else { &spec.checks };
+            let checks: Vec<Check> = texts.iter().filter_map(|c| Check::parse(c).ok()).collect();
+            let settle = s.measure.correlation_timeout.min(Duration::from_secs(10));
+            running.step = Some(step::run(ctx, spec, &spec.name, &checks, work, settle, grace).await);
+        }
+    }
+    ctx.rec.end_phase();
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarize(
+    loaded: &Loaded,
+    s: &Scenario,
+    rec: &Recorder,
+    wall: SystemTime,
+    start: Instant,
+    partial_reason: Option<String>,
+    step_search: Option<StepSearch>,
+    target: TargetKind,
+) -> Summary {
+    let now = rec.elapsed();
+    let (phases, measured) = rec.with_phases(|ps| {
+        let phases: Vec<PhaseSummary> = ps
+            .iter()
+            .map(|p| PhaseSummary {
+                name: p.name.clone(),
+                kind: p.kind.name().into(),
+                model: p.model.clone(),
+                started_s: p.started.as_secs_f64(),
+                duration_s: p.length(now).as_secs_f64(),
+                requests: p.requests,
+                errors: p.errors,
+                throughput_rps: p.completed as f64 / p.length(now).as_secs_f64().max(1e-9),
+                offered_rps: p.offered_rps,
+                metrics: p.stats(),
+            })
+            .collect();
+        let load: Vec<_> = ps.iter().filter(|p| p.kind == PhaseKind::Load).collect();
+        let secs: f64 = load.iter().map(|p| p.length(now).as_secs_f64()).sum::<f64>().max(1e-9);
+        let requests: u64 = load.iter().map(|p| p.requests).sum();
+        let completed: u64 = load.iter().map(|p| p.completed).sum();
+        let messages: u64 = load.iter().map(|p| p.messages).sum();
+        let failed: u64 = load.iter().map(|p| p.errors).sum();
+        let np: u64 = load.iter().map(|p| p.not_programmed).sum();
+        let nc: u64 = load.iter().map(|p| p.not_converged).sum();
+        let mut by_kind = std::collections::BTreeMap::new();
+        for p in &load {
+            for (k, v) in &p.errors_by_kind {
+                *by_kind.entry(k.clone()).or_default() += v;
+            }
+        }
+        let throughput = Throughput {
+            requests,
+            completed,
+            requests_per_s: completed as f64 / secs,
+            messages,
+            messages_per_s: messages as f64 / secs,
+            bytes: load.iter().map(|p| p.bytes).sum(),
+        };
+        let errors = Errors {
+            requests_failed: failed,
+            by_kind,
+            not_programmed: np,
+            not_converged: nc,
+            agent_errors: load.iter().map(|p| p.agent_errors).sum(),
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                // A port that never programmed has not converged either: count it once.
+                (failed + nc) as f64 / requests as f64
+            },
+        };
+        (phases, (throughput, errors))
+    });
+    let (_, hosts) = rec.hosts();
+    let mut summary = Summary {
+        schema_version: reports::summary::SCHEMA_VERSION,
+        tool: format!("alcor-scale {}", env!("CARGO_PKG_VERSION")),
+        scenario: ScenarioInfo {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            file: loaded.path.display().to_string(),
+            seed: s.seed,
+            overrides: loaded.overrides.clone(),
+            toml: loaded.text.clone(),
+        },
+        environment: crate::environment::capture(),
+        target: target.to_string(),
+        started_at: humantime::format_rfc3339_seconds(wall).to_string(),
+        duration_s: start.elapsed().as_secs_f64(),
+        partial: partial_reason.is_some(),
+        partial_reason,
+        phases,
+        metrics: rec.merged(|p| p.kind == PhaseKind::Load),
+        throughput: measured.0,
+        errors: measured.1,
+        hosts,
+        slo: Vec::new(),
+        step_search,
+    };
+    summary.slo = s
+        .slo
+        .iter()
+        .filter_map(|c| Check::parse(c).ok())
+        .map(|c| c.evaluate_summary(&summary))
+        .collect();
+    summary
+}

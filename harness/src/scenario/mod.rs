@@ -1,0 +1,500 @@
+//! Scenario files: what to build, how to load it, and what must hold (reference:
+//! `scenarios/README.md`).
+//!
+//! Loading is three steps: [`source`] reads the TOML keeping positions and applies `--set`
+//! overrides, serde turns it into a [`Scenario`] (type errors carry the line), and
+//! [`validate`] checks what types cannot say; every error names the file, line and field.
+
+pub mod source;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use control_plane::{FanoutMode, PushProtocol};
+use fake_agent::{CostModel, ValidationMode};
+use serde::{Deserialize, Serialize};
+
+pub use source::Source;
+
+/// A bad scenario: where and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {field}{}{message}", line.map(|l| format!(":{l}")).unwrap_or_default(), if field.is_empty() { "" } else { ": " })]
+pub struct ScenarioError {
+    /// The scenario file.
+    pub file: String,
+    /// 1-based line, when the field is written in the file.
+    pub line: Option<usize>,
+    /// Dotted path of the field (`phases[1].rate`), empty for the file as a whole.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Several problems at once, so that a user fixes them in one go.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ScenarioErrors(pub Vec<ScenarioError>);
+
+/// A whole scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name; names the run folder.
+    pub name: String,
+    /// One line on what it measures (shown by `alcor-scale list`).
+    #[serde(default)]
+    pub description: String,
+    /// Seed of topology, placement and operation choice: same seed, same run.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// What is measured.
+    #[serde(default)]
+    pub target: TargetSpec,
+    /// The simulated host agents (one per host).
+    #[serde(default)]
+    pub agents: AgentsSpec,
+    /// Projects, VPCs, subnets, routers, security groups and pre-existing ports.
+    #[serde(default)]
+    pub topology: TopologySpec,
+    /// Creating the pre-existing ports.
+    #[serde(default)]
+    pub setup: PhaseSpec,
+    /// The measured phases, in order.
+    #[serde(default)]
+    pub phases: Vec<PhaseSpec>,
+    /// Deleting every port left at the end (absent: ports are left).
+    #[serde(default)]
+    pub teardown: Option<PhaseSpec>,
+    /// Checks on the measured phases (`port_programmed.p99 < 200ms`, `error_rate < 0.1%`).
+    #[serde(default)]
+    pub slo: Vec<String>,
+    /// Measurement settings.
+    #[serde(default)]
+    pub measure: MeasureSpec,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// Which control plane, or none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// The reference control plane, in-process.
+    #[default]
+    Embedded,
+    /// A real Alcor (or compatible) on loopback, by URL.
+    Alcor,
+    /// No REST: goal states pushed straight to agents.
+    Southbound,
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Embedded => "embedded",
+            Self::Alcor => "alcor",
+            Self::Southbound => "southbound",
+        })
+    }
+}
+
+/// `[target]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetSpec {
+    /// `embedded` (default), `alcor` or `southbound`.
+    pub kind: TargetKind,
+    /// Embedded: neighbor fan-out, `alcor` (as Alcor) or `incremental`.
+    pub fanout: FanoutMode,
+    /// Embedded: answer port requests before the push ends.
+    pub async_push: bool,
+    /// Embedded and southbound: `v2` (stream) or `v1` (unary).
+    pub protocol: PushProtocol,
+    /// Embedded and southbound: gRPC channels per host.
+    pub channels_per_host: usize,
+    /// Alcor: base URL of every service (an API gateway), e.g. `http://127.0.0.1:9009`.
+    pub url: Option<String>,
+    /// Alcor: base URL per service (`vpc`, `subnet`, `port`, `node`, `security_group`,
+    /// `route`), overriding `url` for that service.
+    pub urls: BTreeMap<String, String>,
+    /// Southbound: one real agent at `host:port` instead of the fleet (loopback only).
+    pub agent: Option<String>,
+    /// How long one REST request may take before it counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for TargetSpec {
+    fn default() -> Self {
+        Self {
+            kind: TargetKind::Embedded,
+            fanout: FanoutMode::Alcor,
+            async_push: false,
+            protocol: PushProtocol::V2,
+            channels_per_host: 2,
+            url: None,
+            urls: BTreeMap::new(),
+            agent: None,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[agents]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsSpec {
+    /// How many hosts, each a simulated agent.
+    pub count: usize,
+    /// Address of the first agent (127.0.0.0/8); the others follow.
+    pub base_ip: Ipv4Addr,
+    /// Port every agent listens on (Alcor dials 50001).
+    pub port: u16,
+    /// Simulated programming cost: `none`, `aca-2020`, `aca-2021`, or `linear:…`.
+    pub cost_model: CostModel,
+    /// `lenient` or `strict` checking of what agents receive.
+    pub validation: ValidationMode,
+}
+
+impl Default for AgentsSpec {
+    fn default() -> Self {
+        Self {
+            count: 10,
+            base_ip: Ipv4Addr::new(127, 1, 0, 1),
+            port: alcor_schema::AGENT_GRPC_PORT,
+            cost_model: CostModel::None,
+            validation: ValidationMode::Lenient,
+        }
+    }
+}
+
+/// How ports are spread over hosts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Port i on host i mod hosts.
+    #[default]
+    RoundRobin,
+    /// A host drawn at random (seeded).
+    Random,
+    /// Fill host 0 up to `host_capacity` ports, then host 1, …
+    Packed,
+}
+
+/// `[topology]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologySpec {
+    /// Projects (tenants).
+    pub projects: u32,
+    /// VPCs per project.
+    pub vpcs_per_project: u32,
+    /// Subnets per VPC; all are carved from 10.0.0.0/8 in order.
+    pub subnets_per_vpc: u32,
+    /// Prefix length of every subnet (16: 65,533 ports each).
+    pub subnet_prefix: u8,
+    /// One router per VPC with every subnet of the VPC attached (L3 neighbors).
+    pub routers: bool,
+    /// Ports created in setup, in total.
+    pub ports: Option<u64>,
+    /// Ports created in setup, per host (instead of `ports`).
+    pub ports_per_host: Option<u64>,
+    /// Ports per setup request through `/ports/bulk` (absent: one request per port).
+    pub bulk: Option<u32>,
+    /// Where ports go.
+    pub placement: Placement,
+    /// Ports per host before `packed` moves on to the next host.
+    pub host_capacity: Option<u64>,
+    /// Security groups in every project.
+    pub security_groups: Vec<SecurityGroupSpec>,
+}
+
+impl Default for TopologySpec {
+    fn default() -> Self {
+        Self {
+            projects: 1,
+            vpcs_per_project: 1,
+            subnets_per_vpc: 1,
+            subnet_prefix: 16,
+            routers: false,
+            ports: None,
+            ports_per_host: None,
+            bulk: None,
+            placement: Placement::RoundRobin,
+            host_capacity: None,
+            security_groups: Vec::new(),
+        }
+    }
+}
+
+/// `[[topology.security_groups]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroupSpec {
+    /// Name, unique in the scenario; rules refer to it by `remote_group`.
+    pub name: String,
+    /// Fraction of ports that are members (seeded); ports in no group get the default group.
+    #[serde(default = "one")]
+    pub share: f64,
+    /// Its rules.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// A security-group rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// `ingress` or `egress`.
+    #[serde(default = "ingress")]
+    pub direction: String,
+    /// `tcp`, `udp`, `icmp` or `any`.
+    #[serde(default = "tcp")]
+    pub protocol: String,
+    /// `[min, max]` port range (absent: all).
+    pub ports: Option<[u32; 2]>,
+    /// Members of this group are the rule's remote side: every host with a port of the rule's
+    /// group then needs every member of the remote group (the known scaling trap).
+    pub remote_group: Option<String>,
+    /// A CIDR as the remote side instead.
+    pub remote_ip_prefix: Option<String>,
+}
+
+fn ingress() -> String {
+    "ingress".into()
+}
+
+fn tcp() -> String {
+    "tcp".into()
+}
+
+/// The load model of a phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Requests at intended times, at a rate or a list of rates; latency from the intended time.
+    Open,
+    /// N users, each issuing its next request when the last is done (runs on goose).
+    #[default]
+    Closed,
+    /// Open-model stages at rising rates until a check fails; reports the knee.
+    Step,
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Step => "step",
+        })
+    }
+}
+
+/// One rate stage of the open model.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateStage {
+    /// Requests per second.
+    pub rate: f64,
+    /// How long.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+}
+
+/// Operation weights.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mix {
+    /// Create a port.
+    pub create: u32,
+    /// Move a port to another host (a rebind: goal states to the old and new host).
+    pub update: u32,
+    /// Delete a port.
+    pub delete: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self {
+            create: 1,
+            update: 0,
+            delete: 0,
+        }
+    }
+}
+
+/// `[setup]`, `[[phases]]` and `[teardown]`: what to issue and under which load model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PhaseSpec {
+    /// Name (reports, progress).
+    pub name: String,
+    /// Operation mix (setup always creates, teardown always deletes).
+    pub mix: Mix,
+    /// `open`, `closed` or `step`.
+    pub model: ModelKind,
+    /// Open: constant rate, requests/s.
+    pub rate: Option<f64>,
+    /// Open: rate stages, in order (instead of `rate` + `duration`).
+    pub stages: Vec<RateStage>,
+    /// How long (open with `rate`, closed); with `requests`, whichever ends first.
+    #[serde(with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// How many requests at most.
+    pub requests: Option<u64>,
+    /// Closed: concurrent users.
+    pub users: Option<u32>,
+    /// Closed: time to start every user (goose's increase rate = users / ramp).
+    #[serde(with = "humantime_serde")]
+    pub ramp: Option<Duration>,
+    /// Step: first rate.
+    pub start_rate: Option<f64>,
+    /// Step: added per stage.
+    pub step_rate: Option<f64>,
+    /// Step: stop after this rate even if every check holds.
+    pub max_rate: Option<f64>,
+    /// Step: length of each stage.
+    #[serde(with = "humantime_serde")]
+    pub step_duration: Option<Duration>,
+    /// Step: the checks a stage must pass (default: the scenario's `slo`).
+    pub checks: Vec<String>,
+    /// Open and step: requests in flight at most; beyond it requests wait (and their latency,
+    /// measured from the intended time, shows the wait).
+    pub max_in_flight: usize,
+}
+
+impl Default for PhaseSpec {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            mix: Mix::default(),
+            model: ModelKind::Closed,
+            rate: None,
+            stages: Vec::new(),
+            duration: None,
+            requests: None,
+            users: None,
+            ramp: None,
+            start_rate: None,
+            step_rate: None,
+            max_rate: None,
+            step_duration: None,
+            checks: Vec::new(),
+            max_in_flight: 10_000,
+        }
+    }
+}
+
+impl PhaseSpec {
+    /// The open model's stages: `stages`, or `rate` for `duration`.
+    pub fn open_stages(&self) -> Vec<RateStage> {
+        if !self.stages.is_empty() {
+            return self.stages.clone();
+        }
+        match (self.rate, self.duration) {
+            (Some(rate), Some(duration)) => vec![RateStage { rate, duration }],
+            // With only a request budget: long enough to issue it at this rate, with room.
+            (Some(rate), None) => vec![RateStage {
+                rate,
+                duration: Duration::from_secs_f64(self.requests.unwrap_or(0) as f64 / rate.max(1e-9) * 2.0 + 1.0),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A one-line description of the model with its parameters.
+    pub fn describe(&self) -> String {
+        match self.model {
+            ModelKind::Open => {
+                let stages: Vec<String> = self
+                    .open_stages()
+                    .iter()
+                    .map(|s| format!("{}/s for {}", s.rate, humantime::format_duration(s.duration)))
+                    .collect();
+                format!("open: {}", stages.join(", "))
+            }
+            ModelKind::Closed => format!(
+                "closed (goose): {} users, ramp {}{}",
+                self.users.unwrap_or(1),
+                humantime::format_duration(self.ramp.unwrap_or_default()),
+                self.duration
+                    .map(|d| format!(", {}", humantime::format_duration(d)))
+                    .unwrap_or_default()
+            ),
+            ModelKind::Step => format!(
+                "step: {}/s +{}/s per {} up to {}/s",
+                self.start_rate.unwrap_or(0.0),
+                self.step_rate.unwrap_or(0.0),
+                humantime::format_duration(self.step_duration.unwrap_or_default()),
+                self.max_rate.unwrap_or(0.0)
+            ),
+        }
+    }
+}
+
+/// `[measure]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeasureSpec {
+    /// A created port not programmed (or not converged) this long after its request is a
+    /// failure.
+    #[serde(with = "humantime_serde")]
+    pub correlation_timeout: Duration,
+    /// Length of an interval histogram.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for MeasureSpec {
+    fn default() -> Self {
+        Self {
+            correlation_timeout: Duration::from_secs(30),
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A scenario with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The file.
+    pub path: PathBuf,
+    /// The text after overrides (what is run, and saved in the run folder).
+    pub text: String,
+    /// `--set` overrides as given.
+    pub overrides: Vec<String>,
+}
+
+/// Reads, overrides, parses and validates a scenario file.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Loaded, ScenarioErrors> {
+    let source = Source::read(path).map_err(|e| ScenarioErrors(vec![e]))?;
+    let source = source.with_overrides(overrides).map_err(|e| ScenarioErrors(vec![e]))?;
+    let scenario: Scenario = source.deserialize().map_err(|e| ScenarioErrors(vec![e]))?;
+    let problems = validate::validate(&scenario);
+    if !problems.is_empty() {
+        return Err(ScenarioErrors(
+            problems
+                .into_iter()
+                .map(|(field, msg)| source.error_at(&field, msg))
+                .collect(),
+        ));
+    }
+    Ok(Loaded {
+        scenario,
+        path: path.to_owned(),
+        text: source.text().to_owned(),
+        overrides: overrides.to_vec(),
+    })
+}

@@ -1,0 +1,328 @@
+//! What types cannot say: ranges, combinations, references between fields. Returns every
+//! problem as (field path, message); the loader turns each into an error with its line.
+
+use std::collections::HashSet;
+
+use super::{ModelKind, PhaseSpec, Placement, Scenario, TargetKind};
+use crate::slo::Check;
+
+type Problems = Vec<(String, String)>;
+
+/// Every problem of a scenario (empty: it can run).
+pub fn validate(s: &Scenario) -> Problems {
+    let mut p = Problems::new();
+    let mut bad = |f: &str, m: String| p.push((f.to_owned(), m));
+    if s.name.is_empty()
+        || !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bad(
+            "name",
+            "must be non-empty letters, digits, `-` or `_` (it names the run folder)".into(),
+        );
+    }
+    // Agents.
+    let a = &s.agents;
+    if a.count == 0 {
+        bad("agents.count", "must be at least 1".into());
+    } else if let Err(e) = fake_agent::fleet::host_ips(a.base_ip, a.count) {
+        bad("agents.base_ip", e.to_string());
+    }
+    // Target.
+    let t = &s.target;
+    match t.kind {
+        TargetKind::Alcor => {
+            if t.url.is_none() && t.urls.is_empty() {
+                bad(
+                    "target.url",
+                    "required for kind = \"alcor\" (or give target.urls)".into(),
+                );
+            }
+            for (k, _) in t.urls.iter() {
+                if !["vpc", "subnet", "port", "node", "security_group", "route"].contains(&k.as_str()) {
+                    bad(
+                        &format!("target.urls.{k}"),
+                        "unknown service (vpc, subnet, port, node, security_group, route)".into(),
+                    );
+                }
+            }
+            for (f, u) in t
+                .url
+                .iter()
+                .map(|u| ("target.url".to_owned(), u))
+                .chain(t.urls.iter().map(|(k, u)| (format!("target.urls.{k}"), u)))
+            {
+                if let Err(e) = crate::register::loopback_url(u) {
+                    bad(&f, format!("{e:#}"));
+                }
+            }
+        }
+        TargetKind::Embedded | TargetKind::Southbound => {
+            if t.url.is_some() || !t.urls.is_empty() {
+                bad("target.url", format!("only for kind = \"alcor\", not \"{}\"", t.kind));
+            }
+        }
+    }
+    if let Some(agent) = &t.agent {
+        if t.kind != TargetKind::Southbound {
+            bad("target.agent", "only for kind = \"southbound\"".into());
+        }
+        match agent.parse::<std::net::SocketAddr>() {
+            Ok(sa) if sa.ip().is_loopback() => {}
+            Ok(sa) => bad("target.agent", format!("{sa} is not on loopback")),
+            Err(_) => bad("target.agent", format!("`{agent}` is not host:port")),
+        }
+    }
+    if t.channels_per_host == 0 {
+        bad("target.channels_per_host", "must be at least 1".into());
+    }
+    // Topology.
+    let tp = &s.topology;
+    for (f, v) in [
+        ("topology.projects", tp.projects),
+        ("topology.vpcs_per_project", tp.vpcs_per_project),
+        ("topology.subnets_per_vpc", tp.subnets_per_vpc),
+    ] {
+        if v == 0 {
+            bad(f, "must be at least 1".into());
+        }
+    }
+    let subnets = u64::from(tp.projects) * u64::from(tp.vpcs_per_project) * u64::from(tp.subnets_per_vpc);
+    if !(9..=28).contains(&tp.subnet_prefix) {
+        bad(
+            "topology.subnet_prefix",
+            "must be 9 to 28 (subnets are carved from 10.0.0.0/8)".into(),
+        );
+    } else if subnets << (32 - tp.subnet_prefix) > 1 << 24 {
+        bad(
+            "topology.subnet_prefix",
+            format!("{subnets} subnets of /{} do not fit in 10.0.0.0/8", tp.subnet_prefix),
+        );
+    }
+    if tp.ports.is_some() && tp.ports_per_host.is_some() {
+        bad(
+            "topology.ports_per_host",
+            "give either ports or ports_per_host, not both".into(),
+        );
+    }
+    let setup_ports = tp.ports.unwrap_or(0) + tp.ports_per_host.unwrap_or(0) * a.count as u64;
+    if (9..=28).contains(&tp.subnet_prefix) && subnets > 0 {
+        let capacity = (1u64 << (32 - tp.subnet_prefix)) - 3;
+        if setup_ports.div_ceil(subnets) > capacity {
+            bad(
+                "topology.ports",
+                format!(
+                    "{setup_ports} ports over {subnets} subnets of /{} exceed {capacity} addresses each",
+                    tp.subnet_prefix
+                ),
+            );
+        }
+    }
+    if tp.bulk == Some(0) {
+        bad("topology.bulk", "must be at least 1".into());
+    }
+    if tp.bulk.is_some() && t.kind == TargetKind::Southbound {
+        bad("topology.bulk", "southbound has no REST API to bulk-create with".into());
+    }
+    if tp.placement == Placement::Packed && tp.host_capacity.unwrap_or(0) == 0 {
+        bad(
+            "topology.host_capacity",
+            "placement = \"packed\" needs a host_capacity of at least 1".into(),
+        );
+    }
+    let names: Vec<&str> = tp.security_groups.iter().map(|g| g.name.as_str()).collect();
+    let mut seen = HashSet::new();
+    for (i, g) in tp.security_groups.iter().enumerate() {
+        let f = format!("topology.security_groups[{i}]");
+        if g.name.is_empty() || !seen.insert(g.name.as_str()) {
+            bad(
+                &format!("{f}.name"),
+                format!("`{}` must be non-empty and unique", g.name),
+            );
+        }
+        if !(g.share > 0.0 && g.share <= 1.0) {
+            bad(&format!("{f}.share"), "must be in (0, 1]".into());
+        }
+        for (j, r) in g.rules.iter().enumerate() {
+            let rf = format!("{f}.rules[{j}]");
+            if !["ingress", "egress"].contains(&r.direction.as_str()) {
+                bad(
+                    &format!("{rf}.direction"),
+                    format!("`{}`: ingress or egress", r.direction),
+                );
+            }
+            if !["tcp", "udp", "icmp", "any"].contains(&r.protocol.as_str()) {
+                bad(
+                    &format!("{rf}.protocol"),
+                    format!("`{}`: tcp, udp, icmp or any", r.protocol),
+                );
+            }
+            if let Some([lo, hi]) = r.ports
+                && (lo > hi || hi > 65535)
+            {
+                bad(&format!("{rf}.ports"), format!("[{lo}, {hi}] is not a port range"));
+            }
+            if let Some(rg) = &r.remote_group
+                && !names.contains(&rg.as_str())
+            {
+                bad(&format!("{rf}.remote_group"), format!("no security group named `{rg}`"));
+            }
+            if r.remote_group.is_some() && r.remote_ip_prefix.is_some() {
+                bad(
+                    &format!("{rf}.remote_ip_prefix"),
+                    "give remote_group or remote_ip_prefix, not both".into(),
+                );
+            }
+        }
+    }
+    // Phases.
+    let slo_ok = validate_checks("slo", &s.slo, &mut p);
+    let mut names = HashSet::new();
+    validate_phase("setup", &s.setup, Role::Setup, &s.slo, slo_ok, &mut p);
+    for (i, ph) in s.phases.iter().enumerate() {
+        let f = format!("phases[{i}]");
+        if !ph.name.is_empty() && !names.insert(ph.name.as_str()) {
+            p.push((
+                format!("{f}.name"),
+                format!("`{}` is used by an earlier phase", ph.name),
+            ));
+        }
+        validate_phase(&f, ph, Role::Load, &s.slo, slo_ok, &mut p);
+    }
+    if let Some(td) = &s.teardown {
+        validate_phase("teardown", td, Role::Teardown, &s.slo, slo_ok, &mut p);
+    }
+    let m = &s.measure;
+    if m.correlation_timeout.is_zero() {
+        p.push(("measure.correlation_timeout".into(), "must be more than 0".into()));
+    }
+    if m.interval < std::time::Duration::from_millis(100) {
+        p.push(("measure.interval".into(), "must be at least 100ms".into()));
+    }
+    p
+}
+
+#[derive(PartialEq, Clone, Copy)]
+enum Role {
+    Setup,
+    Load,
+    Teardown,
+}
+
+fn validate_checks(field: &str, checks: &[String], p: &mut Problems) -> bool {
+    let mut ok = true;
+    for (i, c) in checks.iter().enumerate() {
+        if let Err(e) = Check::parse(c) {
+            p.push((format!("{field}[{i}]"), e));
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn validate_phase(f: &str, ph: &PhaseSpec, role: Role, slo: &[String], slo_ok: bool, p: &mut Problems) {
+    let mut bad = |field: &str, m: String| p.push((format!("{f}.{field}"), m));
+    if role != Role::Load && ph.mix != super::Mix::default() {
+        bad(
+            "mix",
+            format!(
+                "{} always {}",
+                if role == Role::Setup { "setup" } else { "teardown" },
+                if role == Role::Setup { "creates" } else { "deletes" }
+            ),
+        );
+    }
+    if role == Role::Load && ph.mix.create + ph.mix.update + ph.mix.delete == 0 {
+        bad("mix", "needs a weight above 0".into());
+    }
+    let not_for = |field: &str, present: bool, bad: &mut dyn FnMut(&str, String)| {
+        if present {
+            bad(field, format!("does not apply to model = \"{}\"", ph.model));
+        }
+    };
+    match ph.model {
+        ModelKind::Open => {
+            if ph.stages.is_empty() && ph.rate.is_none() {
+                bad("rate", "model = \"open\" needs rate (or stages)".into());
+            }
+            if !ph.stages.is_empty() && (ph.rate.is_some() || ph.duration.is_some()) {
+                bad("stages", "give stages, or rate and duration, not both".into());
+            }
+            if let Some(r) = ph.rate
+                && !(r > 0.0 && r.is_finite())
+            {
+                bad("rate", "must be more than 0".into());
+            }
+            if ph.stages.is_empty()
+                && ph.rate.is_some()
+                && ph.duration.is_none()
+                && ph.requests.is_none()
+                && role == Role::Load
+            {
+                bad("duration", "an open phase needs duration or requests".into());
+            }
+            for (i, s) in ph.stages.iter().enumerate() {
+                if !(s.rate > 0.0 && s.rate.is_finite()) {
+                    bad(&format!("stages[{i}].rate"), "must be more than 0".into());
+                }
+                if s.duration.is_zero() {
+                    bad(&format!("stages[{i}].duration"), "must be more than 0".into());
+                }
+            }
+            if ph.max_in_flight == 0 {
+                bad("max_in_flight", "must be at least 1".into());
+            }
+            not_for("users", ph.users.is_some(), &mut bad);
+            not_for("ramp", ph.ramp.is_some(), &mut bad);
+        }
+        ModelKind::Closed => {
+            if ph.users.unwrap_or(1) == 0 {
+                bad("users", "must be at least 1".into());
+            }
+            if role == Role::Load && ph.duration.is_none() && ph.requests.is_none() {
+                bad("duration", "a closed phase needs duration or requests".into());
+            }
+            not_for("rate", ph.rate.is_some(), &mut bad);
+            not_for("stages", !ph.stages.is_empty(), &mut bad);
+        }
+        ModelKind::Step => {
+            if role != Role::Load {
+                bad("model", "step search is for measured phases only".into());
+            }
+            for (field, v) in [
+                ("start_rate", ph.start_rate),
+                ("step_rate", ph.step_rate),
+                ("max_rate", ph.max_rate),
+            ] {
+                match v {
+                    None => bad(field, "required for model = \"step\"".into()),
+                    Some(v) if !(v > 0.0 && v.is_finite()) => bad(field, "must be more than 0".into()),
+                    _ => {}
+                }
+            }
+            if let (Some(a), Some(b)) = (ph.start_rate, ph.max_rate)
+                && b < a
+            {
+                bad("max_rate", format!("{b} is below start_rate {a}"));
+            }
+            if ph.step_duration.is_none_or(|d| d.is_zero()) {
+                bad("step_duration", "required for model = \"step\", more than 0".into());
+            }
+            if ph.checks.is_empty() && slo.is_empty() {
+                bad(
+                    "checks",
+                    "a step search needs checks (or a scenario slo) to find the knee".into(),
+                );
+            }
+            not_for("users", ph.users.is_some(), &mut bad);
+            not_for("rate", ph.rate.is_some(), &mut bad);
+            let _ = slo_ok;
+        }
+    }
+    if ph.duration.is_some_and(|d| d.is_zero()) {
+        bad("duration", "must be more than 0".into());
+    }
+    validate_checks(&format!("{f}.checks"), &ph.checks, p);
+}

@@ -1,0 +1,510 @@
+//! The concrete topology a scenario describes, and the harness's own model of where every port
+//! lives, from which it knows which hosts must learn each new port (the expected fan-out that
+//! `neighbor_converged` waits for).
+//!
+//! Ids are chosen here, not by the control plane, so that a port can be correlated with agent
+//! messages before its create request has even been answered.
+
+use std::net::Ipv4Addr;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::scenario::{Mix, Placement, Scenario};
+
+/// A project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Its id.
+    pub id: String,
+}
+
+/// A VPC.
+#[derive(Debug, Clone)]
+pub struct Vpc {
+    /// Its id.
+    pub id: String,
+    /// Index of its project.
+    pub project: usize,
+    /// Indexes of its subnets.
+    pub subnets: Vec<usize>,
+    /// Its router, when the scenario has routers.
+    pub router: Option<String>,
+}
+
+/// A subnet.
+#[derive(Debug, Clone)]
+pub struct Subnet {
+    /// Its id.
+    pub id: String,
+    /// Index of its VPC.
+    pub vpc: usize,
+    /// Its CIDR.
+    pub cidr: String,
+}
+
+/// A security-group rule, resolved.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its id.
+    pub id: String,
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// Protocol (`any` means none given).
+    pub protocol: String,
+    /// Port range.
+    pub ports: Option<[u32; 2]>,
+    /// Index (within the project) of the remote group.
+    pub remote_group: Option<usize>,
+    /// Remote CIDR.
+    pub remote_ip_prefix: Option<String>,
+}
+
+/// A security group of one project.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its project.
+    pub project: usize,
+    /// Share of ports that join it.
+    pub share: f64,
+    /// Its rules.
+    pub rules: Vec<Rule>,
+}
+
+/// What to create for one port.
+#[derive(Debug, Clone)]
+pub struct PortPlan {
+    /// Client-chosen id.
+    pub id: String,
+    /// Project index.
+    pub project: usize,
+    /// Subnet index.
+    pub subnet: usize,
+    /// Host index.
+    pub host: usize,
+    /// Group indexes (global, into [`Topology::groups`]); empty means the project's default group.
+    pub groups: Vec<usize>,
+}
+
+/// An operation chosen from a mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Create a port.
+    Create,
+    /// Move a port to another host.
+    Update,
+    /// Delete a port.
+    Delete,
+}
+
+impl Op {
+    /// `create`, `update`, `delete`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// The static part: projects, networks, groups, hosts.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Projects.
+    pub projects: Vec<Project>,
+    /// VPCs.
+    pub vpcs: Vec<Vpc>,
+    /// Subnets.
+    pub subnets: Vec<Subnet>,
+    /// Security groups of every project.
+    pub groups: Vec<Group>,
+    /// Agent host addresses, by host index.
+    pub hosts: Vec<Ipv4Addr>,
+    /// Node names, by host index.
+    pub host_names: Vec<String>,
+    /// Per group: the groups (same project) with a rule naming it as remote group, whose hosts
+    /// must learn every new member.
+    referenced_by: Vec<Vec<usize>>,
+    tag: u32,
+}
+
+/// Prefix of node names (`host-00007`).
+pub const HOST_PREFIX: &str = "host-";
+
+fn uuid(tag: u32, kind: u16, n: u64) -> String {
+    format!("{tag:08x}-{kind:04x}-4000-8000-{n:012x}")
+}
+
+impl Topology {
+    /// Builds the topology of `s` for hosts at `hosts`; `tag` makes ids unique per run where a
+    /// target keeps state between runs.
+    pub fn build(s: &Scenario, hosts: Vec<Ipv4Addr>, tag: u32) -> Self {
+        let t = &s.topology;
+        let mut projects = Vec::new();
+        let mut vpcs = Vec::new();
+        let mut subnets = Vec::new();
+        let mut groups = Vec::new();
+        let block = 1u32 << (32 - u32::from(t.subnet_prefix));
+        for p in 0..t.projects as usize {
+            projects.push(Project {
+                id: format!("project-{tag:08x}-{p}"),
+            });
+            for _ in 0..t.vpcs_per_project {
+                let v = vpcs.len();
+                let mut vpc = Vpc {
+                    id: uuid(tag, 1, v as u64),
+                    project: p,
+                    subnets: Vec::new(),
+                    router: t.routers.then(|| uuid(tag, 6, v as u64)),
+                };
+                for _ in 0..t.subnets_per_vpc {
+                    let n = subnets.len();
+                    let base = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + n as u32 * block);
+                    subnets.push(Subnet {
+                        id: uuid(tag, 2, n as u64),
+                        vpc: v,
+                        cidr: format!("{base}/{}", t.subnet_prefix),
+                    });
+                    vpc.subnets.push(n);
+                }
+                vpcs.push(vpc);
+            }
+            let first = groups.len();
+            for (gi, g) in t.security_groups.iter().enumerate() {
+                groups.push(Group {
+                    id: uuid(tag, 4, (p * 1000 + gi) as u64),
+                    name: g.name.clone(),
+                    project: p,
+                    share: g.share,
+                    rules: g
+                        .rules
+                        .iter()
+                        .enumerate()
+                        .map(|(ri, r)| Rule {
+                            id: uuid(tag, 5, ((p * 1000 + gi) * 1000 + ri) as u64),
+                            direction: r.direction.clone(),
+                            protocol: r.protocol.clone(),
+                            ports: r.ports,
+                            remote_group: r
+                                .remote_group
+                                .as_ref()
+                                .and_then(|n| t.security_groups.iter().position(|x| &x.name == n))
+                                .map(|i| first + i),
+                            remote_ip_prefix: r.remote_ip_prefix.clone(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        let mut referenced_by = vec![Vec::new(); groups.len()];
+        for (a, g) in groups.iter().enumerate() {
+            for r in &g.rules {
+                if let Some(b) = r.remote_group
+                    && !referenced_by[b].contains(&a)
+                {
+                    referenced_by[b].push(a);
+                }
+            }
+        }
+        let host_names = (0..hosts.len()).map(|i| format!("{HOST_PREFIX}{i:05}")).collect();
+        Self {
+            projects,
+            vpcs,
+            subnets,
+            groups,
+            hosts,
+            host_names,
+            referenced_by,
+            tag,
+        }
+    }
+}
+
+/// Where every port lives, as the harness asked for it; decides the next operation and the
+/// hosts each must reach.
+#[derive(Debug)]
+pub struct Model {
+    topo: std::sync::Arc<Topology>,
+    placement: Placement,
+    host_capacity: u64,
+    rng: StdRng,
+    next: u64,
+    /// Bound ports per host, per subnet.
+    subnet_hosts: Vec<FxHashMap<u32, u32>>,
+    /// Member ports per host, per group.
+    group_hosts: Vec<FxHashMap<u32, u32>>,
+    /// Ports whose create succeeded and that no request is changing: update and delete pick
+    /// from these.
+    settled: Vec<String>,
+    ports: FxHashMap<String, PortPlan>,
+}
+
+fn bump(m: &mut FxHashMap<u32, u32>, host: usize, up: bool) {
+    let h = host as u32;
+    if up {
+        *m.entry(h).or_default() += 1;
+    } else if let Some(c) = m.get_mut(&h) {
+        *c -= 1;
+        if *c == 0 {
+            m.remove(&h);
+        }
+    }
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new(topo: std::sync::Arc<Topology>, s: &Scenario) -> Self {
+        Self {
+            placement: s.topology.placement,
+            host_capacity: s.topology.host_capacity.unwrap_or(1).max(1),
+            rng: StdRng::seed_from_u64(s.seed),
+            next: 0,
+            subnet_hosts: vec![FxHashMap::default(); topo.subnets.len()],
+            group_hosts: vec![FxHashMap::default(); topo.groups.len()],
+            settled: Vec::new(),
+            ports: FxHashMap::default(),
+            topo,
+        }
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &std::sync::Arc<Topology> {
+        &self.topo
+    }
+
+    /// Ports the model holds (created or being created).
+    pub fn len(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Whether the model holds no port.
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+
+    /// Picks an operation from `mix`; update and delete fall back to create while no port is
+    /// settled, and update needs two hosts.
+    pub fn pick(&mut self, mix: &Mix) -> Op {
+        let total = mix.create + mix.update + mix.delete;
+        let r = self.rng.random_range(0..total.max(1));
+        let op = if r < mix.create {
+            Op::Create
+        } else if r < mix.create + mix.update {
+            Op::Update
+        } else {
+            Op::Delete
+        };
+        match op {
+            Op::Update if self.settled.is_empty() || self.topo.hosts.len() < 2 => Op::Create,
+            Op::Delete if self.settled.is_empty() => Op::Create,
+            op => op,
+        }
+    }
+
+    fn place(&mut self, n: u64) -> usize {
+        let hosts = self.topo.hosts.len() as u64;
+        (match self.placement {
+            Placement::RoundRobin => n % hosts,
+            Placement::Random => self.rng.random_range(0..hosts),
+            Placement::Packed => (n / self.host_capacity) % hosts,
+        }) as usize
+    }
+
+    /// Plans a new port and counts it where it will live.
+    pub fn plan_create(&mut self) -> PortPlan {
+        let n = self.next;
+        self.next += 1;
+        let subnet = (n % self.topo.subnets.len() as u64) as usize;
+        let project = self.topo.vpcs[self.topo.subnets[subnet].vpc].project;
+        let host = self.place(n);
+        let mut groups = Vec::new();
+        for (g, grp) in self.topo.groups.iter().enumerate() {
+            if grp.project == project && (grp.share >= 1.0 || self.rng.random_bool(grp.share)) {
+                groups.push(g);
+            }
+        }
+        let plan = PortPlan {
+            id: uuid(self.topo.tag, 3, n),
+            project,
+            subnet,
+            host,
+            groups,
+        };
+        self.add(&plan, true);
+        self.ports.insert(plan.id.clone(), plan.clone());
+        plan
+    }
+
+    fn add(&mut self, p: &PortPlan, up: bool) {
+        bump(&mut self.subnet_hosts[p.subnet], p.host, up);
+        for &g in &p.groups {
+            bump(&mut self.group_hosts[g], p.host, up);
+        }
+    }
+
+    /// A create answered: the port may now be updated or deleted. A failed create is forgotten.
+    pub fn create_done(&mut self, id: &str, ok: bool) {
+        if ok {
+            self.settled.push(id.to_owned());
+        } else if let Some(p) = self.ports.remove(id) {
+            self.add(&p, false);
+        }
+    }
+
+    fn take_settled(&mut self) -> Option<PortPlan> {
+        if self.settled.is_empty() {
+            return None;
+        }
+        let i = self.rng.random_range(0..self.settled.len());
+        let id = self.settled.swap_remove(i);
+        self.ports.get(&id).cloned()
+    }
+
+    /// Plans moving a settled port to another host; returns (before, after).
+    pub fn plan_update(&mut self) -> Option<(PortPlan, PortPlan)> {
+        let old = self.take_settled()?;
+        let hosts = self.topo.hosts.len();
+        let step = 1 + self.rng.random_range(0..hosts.saturating_sub(1).max(1));
+        let mut new = old.clone();
+        new.host = (old.host + step) % hosts;
+        self.add(&old, false);
+        self.add(&new, true);
+        self.ports.insert(new.id.clone(), new.clone());
+        Some((old, new))
+    }
+
+    /// An update answered: the port is settled again.
+    pub fn update_done(&mut self, id: &str) {
+        if self.ports.contains_key(id) {
+            self.settled.push(id.to_owned());
+        }
+    }
+
+    /// Plans deleting a settled port and forgets it at once, so that no new port expects to be
+    /// learned by a host that is losing its last port.
+    pub fn plan_delete(&mut self) -> Option<PortPlan> {
+        let p = self.take_settled()?;
+        self.ports.remove(&p.id);
+        self.add(&p, false);
+        Some(p)
+    }
+
+    /// Settled ports, for teardown.
+    pub fn settled_count(&self) -> usize {
+        self.settled.len()
+    }
+
+    /// Hosts other than its own that must learn `p`: every host with a port in its subnet, in
+    /// the other subnets of its VPC when the VPC has a router (L3), and with a port in a group
+    /// whose rules name one of `p`'s groups as remote group.
+    pub fn neighbor_hosts(&self, p: &PortPlan) -> Vec<Ipv4Addr> {
+        let mut out: FxHashSet<u32> = FxHashSet::default();
+        let vpc = &self.topo.vpcs[self.topo.subnets[p.subnet].vpc];
+        let subnets: &[usize] = if vpc.router.is_some() {
+            &vpc.subnets
+        } else {
+            std::slice::from_ref(&p.subnet)
+        };
+        for &s in subnets {
+            out.extend(self.subnet_hosts[s].keys());
+        }
+        for &g in &p.groups {
+            for &a in &self.topo.referenced_by[g] {
+                out.extend(self.group_hosts[a].keys());
+            }
+        }
+        out.remove(&(p.host as u32));
+        out.into_iter().map(|h| self.topo.hosts[h as usize]).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(extra: &str) -> Scenario {
+        toml::from_str(&format!("name = \"t\"\n{extra}")).unwrap()
+    }
+
+    fn hosts(n: u8) -> Vec<Ipv4Addr> {
+        (1..=n).map(|i| Ipv4Addr::new(127, 9, 0, i)).collect()
+    }
+
+    #[test]
+    fn subnets_are_carved_in_order_and_ids_are_unique() {
+        let s = scenario(
+            "[topology]\nprojects = 2\nvpcs_per_project = 2\nsubnets_per_vpc = 2\nsubnet_prefix = 20\nrouters = true\n",
+        );
+        let t = Topology::build(&s, hosts(3), 7);
+        assert_eq!(t.subnets.len(), 8);
+        assert_eq!(t.subnets[0].cidr, "10.0.0.0/20");
+        assert_eq!(t.subnets[1].cidr, "10.0.16.0/20");
+        assert_eq!(t.vpcs[3].project, 1);
+        assert!(t.vpcs.iter().all(|v| v.router.is_some()));
+        let ids: FxHashSet<&str> = t
+            .subnets
+            .iter()
+            .map(|s| s.id.as_str())
+            .chain(t.vpcs.iter().map(|v| v.id.as_str()))
+            .collect();
+        assert_eq!(ids.len(), 12);
+    }
+
+    #[test]
+    fn neighbor_hosts_follow_subnets_routers_and_remote_groups() {
+        let s = scenario(
+            "[topology]\nsubnets_per_vpc = 2\n\
+             [[topology.security_groups]]\nname = \"web\"\nshare = 1.0\n\
+             [[topology.security_groups.rules]]\nremote_group = \"web\"\n",
+        );
+        let t = std::sync::Arc::new(Topology::build(&s, hosts(4), 1));
+        let mut m = Model::new(t.clone(), &s);
+        // Round-robin: port n on host n % 4, subnet n % 2.
+        let ports: Vec<PortPlan> = (0..4).map(|_| m.plan_create()).collect();
+        // Port 3 (host 3, subnet 1): subnet 1 holds port 1 (host 1); every port is in `web`,
+        // whose rule names `web`: every other host must learn it.
+        let mut n = m.neighbor_hosts(&ports[3]);
+        n.sort();
+        assert_eq!(n, vec![t.hosts[0], t.hosts[1], t.hosts[2]]);
+        // Without groups and routers only the subnet counts.
+        let s2 = scenario("[topology]\nsubnets_per_vpc = 2\n");
+        let t2 = std::sync::Arc::new(Topology::build(&s2, hosts(4), 1));
+        let mut m2 = Model::new(t2.clone(), &s2);
+        let p: Vec<PortPlan> = (0..4).map(|_| m2.plan_create()).collect();
+        assert_eq!(m2.neighbor_hosts(&p[3]), vec![t2.hosts[1]]);
+        // Deleting port 1 leaves subnet 1 to port 3 alone.
+        m2.create_done(&p[1].id, true);
+        let d = m2.plan_delete().unwrap();
+        assert_eq!(d.id, p[1].id);
+        assert!(m2.neighbor_hosts(&p[3]).is_empty());
+    }
+
+    #[test]
+    fn picks_follow_weights_and_fall_back_to_create() {
+        let s = scenario("");
+        let t = std::sync::Arc::new(Topology::build(&s, hosts(2), 1));
+        let mut m = Model::new(t, &s);
+        let mix = Mix {
+            create: 0,
+            update: 0,
+            delete: 1,
+        };
+        assert_eq!(m.pick(&mix), Op::Create, "nothing to delete yet");
+        let p = m.plan_create();
+        m.create_done(&p.id, true);
+        assert_eq!(m.pick(&mix), Op::Delete);
+        let mix = Mix {
+            create: 3,
+            update: 1,
+            delete: 0,
+        };
+        let n = (0..4000).filter(|_| m.pick(&mix) == Op::Create).count();
+        assert!((2800..3200).contains(&n), "{n}");
+    }
+}

@@ -1,0 +1,210 @@
+//! The CSV files of a run folder: one row per agent message (`agent-samples.csv`) and one per
+//! host (`hosts.csv`). Plain CSV with a header line, numbers only besides the host address,
+//! so that a spreadsheet or pandas reads them as they are.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// One goal-state message as an agent processed it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AgentSample {
+    /// When the agent finished it, s since the run started.
+    pub t_s: f64,
+    /// The agent's host.
+    pub host: Ipv4Addr,
+    /// Encoded size.
+    pub bytes: u64,
+    /// Neighbor states carried.
+    pub neighbors: u64,
+    /// Port states carried.
+    pub ports: u64,
+    /// The agent's own total time (decode + apply + simulated programming), µs.
+    pub processing_us: u64,
+    /// Of which decoding, µs.
+    pub decode_us: u64,
+    /// Of which applying to host state, µs.
+    pub apply_us: u64,
+}
+
+/// Header of `agent-samples.csv`.
+pub const AGENT_SAMPLES_HEADER: &str = "t_s,host,bytes,neighbors,ports,processing_us,decode_us,apply_us";
+
+/// Per-host totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostRow {
+    /// The host.
+    pub host: Ipv4Addr,
+    /// Messages it processed.
+    pub messages: u64,
+    /// Bytes it received.
+    pub bytes: u64,
+    /// Neighbor states it received.
+    pub neighbors: u64,
+}
+
+/// Header of `hosts.csv`.
+pub const HOSTS_HEADER: &str = "host,messages,bytes,neighbors";
+
+/// Streams agent samples to CSV.
+#[derive(Debug)]
+pub struct SampleWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl SampleWriter {
+    /// Creates the file with its header.
+    pub fn create(path: &Path) -> Result<Self, Error> {
+        let mut out = BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
+        writeln!(out, "{AGENT_SAMPLES_HEADER}").map_err(|e| Error::io(path, e))?;
+        Ok(Self {
+            path: path.to_owned(),
+            out,
+        })
+    }
+
+    /// Appends one row.
+    pub fn write(&mut self, s: &AgentSample) -> Result<(), Error> {
+        writeln!(
+            self.out,
+            "{:.6},{},{},{},{},{},{},{}",
+            s.t_s, s.host, s.bytes, s.neighbors, s.ports, s.processing_us, s.decode_us, s.apply_us
+        )
+        .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Flushes.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.out.flush().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Writes `hosts.csv`.
+pub fn write_hosts(path: &Path, rows: &[HostRow]) -> Result<(), Error> {
+    let mut out = BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
+    let mut go = || -> std::io::Result<()> {
+        writeln!(out, "{HOSTS_HEADER}")?;
+        for r in rows {
+            writeln!(out, "{},{},{},{}", r.host, r.messages, r.bytes, r.neighbors)?;
+        }
+        out.flush()
+    };
+    go().map_err(|e| Error::io(path, e))
+}
+
+/// Splits a CSV file into rows of fields after checking its header; errors name the line.
+fn read_rows(path: &Path, header: &str, width: usize) -> Result<Vec<(usize, Vec<String>)>, Error> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut rows = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if i == 0 {
+            if line.trim() != header {
+                return Err(Error::format(path, format!("line 1: expected header `{header}`")));
+            }
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<String> = line.split(',').map(str::to_owned).collect();
+        if fields.len() != width {
+            return Err(Error::format(
+                path,
+                format!("line {}: {} fields, expected {width}", i + 1, fields.len()),
+            ));
+        }
+        rows.push((i + 1, fields));
+    }
+    Ok(rows)
+}
+
+fn field<T: std::str::FromStr>(path: &Path, line: usize, name: &str, v: &str) -> Result<T, Error> {
+    v.parse()
+        .map_err(|_| Error::format(path, format!("line {line}: {name} `{v}` is not a number")))
+}
+
+/// Reads `agent-samples.csv`.
+pub fn read_agent_samples(path: &Path) -> Result<Vec<AgentSample>, Error> {
+    read_rows(path, AGENT_SAMPLES_HEADER, 8)?
+        .into_iter()
+        .map(|(n, f)| {
+            Ok(AgentSample {
+                t_s: field(path, n, "t_s", &f[0])?,
+                host: f[1]
+                    .parse()
+                    .map_err(|_| Error::format(path, format!("line {n}: host `{}` is not an IPv4 address", f[1])))?,
+                bytes: field(path, n, "bytes", &f[2])?,
+                neighbors: field(path, n, "neighbors", &f[3])?,
+                ports: field(path, n, "ports", &f[4])?,
+                processing_us: field(path, n, "processing_us", &f[5])?,
+                decode_us: field(path, n, "decode_us", &f[6])?,
+                apply_us: field(path, n, "apply_us", &f[7])?,
+            })
+        })
+        .collect()
+}
+
+/// Reads `hosts.csv`.
+pub fn read_hosts(path: &Path) -> Result<Vec<HostRow>, Error> {
+    read_rows(path, HOSTS_HEADER, 4)?
+        .into_iter()
+        .map(|(n, f)| {
+            Ok(HostRow {
+                host: f[0]
+                    .parse()
+                    .map_err(|_| Error::format(path, format!("line {n}: host `{}` is not an IPv4 address", f[0])))?,
+                messages: field(path, n, "messages", &f[1])?,
+                bytes: field(path, n, "bytes", &f[2])?,
+                neighbors: field(path, n, "neighbors", &f[3])?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_and_hosts_round_trip_and_bad_lines_are_named() {
+        let dir = std::env::temp_dir().join(format!("samples-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.csv");
+        let s = AgentSample {
+            t_s: 1.5,
+            host: Ipv4Addr::new(127, 1, 0, 2),
+            bytes: 1000,
+            neighbors: 3,
+            ports: 1,
+            processing_us: 120,
+            decode_us: 20,
+            apply_us: 30,
+        };
+        let mut w = SampleWriter::create(&p).unwrap();
+        w.write(&s).unwrap();
+        w.flush().unwrap();
+        drop(w);
+        assert_eq!(read_agent_samples(&p).unwrap(), vec![s]);
+        let h = dir.join("h.csv");
+        let rows = [HostRow {
+            host: Ipv4Addr::new(127, 1, 0, 9),
+            messages: 4,
+            bytes: 5,
+            neighbors: 6,
+        }];
+        write_hosts(&h, &rows).unwrap();
+        assert_eq!(read_hosts(&h).unwrap(), rows);
+        std::fs::write(&h, format!("{HOSTS_HEADER}\n127.0.0.1,1,x,3\n")).unwrap();
+        let e = read_hosts(&h).unwrap_err().to_string();
+        assert!(
+            e.contains("h.csv") && e.contains("line 2") && e.contains("bytes"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

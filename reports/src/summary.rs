@@ -1,0 +1,360 @@
+//! `summary.json`: every figure of a run in one versioned document.
+//!
+//! Durations are µs (field names end in `_us` or the metric's `unit` says so), rates per second,
+//! times since the run started in seconds. Readers check [`Summary::schema_version`]; a change
+//! that renames or removes a field bumps [`SCHEMA_VERSION`], adding one does not.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Version of the summary format written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// Tool and version that wrote it (`alcor-scale 0.1.0`).
+    pub tool: String,
+    /// What was run.
+    pub scenario: ScenarioInfo,
+    /// Where it ran.
+    pub environment: Environment,
+    /// `embedded`, `alcor` or `southbound`.
+    pub target: String,
+    /// Wall-clock start, RFC 3339 (a label only; durations come from a monotonic clock).
+    pub started_at: String,
+    /// Length of the whole run, s.
+    pub duration_s: f64,
+    /// True when the run stopped early (Ctrl-C, a failing component); the figures cover what
+    /// was measured until then.
+    pub partial: bool,
+    /// Why the run stopped early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_reason: Option<String>,
+    /// Phases in the order they ran (setup, measured, teardown).
+    pub phases: Vec<PhaseSummary>,
+    /// Every metric over the measured phases together, by name (see [`metric`]).
+    pub metrics: BTreeMap<String, Stats>,
+    /// Requests and messages over the measured phases.
+    pub throughput: Throughput,
+    /// Failures over the measured phases.
+    pub errors: Errors,
+    /// Load per agent host over the whole run.
+    pub hosts: HostLoad,
+    /// SLO checks, in the scenario's order.
+    pub slo: Vec<SloResult>,
+    /// Present for step-search phases: each stage and the knee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_search: Option<StepSearch>,
+}
+
+/// Metric names.
+pub mod metric {
+    /// Request sent (or due, in the open model) to response, every operation, µs.
+    pub const API: &str = "api";
+    /// Port-create request to the port's own host having applied its goal state, µs.
+    pub const PORT_PROGRAMMED: &str = "port_programmed";
+    /// Port-create request to the last host that must learn the new neighbor having applied it, µs.
+    pub const NEIGHBOR_CONVERGED: &str = "neighbor_converged";
+    /// An agent's own time for one message (decode + apply + simulated programming), µs.
+    pub const AGENT_PROCESSING: &str = "agent_processing";
+    /// Size of one goal-state message, bytes.
+    pub const GOAL_STATE_BYTES: &str = "goal_state_bytes";
+    /// Neighbor states in one goal-state message.
+    pub const GOAL_STATE_NEIGHBORS: &str = "goal_state_neighbors";
+    /// The API latency of one operation, `api.create`, `api.update`, `api.delete`.
+    pub fn api_of(op: &str) -> String {
+        format!("{API}.{op}")
+    }
+    /// The metrics whose values are µs.
+    pub fn is_latency(name: &str) -> bool {
+        name.starts_with(API) || matches!(name, PORT_PROGRAMMED | NEIGHBOR_CONVERGED | AGENT_PROCESSING)
+    }
+}
+
+/// The scenario as run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// Its name.
+    pub name: String,
+    /// Its one-line description.
+    pub description: String,
+    /// The file it came from.
+    pub file: String,
+    /// Seed of topology and placement.
+    pub seed: u64,
+    /// `--set` overrides applied, in order.
+    pub overrides: Vec<String>,
+    /// The scenario text after overrides.
+    pub toml: String,
+}
+
+/// The machine and build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// `git rev-parse HEAD` of the working directory, when it is a repository.
+    pub git_revision: Option<String>,
+    /// CPU model.
+    pub cpu: String,
+    /// Logical CPUs available.
+    pub cores: usize,
+    /// Operating system and architecture.
+    pub os: String,
+    /// Versions of the tool and of what it embeds.
+    pub versions: BTreeMap<String, String>,
+}
+
+/// One phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSummary {
+    /// Its name.
+    pub name: String,
+    /// `setup`, `load` or `teardown`; only `load` phases count in the run's headline figures.
+    pub kind: String,
+    /// The load model (`open`, `closed`, `step`) with its parameters, as text.
+    pub model: String,
+    /// Start, s since the run started.
+    pub started_s: f64,
+    /// Length, s.
+    pub duration_s: f64,
+    /// Requests issued.
+    pub requests: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Requests completed per second.
+    pub throughput_rps: f64,
+    /// Offered rate of the open model (mean over its stages), requests/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_rps: Option<f64>,
+    /// This phase's metrics.
+    pub metrics: BTreeMap<String, Stats>,
+}
+
+/// Distribution of one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Stats {
+    pub count: u64,
+    pub min: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl Stats {
+    /// Figures of a histogram (all zero when empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            min: h.min(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+
+    /// A statistic by name (`p99`, `mean`, `count` …).
+    pub fn get(&self, stat: &str) -> Option<f64> {
+        Some(match stat {
+            "count" => self.count as f64,
+            "min" => self.min as f64,
+            "p50" | "median" => self.p50 as f64,
+            "p90" => self.p90 as f64,
+            "p99" => self.p99 as f64,
+            "p999" | "p99.9" => self.p999 as f64,
+            "max" => self.max as f64,
+            "mean" => self.mean,
+            _ => return None,
+        })
+    }
+
+    /// Names [`Stats::get`] accepts.
+    pub const STATS: [&'static str; 8] = ["count", "min", "p50", "p90", "p99", "p999", "max", "mean"];
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            min: 0,
+            p50: 0,
+            p90: 0,
+            p99: 0,
+            p999: 0,
+            max: 0,
+            mean: 0.0,
+        }
+    }
+}
+
+/// Requests and messages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Requests issued.
+    pub requests: u64,
+    /// Requests that got a response (success or not).
+    pub completed: u64,
+    /// Completed requests per second of measured time.
+    pub requests_per_s: f64,
+    /// Goal-state messages agents processed.
+    pub messages: u64,
+    /// Messages per second of measured time.
+    pub messages_per_s: f64,
+    /// Goal-state bytes agents received.
+    pub bytes: u64,
+}
+
+/// Failures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Errors {
+    /// Requests that failed (HTTP error, transport error, timeout).
+    pub requests_failed: u64,
+    /// Failed requests by kind (`http_409`, `transport`, `timeout` …).
+    pub by_kind: BTreeMap<String, u64>,
+    /// Created ports whose own host never applied them within the correlation timeout.
+    pub not_programmed: u64,
+    /// Created ports that some expected neighbor host never learned within the timeout.
+    pub not_converged: u64,
+    /// Messages agents could not decode or apply.
+    pub agent_errors: u64,
+    /// `(requests_failed + not_programmed + not_converged) / requests`.
+    pub error_rate: f64,
+}
+
+/// Load per host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostLoad {
+    /// Hosts that got at least one message.
+    pub hosts: u64,
+    /// Messages per host.
+    pub messages: Stats,
+    /// Bytes per host.
+    pub bytes: Stats,
+}
+
+/// One SLO check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    /// As written (`port_programmed.p99 < 200ms`).
+    pub check: String,
+    /// The value compared, in the metric's unit (µs for latencies, a fraction for rates).
+    pub actual: Option<f64>,
+    /// The threshold, same unit.
+    pub threshold: f64,
+    /// `<`, `<=`, `>`, `>=`.
+    pub op: String,
+    /// Whether it held (false when there is no value).
+    pub pass: bool,
+    /// How far from the threshold, as a fraction of it: positive is headroom, negative a breach.
+    pub margin: Option<f64>,
+}
+
+/// A step-search phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSearch {
+    /// Name of the phase.
+    pub phase: String,
+    /// Stages in order.
+    pub stages: Vec<StepStage>,
+    /// Highest offered rate whose stage met every check; none when the first stage failed.
+    pub knee_rps: Option<f64>,
+}
+
+/// One stage of a step search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepStage {
+    /// Offered rate.
+    pub offered_rps: f64,
+    /// Completed requests per second.
+    pub achieved_rps: f64,
+    /// Start, s since the run started.
+    pub started_s: f64,
+    /// Length, s.
+    pub duration_s: f64,
+    /// Latency metrics of the stage.
+    pub metrics: BTreeMap<String, Stats>,
+    /// Checks of the stage.
+    pub checks: Vec<SloResult>,
+    /// Whether every check held.
+    pub pass: bool,
+}
+
+impl Summary {
+    /// Reads `summary.json` from a run folder.
+    pub fn read(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(crate::files::SUMMARY);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let probe: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::format(&path, format!("not JSON (line {}): {e}", e.line())))?;
+        match probe.get("schema_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+            Some(v) => {
+                return Err(Error::format(
+                    &path,
+                    format!("schema_version {v}; this build reads version {SCHEMA_VERSION}"),
+                ));
+            }
+            None => return Err(Error::format(&path, "no schema_version: not an alcor-scale summary")),
+        }
+        serde_json::from_value(probe).map_err(|e| Error::format(&path, e.to_string()))
+    }
+
+    /// Writes `summary.json` into a run folder (atomically: a reader never sees half a file).
+    pub fn write(&self, dir: &Path) -> Result<(), Error> {
+        let path = dir.join(crate::files::SUMMARY);
+        let tmp = dir.join(".summary.json.tmp");
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::format(&path, e.to_string()))?;
+        std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// A metric's statistic, for SLOs and comparisons: `port_programmed.p99`, or the scalars
+    /// `error_rate`, `throughput` (requests/s), `requests`, `not_programmed`, `not_converged`.
+    pub fn value(&self, key: &str) -> Option<f64> {
+        match key {
+            "error_rate" => return Some(self.errors.error_rate),
+            "throughput" => return Some(self.throughput.requests_per_s),
+            "requests" => return Some(self.throughput.requests as f64),
+            "not_programmed" => return Some(self.errors.not_programmed as f64),
+            "not_converged" => return Some(self.errors.not_converged as f64),
+            _ => {}
+        }
+        let (name, stat) = key.rsplit_once('.')?;
+        self.metrics.get(name)?.get(stat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_of_a_histogram_are_ordered_and_exact_at_the_ends() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for v in 1..=10_000u64 {
+            h.record(v).unwrap();
+        }
+        let s = Stats::of(&h);
+        assert_eq!((s.count, s.min), (10_000, 1));
+        assert!(s.min <= s.p50 && s.p50 <= s.p90 && s.p90 <= s.p99 && s.p99 <= s.p999 && s.p999 <= s.max);
+        assert!((4_990..=5_010).contains(&s.p50), "{}", s.p50);
+        assert!((9_980..=10_010).contains(&s.max), "{}", s.max);
+        assert_eq!(Stats::of(&Histogram::new(3).unwrap()), Stats::default());
+    }
+}
