@@ -1,0 +1,295 @@
+//! `alcor-scale run` end to end, as a user runs it: a real process, real agents on loopback,
+//! the embedded control plane (or a stalling stand-in), and the run folder read back.
+//!
+//! Each test moves the agents to its own loopback range so the tests can run in parallel.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reports::summary::Summary;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_alcor-scale")
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("alcor-scale-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs share two cores: one at a time keeps their latencies (and SLOs) meaningful.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("alcor-scale runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn ci_smoke_writes_a_complete_consistent_run_folder() {
+    let _serial = serial();
+    let dir = tmp("smoke");
+    let out = dir.join("run");
+    let o = run(&[
+        "run",
+        scenario("ci-smoke").to_str().unwrap(),
+        "--set",
+        "agents.base_ip=127.5.1.1",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for f in [
+        "summary.json",
+        "intervals.hlog",
+        "agent-samples.csv",
+        "hosts.csv",
+        "scenario.toml",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let s = Summary::read(&out).unwrap();
+    assert!(!s.partial);
+    assert_eq!(s.target, "embedded");
+    // Phases: setup, two measured, teardown; counts add up.
+    let kinds: Vec<&str> = s.phases.iter().map(|p| p.kind.as_str()).collect();
+    assert_eq!(kinds, ["setup", "load", "load", "teardown"]);
+    assert_eq!(s.phases[0].requests, 400, "setup creates the topology's ports");
+    assert_eq!(s.phases[2].requests, 200, "the closed phase spends its request budget");
+    let measured: u64 = s.phases.iter().filter(|p| p.kind == "load").map(|p| p.requests).sum();
+    assert_eq!(s.throughput.requests, measured);
+    assert_eq!(s.throughput.completed, measured);
+    assert_eq!(s.errors.requests_failed, 0);
+    // Every created (or moved) port programmed and converged.
+    assert_eq!((s.errors.not_programmed, s.errors.not_converged), (0, 0));
+    let created = s.metrics["api.create"].count + s.metrics.get("api.update").map_or(0, |m| m.count);
+    let programmed =
+        s.metrics["port_programmed"].count + s.metrics.get("port_programmed.update").map_or(0, |m| m.count);
+    let converged =
+        s.metrics["neighbor_converged"].count + s.metrics.get("neighbor_converged.update").map_or(0, |m| m.count);
+    assert_eq!(programmed, created);
+    assert_eq!(converged, created);
+    let api = &s.metrics["api"];
+    assert_eq!(api.count, measured);
+    for m in s.metrics.values() {
+        assert!(m.min <= m.p50 && m.p50 <= m.p90 && m.p90 <= m.p99 && m.p99 <= m.p999 && m.p999 <= m.max);
+    }
+    // Converged never before programmed.
+    assert!(s.metrics["neighbor_converged"].max >= s.metrics["port_programmed"].max);
+    // Teardown deleted every port that was left.
+    let teardown = &s.phases[3];
+    let deletes_before: u64 = s.phases[1].metrics.get("api.delete").map_or(0, |m| m.count);
+    assert_eq!(
+        teardown.requests,
+        400 + s.metrics["api.create"].count - deletes_before,
+        "teardown deletes what setup and the load created, minus what the load deleted"
+    );
+    // Agent samples and hosts agree with the summary; the interval log is readable and its
+    // api intervals hold every answered measured request plus setup and teardown.
+    let samples = reports::samples::read_agent_samples(&out.join("agent-samples.csv")).unwrap();
+    let hosts = reports::samples::read_hosts(&out.join("hosts.csv")).unwrap();
+    assert_eq!(hosts.len(), 20);
+    assert_eq!(hosts.iter().map(|h| h.messages).sum::<u64>(), samples.len() as u64);
+    let intervals = reports::hlog::read(&out.join("intervals.hlog")).unwrap();
+    let api_in_log: u64 = intervals
+        .iter()
+        .filter(|i| i.metric == "api")
+        .map(|i| i.histogram.len())
+        .sum();
+    let api_all: u64 = s
+        .phases
+        .iter()
+        .map(|p| p.metrics.get("api").map_or(0, |m| m.count))
+        .sum();
+    assert_eq!(api_in_log, api_all);
+    assert!(s.slo.iter().all(|r| r.pass), "{:?}", s.slo);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failing_slo_exits_1_and_says_which() {
+    let _serial = serial();
+    let dir = tmp("slo");
+    let out = dir.join("run");
+    let o = run(&[
+        "run",
+        scenario("ci-smoke").to_str().unwrap(),
+        "--set",
+        "agents.base_ip=127.5.2.1",
+        "--set",
+        "slo=[\"port_programmed.p99 < 1us\", \"error_rate < 1%\"]",
+        "--set",
+        "phases[1].requests=20",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("port_programmed.p99 < 1us"));
+    let s = Summary::read(&out).unwrap();
+    assert!(!s.slo[0].pass && s.slo[0].margin.unwrap() < 0.0);
+    assert!(s.slo[1].pass);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_invalid_scenario_exits_2_naming_file_line_and_field() {
+    let dir = tmp("invalid");
+    let f = dir.join("bad.toml");
+    std::fs::write(
+        &f,
+        "name = \"bad\"\n\n[agents]\ncount = 3\n\n[[phases]]\nmodel = \"open\"\nrate = -5\nduration = \"2s\"\n",
+    )
+    .unwrap();
+    let o = run(&["run", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bad.toml:8: phases[0].rate: must be more than 0"), "{e}");
+    // A type error, an unknown field, and a bad override are named too.
+    std::fs::write(&f, "name = \"bad\"\n[agents]\ncount = \"many\"\n").unwrap();
+    let o = run(&["validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.toml:3: agents.count"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&f, "name = \"bad\"\n[agents]\ncuont = 3\n").unwrap();
+    let o = run(&["validate", f.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.toml:3: agents.cuont: unknown field"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "validate",
+        scenario("ci-smoke").to_str().unwrap(),
+        "--set",
+        "topology.placement=packed",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("topology.host_capacity"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "validate",
+        scenario("ci-smoke").to_str().unwrap(),
+        "--set",
+        "agents.count=0",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("(from --set agents.count=0)"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_bundled_scenario_validates() {
+    let o = run(&["list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    for name in [
+        "quickstart",
+        "ci-smoke",
+        "big-goalstate",
+        "port-churn",
+        "fanout-1k-hosts",
+        "sg-remote-group",
+        "knee-search",
+        "alcor-rally-ports",
+    ] {
+        assert!(listed.contains(name), "{name} not listed:\n{listed}");
+        assert!(!listed.contains("(invalid"), "{listed}");
+        let o = run(&["validate", scenario(name).to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_leaves_a_partial_readable_summary() {
+    let _serial = serial();
+    let dir = tmp("ctrlc");
+    let out = dir.join("run");
+    let mut child = Command::new(bin())
+        .args([
+            "run",
+            scenario("ci-smoke").to_str().unwrap(),
+            "--set",
+            "agents.base_ip=127.5.3.1",
+            "--set",
+            "phases[0].duration=\"60s\"",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the measured open phase has produced interval data, then interrupt.
+    let t = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(out.join("intervals.hlog")).unwrap_or_default();
+        if log.contains("Tag=api.update") || t.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "an interrupted run is not a pass");
+    let s = Summary::read(&out).unwrap();
+    assert!(s.partial);
+    assert!(
+        s.partial_reason.as_deref().unwrap().contains("interrupted"),
+        "{:?}",
+        s.partial_reason
+    );
+    let open = s
+        .phases
+        .iter()
+        .find(|p| p.name == "open")
+        .expect("the interrupted phase is in the summary");
+    assert!(open.requests > 0 && open.duration_s < 50.0);
+    assert!(s.metrics["api"].count > 0, "what was measured is kept");
+    assert!(
+        !s.phases.iter().any(|p| p.name == "closed"),
+        "nothing ran after the interrupt"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
