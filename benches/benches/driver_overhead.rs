@@ -63,7 +63,10 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let addr = rt.block_on(serve());
     println!("target: {addr} (answers 201 at once)");
-    println!("{:>10} {:>12} {:>10} {:>10} {:>10}", "offered/s", "achieved/s", "api p50", "api p99", "late s");
+    println!(
+        "{:>10} {:>12} {:>10} {:>10} {:>10}",
+        "offered/s", "achieved/s", "api p50", "api p99", "late s"
+    );
     let rates: Vec<u32> = std::env::var("ALCOR_SCALE_RATES")
         .ok()
         .map(|v| v.split(',').filter_map(|r| r.trim().parse().ok()).collect())
@@ -107,7 +110,10 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    for c in [16, 64, 256].into_iter().filter(|_| std::env::var_os("ALCOR_SCALE_NO_WRK").is_none()) {
+    for c in [16, 64, 256]
+        .into_iter()
+        .filter(|_| std::env::var_os("ALCOR_SCALE_NO_WRK").is_none())
+    {
         match wrk(addr, c) {
             Some(rps) => println!("wrk -t1 -c{c}: {rps:.0} requests/s"),
             None => println!("wrk not found or failed: apt-get install wrk"),

@@ -4,6 +4,7 @@
 
 mod agents;
 mod control_plane_cmd;
+mod report_cmd;
 mod run_cmd;
 
 use harness::{register, signal};
@@ -60,6 +61,10 @@ enum Command {
     Validate(run_cmd::ValidateArgs),
     /// List the bundled scenarios.
     List,
+    /// Render a run folder's HTML report again.
+    Report(report_cmd::ReportArgs),
+    /// Compare a candidate run with a baseline; exit 1 on regression.
+    Compare(report_cmd::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +87,8 @@ fn main() -> ExitCode {
             Command::Run(args) => run_cmd::run(args).await,
             Command::Validate(args) => run_cmd::validate(args),
             Command::List => run_cmd::list(),
+            Command::Report(args) => report_cmd::report(args),
+            Command::Compare(args) => report_cmd::compare_cmd(args),
         }
     });
     match result {

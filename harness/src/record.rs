@@ -38,6 +38,11 @@ impl PhaseKind {
 
 type Metrics = FxHashMap<&'static str, Histogram<u64>>;
 
+/// Interval-log tag counting requests issued (zero-valued samples; only counts matter).
+pub const ISSUED: &str = "issued";
+/// Interval-log tag counting failed requests (zero-valued samples).
+pub const ERRORS: &str = "errors";
+
 fn new_histogram() -> Histogram<u64> {
     // Auto-resizing, 3 significant digits: µs from 1 to hours without a configured bound.
     Histogram::new(3).expect("3 significant digits is valid")
@@ -246,7 +251,10 @@ impl Recorder {
 
     /// A request was issued.
     pub fn issued(&self, phase: usize) {
-        if let Some(p) = self.lock().phases.get_mut(phase) {
+        let mut g = self.lock();
+        // One zero-valued sample per request: interval counts of `issued` give the issue rate.
+        record_into(&mut g.interval, ISSUED, 0);
+        if let Some(p) = g.phases.get_mut(phase) {
             p.requests += 1;
         }
     }
@@ -266,6 +274,7 @@ impl Recorder {
                 }
             }
             Some(kind) => {
+                record_into(interval, ERRORS, 0);
                 p.errors += 1;
                 *p.errors_by_kind.entry(kind.to_owned()).or_default() += 1;
             }
@@ -465,7 +474,7 @@ mod tests {
         });
         let log = reports::hlog::read(&dir.join(reports::files::INTERVALS)).unwrap();
         let tags: Vec<&str> = log.iter().map(|i| i.metric.as_str()).collect();
-        assert_eq!(tags, ["api", "api.create", "port_programmed"]);
+        assert_eq!(tags, ["api", "api.create", "errors", "issued", "port_programmed"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -151,6 +151,9 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     let (rows, _) = rec.hosts();
     reports::samples::write_hosts(&dir.join(reports::files::HOSTS), &rows)?;
     summary.write(&dir)?;
+    if let Err(e) = reports::render(&dir) {
+        tracing::error!(error = %e, "the HTML report could not be rendered; `alcor-scale report` retries");
+    }
     if let Some(e) = rec.write_error() {
         tracing::warn!(error = %e, "a run-folder file could not be written completely");
     }

@@ -18,7 +18,10 @@ use crate::UsageError;
   alcor-scale run ci-smoke --set agents.count=20 --set 'phases[0].rate=100'
   alcor-scale run scenarios/knee-search.toml --out runs/knee --quiet
 
-Exit codes: 0 every SLO held, 1 an SLO failed, 2 bad scenario or usage, 3 the run failed or was interrupted.")]
+  alcor-scale run ci-smoke --baseline runs/main-ci-smoke --max-regression 10% --junit slo.xml
+
+Exit codes: 0 every SLO held, 1 an SLO failed (or, with --baseline, a regression), 2 bad scenario
+or usage, 3 the run failed or was interrupted.")]
 pub struct RunArgs {
     /// Scenario file, or the name of a bundled scenario (`quickstart`).
     pub scenario: PathBuf,
@@ -31,6 +34,15 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Compare with this baseline run folder at the end; a regression exits 1.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: how much worse a figure may get.
+    #[arg(long, default_value = "10%", value_parser = crate::report_cmd::parse_fraction)]
+    pub max_regression: f64,
+    /// Write every SLO (and regression) check as JUnit XML to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 /// `validate` arguments.
@@ -118,10 +130,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         println!("  partial: {reason}");
     }
     println!("run folder: {}", outcome.dir.display());
+    let slo_cases = reports::junit::slo_cases(s);
+    let mut regressed = false;
+    match &args.baseline {
+        Some(base) => {
+            let (_, code) = crate::report_cmd::compare(
+                base,
+                &outcome.dir,
+                args.max_regression,
+                None,
+                args.junit.as_deref().map(|p| (p, &slo_cases[..])),
+            )?;
+            regressed = code != 0;
+        }
+        None => {
+            if let Some(p) = &args.junit {
+                reports::junit::write(p, "alcor-scale", &slo_cases)?;
+            }
+        }
+    }
     Ok(match outcome.verdict {
-        Verdict::Pass => 0,
-        Verdict::SloFailed => 1,
         Verdict::Failed => 3,
+        Verdict::SloFailed => 1,
+        Verdict::Pass if regressed => 1,
+        Verdict::Pass => 0,
     })
 }
 

@@ -148,8 +148,12 @@ fn a_failing_slo_exits_1_and_says_which() {
         "--out",
         out.to_str().unwrap(),
         "--quiet",
+        "--junit",
+        dir.join("slo.xml").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let junit = std::fs::read_to_string(dir.join("slo.xml")).unwrap();
+    assert!(junit.contains("tests=\"2\" failures=\"1\""), "{junit}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("port_programmed.p99 < 1us"));
     let s = Summary::read(&out).unwrap();
     assert!(!s.slo[0].pass && s.slo[0].margin.unwrap() < 0.0);
@@ -291,5 +295,86 @@ fn ctrl_c_leaves_a_partial_readable_summary() {
         !s.phases.iter().any(|p| p.name == "closed"),
         "nothing ran after the interrupt"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn reports_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../reports/tests/fixtures")
+        .join(name)
+}
+
+fn copy_fixture(name: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(reports_fixture(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn report_and_compare_commands_gate_and_write_junit() {
+    let dir = tmp("compare");
+    let (base, cand) = (dir.join("base"), dir.join("cand"));
+    copy_fixture("smoke", &base);
+    copy_fixture("smoke", &cand);
+    let o = run(&["report", base.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(base.join("report.html").is_file());
+    // Identical runs pass.
+    let junit = dir.join("junit.xml");
+    let o = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        cand.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no regression"));
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("failures=\"0\""));
+    // 20 % slower: fails at 10 %, passes at 25 %.
+    let mut s = Summary::read(&cand).unwrap();
+    for m in s.metrics.values_mut() {
+        m.p50 = m.p50 * 6 / 5;
+        m.p90 = m.p90 * 6 / 5;
+        m.p99 = m.p99 * 6 / 5;
+    }
+    s.write(&cand).unwrap();
+    let o = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        cand.to_str().unwrap(),
+        "--max-regression",
+        "10%",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("**regression**"));
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        x.contains("<failure") && x.contains("port_programmed.p99 within 10 % of baseline"),
+        "{x}"
+    );
+    let o = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        cand.to_str().unwrap(),
+        "--max-regression",
+        "25%",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(cand.join("compare.html").is_file());
+    // A missing run folder is a usage error naming it.
+    let o = run(&["compare", base.to_str().unwrap(), "/nonexistent/run"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/nonexistent/run"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["report", dir.join("nothing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }

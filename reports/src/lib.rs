@@ -14,9 +14,16 @@
 //!
 //! Not here: running anything. This crate reads and writes files.
 
+pub mod charts;
+pub mod compare;
 pub mod hlog;
+pub mod html;
+pub mod junit;
+pub mod rundata;
 pub mod samples;
 pub mod summary;
+
+pub use html::render;
 
 use std::path::{Path, PathBuf};
 

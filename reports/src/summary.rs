@@ -75,7 +75,8 @@ pub mod metric {
     }
     /// The metrics whose values are µs.
     pub fn is_latency(name: &str) -> bool {
-        name.starts_with(API) || matches!(name, PORT_PROGRAMMED | NEIGHBOR_CONVERGED | AGENT_PROCESSING)
+        let base = name.split('.').next().unwrap_or(name);
+        matches!(base, API | PORT_PROGRAMMED | NEIGHBOR_CONVERGED | AGENT_PROCESSING)
     }
 }
 

@@ -1,0 +1,377 @@
+//! `report.html`: one self-contained file (inline CSS and SVG, no script, nothing fetched) that
+//! reads at a glance on a laptop or a phone.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::charts::{self, Series};
+use crate::rundata::RunData;
+use crate::summary::{SloResult, Stats, Summary, metric};
+use crate::{Error, files};
+
+/// Stages shown first, in this order.
+pub const STAGES: [&str; 3] = [metric::API, metric::PORT_PROGRAMMED, metric::NEIGHBOR_CONVERGED];
+
+/// HTML-escapes text.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A latency in ms, two decimals (the report's one format for latencies).
+pub fn ms(us: f64) -> String {
+    format!("{:.2} ms", us / 1e3)
+}
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1000px;padding:12px;color:#222}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+.banner{background:#fff3cd;border:1px solid #e0b400;padding:8px 12px;border-radius:4px;font-weight:600}
+.pass{color:#186a1e;font-weight:600}.fail{color:#b00020;font-weight:600}
+.scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+figure{margin:1em 0}svg{max-width:100%;height:auto;display:block}
+.note{color:#666;font-size:.9em}pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:.85em}
+.kv td{text-align:left}
+";
+
+fn stats_row(out: &mut String, name: &str, s: &Stats, errors: Option<u64>) {
+    let latency = metric::is_latency(name);
+    let f = |v: f64| if latency { ms(v) } else { format!("{v:.0}") };
+    let _ = write!(
+        out,
+        "<tr data-metric=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        escape(name),
+        escape(name),
+        s.count,
+        f(s.p50 as f64),
+        f(s.p90 as f64),
+        f(s.p99 as f64),
+        f(s.p999 as f64),
+        f(s.max as f64),
+        f(s.mean),
+        errors.map(|e| e.to_string()).unwrap_or_default()
+    );
+}
+
+fn metric_table(out: &mut String, s: &Summary, id: &str, metrics: &std::collections::BTreeMap<String, Stats>) {
+    let _ = write!(
+        out,
+        "<div class=\"scroll\"><table id=\"{id}\"><tr><th>metric</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th><th>errors</th></tr>"
+    );
+    let errors = |m: &str| match m {
+        metric::API => Some(s.errors.requests_failed),
+        metric::PORT_PROGRAMMED => Some(s.errors.not_programmed),
+        metric::NEIGHBOR_CONVERGED => Some(s.errors.not_converged),
+        metric::AGENT_PROCESSING => Some(s.errors.agent_errors),
+        _ => None,
+    };
+    let mut names: Vec<&String> = metrics.keys().collect();
+    names.sort_by_key(|n| (STAGES.iter().position(|s| s == n).unwrap_or(STAGES.len()), (*n).clone()));
+    for n in names {
+        stats_row(out, n, &metrics[n], errors(n));
+    }
+    out.push_str("</table></div>");
+}
+
+fn slo_table(out: &mut String, slo: &[SloResult]) {
+    if slo.is_empty() {
+        out.push_str("<p class=\"note\">The scenario sets no SLO.</p>");
+        return;
+    }
+    out.push_str("<div class=\"scroll\"><table id=\"slo\"><tr><th>check</th><th>actual</th><th>threshold</th><th>margin</th><th>result</th></tr>");
+    for r in slo {
+        let latency = r.check.split(['<', '>']).next().is_some_and(|k| {
+            let k = k.trim();
+            k.rsplit_once('.')
+                .is_some_and(|(m, st)| metric::is_latency(m) && st != "count")
+        });
+        let fmt = |v: f64| {
+            if latency {
+                ms(v)
+            } else if r.check.starts_with("error_rate") {
+                format!("{:.4} %", v * 100.0)
+            } else {
+                format!("{v:.2}")
+            }
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            escape(&r.check),
+            r.actual.map(fmt).unwrap_or_else(|| "no data".into()),
+            escape(&r.op),
+            fmt(r.threshold),
+            r.margin.map(|m| format!("{:+.1} %", m * 100.0)).unwrap_or_default(),
+            if r.pass { "pass" } else { "fail" },
+            if r.pass { "pass" } else { "FAIL" }
+        );
+    }
+    out.push_str("</table></div>");
+}
+
+fn figure(out: &mut String, id: &str, svg: &str, note: &str) {
+    let _ = write!(out, "<figure id=\"{id}\">{svg}");
+    if !note.is_empty() {
+        let _ = write!(out, "<figcaption class=\"note\">{}</figcaption>", escape(note));
+    }
+    out.push_str("</figure>");
+}
+
+/// The whole page for one run.
+pub fn page(run: &RunData) -> String {
+    let s = &run.summary;
+    let mut out = String::with_capacity(1 << 20);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>alcor-scale: {}</title><style>{STYLE}</style></head><body>",
+        escape(&s.scenario.name)
+    );
+    let _ = write!(
+        out,
+        "<h1>{}</h1><p>{}</p>",
+        escape(&s.scenario.name),
+        escape(&s.scenario.description)
+    );
+    if s.partial {
+        let _ = write!(
+            out,
+            "<p class=\"banner\" id=\"partial\">Partial run: {}. The figures cover what was measured until it stopped.</p>",
+            escape(s.partial_reason.as_deref().unwrap_or("stopped early"))
+        );
+    }
+    let verdict = s.slo.iter().all(|r| r.pass);
+    let _ = write!(
+        out,
+        "<p>Target <b>{}</b>, started {}, {:.1} s. {} requests in measured phases, {:.1} requests/s, error rate {:.3} %. SLO: <span class=\"{}\">{}</span></p>",
+        escape(&s.target),
+        escape(&s.started_at),
+        s.duration_s,
+        s.throughput.requests,
+        s.throughput.requests_per_s,
+        s.errors.error_rate * 100.0,
+        if verdict { "pass" } else { "fail" },
+        if s.slo.is_empty() {
+            "none set"
+        } else if verdict {
+            "pass"
+        } else {
+            "FAIL"
+        }
+    );
+
+    out.push_str("<h2>Summary per stage (measured phases)</h2>");
+    metric_table(&mut out, s, "stages", &s.metrics);
+    out.push_str("<h2>SLO</h2>");
+    slo_table(&mut out, &s.slo);
+
+    out.push_str("<h2>Throughput</h2>");
+    let thr = vec![
+        charts::interval_rate("issued/s", run.series("issued")),
+        {
+            // Failed requests complete too: add their count in the interval starting at the same time.
+            let mut c = charts::interval_rate("completed/s", run.series(metric::API));
+            let failed: std::collections::HashMap<u64, f64> = run
+                .series("errors")
+                .iter()
+                .map(|i| {
+                    (
+                        (i.start_s * 1000.0).round() as u64,
+                        i.histogram.len() as f64 / i.length_s.max(1e-9),
+                    )
+                })
+                .collect();
+            for (p, i) in c.points.iter_mut().zip(run.series(metric::API)) {
+                p.1 += failed
+                    .get(&((i.start_s * 1000.0).round() as u64))
+                    .copied()
+                    .unwrap_or(0.0);
+            }
+            c
+        },
+        charts::interval_rate("goal-state messages/s", run.series(metric::AGENT_PROCESSING)),
+    ]
+    .into_iter()
+    .filter(|s| !s.points.is_empty())
+    .collect::<Vec<Series>>();
+    figure(
+        &mut out,
+        "chart-throughput",
+        &charts::time_lines("Throughput over time", "per second", &thr, &s.phases),
+        "Shaded: phases (grey: setup and teardown).",
+    );
+
+    out.push_str("<h2>Latency over time</h2>");
+    for st in STAGES {
+        let series = charts::interval_quantiles(run.series(st));
+        if series.iter().all(|s| s.points.is_empty()) {
+            let _ = write!(out, "<p class=\"note\">No {st} samples.</p>");
+            continue;
+        }
+        figure(
+            &mut out,
+            &format!("chart-latency-{st}"),
+            &charts::latency_lines(&format!("{st}: latency per interval"), &series, &s.phases),
+            "",
+        );
+    }
+
+    out.push_str("<h2>Percentile distribution (measured phases)</h2>");
+    let hists: Vec<(String, hdrhistogram::Histogram<u64>)> = STAGES
+        .iter()
+        .filter_map(|st| run.measured_histogram(st).map(|h| ((*st).to_owned(), h)))
+        .collect();
+    let refs: Vec<(String, &hdrhistogram::Histogram<u64>, bool)> =
+        hists.iter().map(|(n, h)| (n.clone(), h, false)).collect();
+    figure(
+        &mut out,
+        "chart-percentiles",
+        &charts::percentiles("Latency by percentile", &refs),
+        "",
+    );
+
+    out.push_str("<h2>Goal-state size vs agent processing time</h2>");
+    let (_, dropped) = charts::downsample(&run.samples, charts::MAX_SCATTER);
+    let fit_n = charts::fit(
+        &run.samples
+            .iter()
+            .map(|s| (s.neighbors as f64, s.processing_us as f64))
+            .collect::<Vec<_>>(),
+    );
+    let fit_b = charts::fit(
+        &run.samples
+            .iter()
+            .map(|s| (s.bytes as f64, s.processing_us as f64))
+            .collect::<Vec<_>>(),
+    );
+    let mut note = format!("{} messages.", run.samples.len());
+    if dropped {
+        let _ = write!(
+            note,
+            " Showing an even sample of at most {} points; the fits use all of them.",
+            charts::MAX_SCATTER
+        );
+    }
+    if let Some((a, b)) = fit_n {
+        let _ = write!(note, " Fitted cost: {a:.1} µs + {b:.4} µs per neighbor state");
+    }
+    if let Some((_, b)) = fit_b {
+        let _ = write!(note, "; {:.4} µs per KB.", b * 1000.0);
+    }
+    figure(
+        &mut out,
+        "chart-size-vs-time",
+        &charts::size_vs_time(&run.samples, "Agent processing time by goal-state size"),
+        &note,
+    );
+
+    out.push_str("<h2>Per-host load</h2>");
+    let _ = write!(
+        out,
+        "<p class=\"note\">{} hosts; messages per host p50 {} / max {}; bytes per host p50 {} / max {}.</p>",
+        s.hosts.hosts, s.hosts.messages.p50, s.hosts.messages.max, s.hosts.bytes.p50, s.hosts.bytes.max
+    );
+    figure(
+        &mut out,
+        "chart-hosts-messages",
+        &charts::host_load(&run.hosts, false),
+        "",
+    );
+    figure(&mut out, "chart-hosts-bytes", &charts::host_load(&run.hosts, true), "");
+
+    if let Some(step) = &s.step_search {
+        out.push_str("<h2>Step search</h2>");
+        let _ = write!(
+            out,
+            "<p id=\"knee\">Knee: <b>{}</b></p>",
+            step.knee_rps
+                .map(|k| format!("{k} requests/s"))
+                .unwrap_or_else(|| "none (the first stage failed)".into())
+        );
+        figure(&mut out, "chart-step", &charts::step_search(step), "");
+        out.push_str("<div class=\"scroll\"><table id=\"step\"><tr><th>offered/s</th><th>achieved/s</th><th>port_programmed p99</th><th>result</th></tr>");
+        for st in &step.stages {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{:.1}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                st.offered_rps,
+                st.achieved_rps,
+                st.metrics
+                    .get(metric::PORT_PROGRAMMED)
+                    .map(|m| ms(m.p99 as f64))
+                    .unwrap_or_default(),
+                if st.pass { "pass" } else { "fail" },
+                if st.pass { "pass" } else { "FAIL" }
+            );
+        }
+        out.push_str("</table></div>");
+    }
+
+    out.push_str("<h2>Phases</h2><div class=\"scroll\"><table id=\"phases\"><tr><th>phase</th><th>kind</th><th>model</th><th>start (s)</th><th>length (s)</th><th>requests</th><th>errors</th><th>completed/s</th></tr>");
+    for p in &s.phases {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+            escape(&p.name),
+            escape(&p.kind),
+            escape(&p.model),
+            p.started_s,
+            p.duration_s,
+            p.requests,
+            p.errors,
+            p.throughput_rps
+        );
+    }
+    out.push_str("</table></div>");
+
+    out.push_str("<h2>Scenario as run</h2>");
+    if !s.scenario.overrides.is_empty() {
+        let _ = write!(
+            out,
+            "<p>Overrides: <code>{}</code></p>",
+            escape(&s.scenario.overrides.join(" "))
+        );
+    }
+    let _ = write!(
+        out,
+        "<p class=\"note\">{} (seed {})</p><pre>{}</pre>",
+        escape(&s.scenario.file),
+        s.scenario.seed,
+        escape(&s.scenario.toml)
+    );
+    out.push_str("<h2>Environment</h2><div class=\"scroll\"><table class=\"kv\" id=\"environment\">");
+    let e = &s.environment;
+    let mut kv = vec![
+        ("tool".to_owned(), s.tool.clone()),
+        (
+            "git revision".into(),
+            e.git_revision.clone().unwrap_or_else(|| "unknown".into()),
+        ),
+        ("CPU".into(), e.cpu.clone()),
+        ("cores".into(), e.cores.to_string()),
+        ("OS".into(), e.os.clone()),
+    ];
+    kv.extend(e.versions.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for (k, v) in kv {
+        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", escape(&k), escape(&v));
+    }
+    out.push_str("</table></div>");
+    let _ = write!(
+        out,
+        "<p class=\"note\">Written by {} from <code>{}</code>.</p></body></html>\n",
+        escape(&s.tool),
+        escape(&run.dir.display().to_string())
+    );
+    out
+}
+
+/// Renders `report.html` into a run folder; returns its path.
+pub fn render(dir: &Path) -> Result<PathBuf, Error> {
+    let run = RunData::load(dir)?;
+    let path = dir.join(files::REPORT);
+    std::fs::write(&path, page(&run)).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}

@@ -1,0 +1,114 @@
+//! JUnit XML: each SLO check and each gated comparison as a test case, so CI systems show them
+//! as tests.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::Error;
+use crate::compare::Comparison;
+use crate::html::escape;
+use crate::summary::Summary;
+
+/// One test case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// Suite-local name.
+    pub name: String,
+    /// Group (`slo`, `regression`).
+    pub classname: String,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+}
+
+/// A case per SLO check of a run.
+pub fn slo_cases(s: &Summary) -> Vec<Case> {
+    s.slo
+        .iter()
+        .map(|r| Case {
+            name: r.check.clone(),
+            classname: format!("alcor-scale.{}.slo", s.scenario.name),
+            failure: (!r.pass).then(|| match r.actual {
+                Some(a) => format!("actual {a} against {} {}", r.op, r.threshold),
+                None => "no data for this metric".into(),
+            }),
+        })
+        .collect()
+}
+
+/// A case per gated figure of a comparison.
+pub fn regression_cases(c: &Comparison) -> Vec<Case> {
+    c.deltas
+        .iter()
+        .filter(|d| d.gated)
+        .map(|d| Case {
+            name: format!("{} within {:.0} % of baseline", d.key, c.threshold * 100.0),
+            classname: "alcor-scale.regression".into(),
+            failure: d.regressed.then(|| {
+                format!(
+                    "candidate {:?} vs baseline {:?}: ratio {:.3}",
+                    d.candidate,
+                    d.base,
+                    d.ratio.unwrap_or(f64::NAN)
+                )
+            }),
+        })
+        .collect()
+}
+
+/// The XML of one suite.
+pub fn xml(suite: &str, cases: &[Case]) -> String {
+    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\">\n",
+        escape(suite),
+        cases.len()
+    );
+    for c in cases {
+        let _ = write!(
+            out,
+            "  <testcase classname=\"{}\" name=\"{}\"",
+            escape(&c.classname),
+            escape(&c.name)
+        );
+        match &c.failure {
+            Some(f) => {
+                let _ = writeln!(out, "><failure message=\"{}\"/></testcase>", escape(f));
+            }
+            None => out.push_str("/>\n"),
+        }
+    }
+    out.push_str("</testsuite></testsuites>\n");
+    out
+}
+
+/// Writes a suite to `path`.
+pub fn write(path: &Path, suite: &str, cases: &[Case]) -> Result<(), Error> {
+    std::fs::write(path, xml(suite, cases)).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_counted_and_escaped() {
+        let x = xml(
+            "s",
+            &[
+                Case {
+                    name: "p99 < 2ms".into(),
+                    classname: "c".into(),
+                    failure: Some("actual 3 > 2".into()),
+                },
+                Case {
+                    name: "ok".into(),
+                    classname: "c".into(),
+                    failure: None,
+                },
+            ],
+        );
+        assert!(x.contains("tests=\"2\" failures=\"1\""));
+        assert!(x.contains("name=\"p99 &lt; 2ms\""));
+        assert!(x.contains("<failure message=\"actual 3 &gt; 2\"/>"));
+    }
+}
