@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::hlog::Interval;
+use crate::rundata::IntervalStats;
 use crate::samples::{AgentSample, HostRow};
 use crate::summary::{PhaseSummary, StepSearch};
 
@@ -214,7 +214,7 @@ fn trim(v: f64) -> String {
 }
 
 /// p50/p90/p99/max of a latency metric per interval, in ms, at the interval's middle.
-pub fn interval_quantiles(intervals: &[Interval]) -> Vec<Series> {
+pub fn interval_quantiles(intervals: &[IntervalStats]) -> Vec<Series> {
     let mut out: Vec<Series> = ["p50", "p90", "p99", "max"]
         .iter()
         .map(|l| Series {
@@ -224,20 +224,11 @@ pub fn interval_quantiles(intervals: &[Interval]) -> Vec<Series> {
         })
         .collect();
     for i in intervals {
-        if i.histogram.is_empty() {
+        if i.count == 0 {
             continue;
         }
         let t = i.start_s + i.length_s / 2.0;
-        let h = &i.histogram;
-        for (k, v) in [
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.9),
-            h.value_at_quantile(0.99),
-            h.max(),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (k, v) in [i.p50, i.p90, i.p99, i.max].into_iter().enumerate() {
             out[k].points.push((t, v as f64 / 1e3));
         }
     }
@@ -245,17 +236,12 @@ pub fn interval_quantiles(intervals: &[Interval]) -> Vec<Series> {
 }
 
 /// Events per second per interval (the interval's count over its length).
-pub fn interval_rate(label: &str, intervals: &[Interval]) -> Series {
+pub fn interval_rate(label: &str, intervals: &[IntervalStats]) -> Series {
     Series {
         label: label.to_owned(),
         points: intervals
             .iter()
-            .map(|i| {
-                (
-                    i.start_s + i.length_s / 2.0,
-                    i.histogram.len() as f64 / i.length_s.max(1e-9),
-                )
-            })
+            .map(|i| (i.start_s + i.length_s / 2.0, i.count as f64 / i.length_s.max(1e-9)))
             .collect(),
         dashed: false,
     }

@@ -195,10 +195,10 @@ pub fn page(base: &RunData, cand: &RunData, cmp: &Comparison) -> String {
         let hb = base.measured_histogram(st);
         let hc = cand.measured_histogram(st);
         let mut hs = Vec::new();
-        if let Some(h) = &hb {
+        if let Some(h) = hb {
             hs.push(("baseline".to_owned(), h, true));
         }
-        if let Some(h) = &hc {
+        if let Some(h) = hc {
             hs.push(("candidate".to_owned(), h, false));
         }
         let _ = write!(

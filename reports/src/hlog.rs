@@ -87,9 +87,16 @@ pub struct Interval {
 
 /// Reads every tagged interval of a log.
 pub fn read(path: &Path) -> Result<Vec<Interval>, Error> {
+    let mut out = Vec::new();
+    for_each(path, |i| out.push(i))?;
+    Ok(out)
+}
+
+/// Calls `f` with each tagged interval of a log in turn, without holding them all: a long run
+/// has tens of thousands of histograms.
+pub fn for_each(path: &Path, mut f: impl FnMut(Interval)) -> Result<(), Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut deserializer = Deserializer::new();
-    let mut out = Vec::new();
     for (i, entry) in IntervalLogIterator::new(&bytes).enumerate() {
         let entry = entry.map_err(|e| Error::format(path, format!("entry {}: {e:?}", i + 1)))?;
         let LogEntry::Interval(ih) = entry else { continue };
@@ -100,14 +107,14 @@ pub fn read(path: &Path) -> Result<Vec<Interval>, Error> {
         let histogram: Histogram<u64> = deserializer
             .deserialize(&mut raw.as_slice())
             .map_err(|e| Error::format(path, format!("entry {}: {e:?}", i + 1)))?;
-        out.push(Interval {
+        f(Interval {
             metric: tag.as_str().to_owned(),
             start_s: ih.start_timestamp().as_secs_f64(),
             length_s: ih.duration().as_secs_f64(),
             histogram,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

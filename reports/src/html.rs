@@ -180,7 +180,7 @@ pub fn page(run: &RunData) -> String {
                 .map(|i| {
                     (
                         (i.start_s * 1000.0).round() as u64,
-                        i.histogram.len() as f64 / i.length_s.max(1e-9),
+                        i.count as f64 / i.length_s.max(1e-9),
                     )
                 })
                 .collect();
@@ -220,12 +220,10 @@ pub fn page(run: &RunData) -> String {
     }
 
     out.push_str("<h2>Percentile distribution (measured phases)</h2>");
-    let hists: Vec<(String, hdrhistogram::Histogram<u64>)> = STAGES
+    let refs: Vec<(String, &hdrhistogram::Histogram<u64>, bool)> = STAGES
         .iter()
-        .filter_map(|st| run.measured_histogram(st).map(|h| ((*st).to_owned(), h)))
+        .filter_map(|st| run.measured_histogram(st).map(|h| ((*st).to_owned(), h, false)))
         .collect();
-    let refs: Vec<(String, &hdrhistogram::Histogram<u64>, bool)> =
-        hists.iter().map(|(n, h)| (n.clone(), h, false)).collect();
     figure(
         &mut out,
         "chart-percentiles",
@@ -359,9 +357,9 @@ pub fn page(run: &RunData) -> String {
         let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", escape(&k), escape(&v));
     }
     out.push_str("</table></div>");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"note\">Written by {} from <code>{}</code>.</p></body></html>\n",
+        "<p class=\"note\">Written by {} from <code>{}</code>.</p></body></html>",
         escape(&s.tool),
         escape(&run.dir.display().to_string())
     );
