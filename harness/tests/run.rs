@@ -378,3 +378,42 @@ fn report_and_compare_commands_gate_and_write_junit() {
     assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn southbound_pushes_goal_states_straight_to_agents_and_correlates_them() {
+    let _serial = serial();
+    let dir = tmp("southbound");
+    let out = dir.join("run");
+    let o = run(&[
+        "run",
+        scenario("ci-smoke").to_str().unwrap(),
+        "--set",
+        "agents.base_ip=127.5.5.1",
+        "--set",
+        "target.kind=southbound",
+        "--set",
+        "phases[1].requests=50",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = Summary::read(&out).unwrap();
+    assert_eq!(s.target, "southbound");
+    assert_eq!(
+        (
+            s.errors.requests_failed,
+            s.errors.not_programmed,
+            s.errors.not_converged
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(s.metrics["port_programmed"].count, s.metrics["api.create"].count);
+    // The own host's message carries the subnet's other ports as neighbors (Alcor's shape).
+    assert!(
+        s.metrics["goal_state_neighbors"].max > 50,
+        "{:?}",
+        s.metrics["goal_state_neighbors"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
