@@ -5,7 +5,8 @@
 //! Alcor (`target.kind = "alcor"`), so the whole harness path runs: planning, correlation
 //! registration, the HTTP request, recording. One agent runs (the fleet is part of every run);
 //! nothing is pushed to it, so ports are counted as not programmed, which costs what a real
-//! run's correlation costs. Run with nothing else on the machine:
+//! run's correlation costs. wrk and oha, when installed, then run against the same server.
+//! Run with nothing else on the machine:
 //!
 //!     cargo bench -p benches --bench driver_overhead
 
@@ -57,6 +58,32 @@ fn wrk(addr: std::net::SocketAddr, connections: u32) -> Option<f64> {
         .find(|l| l.starts_with("Requests/sec:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+/// oha (`cargo install oha`; `$OHA` or on PATH) at `connections`, requests/s.
+fn oha(addr: std::net::SocketAddr, connections: u32) -> Option<f64> {
+    let bin = std::env::var("OHA").unwrap_or_else(|_| "oha".into());
+    let out = std::process::Command::new(bin)
+        .args([
+            "-z",
+            &format!("{SECONDS}s"),
+            "-c",
+            &connections.to_string(),
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-m",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            "{\"port\":{\"id\":\"x\",\"network_id\":\"n\"}}",
+            &format!("http://{addr}/project/p/ports"),
+        ])
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["summary"]["requestsPerSec"].as_f64()
 }
 
 fn main() {
@@ -117,6 +144,10 @@ fn main() {
         match wrk(addr, c) {
             Some(rps) => println!("wrk -t1 -c{c}: {rps:.0} requests/s"),
             None => println!("wrk not found or failed: apt-get install wrk"),
+        }
+        match oha(addr, c) {
+            Some(rps) => println!("oha -c {c}: {rps:.0} requests/s"),
+            None => println!("oha not found or failed: cargo install oha (or set OHA=/path/to/oha)"),
         }
     }
 }

@@ -234,6 +234,24 @@ impl RestTarget {
     }
 }
 
+/// A request's outcome as the recorder counts it: `Ok`, or the failure kind (`http_409`,
+/// `timeout`, `transport`). Reads the body so the connection goes back to the pool.
+pub async fn outcome(resp: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
+    match resp {
+        Ok(resp) => {
+            let status = resp.status();
+            let _ = resp.bytes().await;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("http_{}", status.as_u16()))
+            }
+        }
+        Err(e) if e.is_timeout() => Err("timeout".into()),
+        Err(_) => Err("transport".into()),
+    }
+}
+
 /// Sends calls with one reqwest client; used for setup and by the open model.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -259,20 +277,7 @@ impl HttpClient {
         if let Some(b) = &c.body {
             req = req.json(b);
         }
-        match req.send().await {
-            Ok(resp) => {
-                let status = resp.status();
-                // Read the body so the connection goes back to the pool.
-                let _ = resp.bytes().await;
-                if status.is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("http_{}", status.as_u16()))
-                }
-            }
-            Err(e) if e.is_timeout() => Err("timeout".into()),
-            Err(_) => Err("transport".into()),
-        }
+        outcome(req.send().await).await
     }
 
     /// Sends a setup call; failure is an error naming the call.

@@ -41,6 +41,31 @@ fn run(args: &[&str]) -> Output {
         .expect("alcor-scale runs")
 }
 
+/// Runs ci-smoke with its agents at `ip`, the `--set` overrides `sets`, into `out`, quietly,
+/// with `extra` arguments.
+fn smoke(ip: &str, sets: &[&str], out: &Path, extra: &[&str]) -> Output {
+    let base = format!("agents.base_ip={ip}");
+    let scenario = scenario("ci-smoke");
+    let mut args = vec!["run", scenario.to_str().unwrap(), "--set", &base];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args.extend(["--out", out.to_str().unwrap(), "--quiet"]);
+    args.extend(extra);
+    run(&args)
+}
+
+/// Asserts that `alcor-scale ARGS` exits 2 with `needle` in its error output.
+fn rejects(args: &[&str], needle: &str) {
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(needle),
+        "{args:?}: expected `{needle}` in\n{}",
+        text(&o)
+    );
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -54,15 +79,7 @@ fn ci_smoke_writes_a_complete_consistent_run_folder() {
     let _serial = serial();
     let dir = tmp("smoke");
     let out = dir.join("run");
-    let o = run(&[
-        "run",
-        scenario("ci-smoke").to_str().unwrap(),
-        "--set",
-        "agents.base_ip=127.5.1.1",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = smoke("127.5.1.1", &[], &out, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     for f in [
         "summary.json",
@@ -136,23 +153,18 @@ fn a_failing_slo_exits_1_and_says_which() {
     let _serial = serial();
     let dir = tmp("slo");
     let out = dir.join("run");
-    let o = run(&[
-        "run",
-        scenario("ci-smoke").to_str().unwrap(),
-        "--set",
-        "agents.base_ip=127.5.2.1",
-        "--set",
-        "slo=[\"port_programmed.p99 < 1us\", \"error_rate < 1%\"]",
-        "--set",
-        "phases[1].requests=20",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-        "--junit",
-        dir.join("slo.xml").to_str().unwrap(),
-    ]);
+    let junit = dir.join("slo.xml");
+    let o = smoke(
+        "127.5.2.1",
+        &[
+            "slo=[\"port_programmed.p99 < 1us\", \"error_rate < 1%\"]",
+            "phases[1].requests=20",
+        ],
+        &out,
+        &["--junit", junit.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let junit = std::fs::read_to_string(dir.join("slo.xml")).unwrap();
+    let junit = std::fs::read_to_string(&junit).unwrap();
     assert!(junit.contains("tests=\"2\" failures=\"1\""), "{junit}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("port_programmed.p99 < 1us"));
     let s = Summary::read(&out).unwrap();
@@ -170,48 +182,22 @@ fn an_invalid_scenario_exits_2_naming_file_line_and_field() {
         "name = \"bad\"\n\n[agents]\ncount = 3\n\n[[phases]]\nmodel = \"open\"\nrate = -5\nduration = \"2s\"\n",
     )
     .unwrap();
-    let o = run(&["run", f.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("bad.toml:8: phases[0].rate: must be more than 0"), "{e}");
-    // A type error, an unknown field, and a bad override are named too.
-    std::fs::write(&f, "name = \"bad\"\n[agents]\ncount = \"many\"\n").unwrap();
-    let o = run(&["validate", f.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("bad.toml:3: agents.count"),
-        "{}",
-        text(&o)
+    let f = f.to_str().unwrap();
+    rejects(&["run", f], "bad.toml:8: phases[0].rate: must be more than 0");
+    // A type error, an unknown field, and bad overrides are named too.
+    std::fs::write(f, "name = \"bad\"\n[agents]\ncount = \"many\"\n").unwrap();
+    rejects(&["validate", f], "bad.toml:3: agents.count");
+    std::fs::write(f, "name = \"bad\"\n[agents]\ncuont = 3\n").unwrap();
+    rejects(&["validate", f], "bad.toml:3: agents.cuont: unknown field");
+    let smoke = scenario("ci-smoke");
+    let smoke = smoke.to_str().unwrap();
+    rejects(
+        &["validate", smoke, "--set", "topology.placement=packed"],
+        "topology.host_capacity",
     );
-    std::fs::write(&f, "name = \"bad\"\n[agents]\ncuont = 3\n").unwrap();
-    let o = run(&["validate", f.to_str().unwrap()]);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("bad.toml:3: agents.cuont: unknown field"),
-        "{}",
-        text(&o)
-    );
-    let o = run(&[
-        "validate",
-        scenario("ci-smoke").to_str().unwrap(),
-        "--set",
-        "topology.placement=packed",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("topology.host_capacity"),
-        "{}",
-        text(&o)
-    );
-    let o = run(&[
-        "validate",
-        scenario("ci-smoke").to_str().unwrap(),
-        "--set",
-        "agents.count=0",
-    ]);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("(from --set agents.count=0)"),
-        "{}",
-        text(&o)
+    rejects(
+        &["validate", smoke, "--set", "agents.count=0"],
+        "(from --set agents.count=0)",
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -384,19 +370,12 @@ fn southbound_pushes_goal_states_straight_to_agents_and_correlates_them() {
     let _serial = serial();
     let dir = tmp("southbound");
     let out = dir.join("run");
-    let o = run(&[
-        "run",
-        scenario("ci-smoke").to_str().unwrap(),
-        "--set",
-        "agents.base_ip=127.5.5.1",
-        "--set",
-        "target.kind=southbound",
-        "--set",
-        "phases[1].requests=50",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = smoke(
+        "127.5.5.1",
+        &["target.kind=southbound", "phases[1].requests=50"],
+        &out,
+        &[],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let s = Summary::read(&out).unwrap();
     assert_eq!(s.target, "southbound");

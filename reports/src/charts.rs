@@ -77,6 +77,28 @@ fn bands(phases: &[PhaseSummary], lo: f64, hi: f64) -> Vec<Rectangle<(f64, f64)>
         .collect()
 }
 
+/// A chart frame with the report's title font, margins and label areas.
+fn frame<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, title: &str) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70);
+    b
+}
+
+/// A log axis range around `y` (ms): half the lowest to twice the highest, a decade at least.
+fn log_range(y: (f64, f64)) -> (f64, f64) {
+    let lo = (y.0.max(0.001) / 2.0).max(0.001);
+    (lo, (y.1 * 2.0).max(lo * 10.0))
+}
+
+/// The time axis: from 0 to the end of the last phase or series.
+fn time_range(x: (f64, f64), phases: &[PhaseSummary]) -> (f64, f64) {
+    let end = phases.last().map_or(x.1, |p| x.1.max(p.started_s + p.duration_s));
+    (x.0.min(0.0), end)
+}
+
 fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
     let mut x = (f64::MAX, f64::MIN);
     let mut y = (f64::MAX, f64::MIN);
@@ -111,17 +133,10 @@ fn legend<'a, C: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, C>
 /// Lines over time (s) on a linear y axis, with phases shaded.
 pub fn time_lines(title: &str, y_desc: &str, series: &[Series], phases: &[PhaseSummary]) -> String {
     draw_to_string(|root| {
-        let (mut x, y) = bounds(series);
-        if let Some(last) = phases.last() {
-            x.1 = x.1.max(last.started_s + last.duration_s);
-        }
-        x.0 = x.0.min(0.0);
+        let (x, y) = bounds(series);
+        let x = time_range(x, phases);
         let ytop = (y.1 * 1.1).max(1.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
+        let mut chart = frame(root, title)
             .build_cartesian_2d(x.0..x.1, 0.0..ytop)
             .map_err(err)?;
         chart
@@ -139,18 +154,10 @@ pub fn time_lines(title: &str, y_desc: &str, series: &[Series], phases: &[PhaseS
 /// Latency lines over time on a log y axis (ms), with phases shaded.
 pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary]) -> String {
     draw_to_string(|root| {
-        let (mut x, y) = bounds(series);
-        if let Some(last) = phases.last() {
-            x.1 = x.1.max(last.started_s + last.duration_s);
-        }
-        x.0 = x.0.min(0.0);
-        let lo = (y.0.max(0.001) / 2.0).max(0.001);
-        let hi = (y.1 * 2.0).max(lo * 10.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
+        let (x, y) = bounds(series);
+        let x = time_range(x, phases);
+        let (lo, hi) = log_range(y);
+        let mut chart = frame(root, title)
             .build_cartesian_2d(x.0..x.1, (lo..hi).log_scale())
             .map_err(err)?;
         chart
@@ -272,14 +279,8 @@ pub fn percentiles(title: &str, hists: &[(String, &Histogram<u64>, bool)]) -> St
         })
         .collect();
     draw_to_string(|root| {
-        let (_, y) = bounds(&series);
-        let lo = (y.0.max(0.001) / 2.0).max(0.001);
-        let hi = (y.1 * 2.0).max(lo * 10.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
+        let (lo, hi) = log_range(bounds(&series).1);
+        let mut chart = frame(root, title)
             .build_cartesian_2d(0.0..4.0, (lo..hi).log_scale())
             .map_err(err)?;
         chart
@@ -349,11 +350,7 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str) -> String {
         }]);
         let xr = (x.0.max(1.0) / 1.5)..(x.1 * 1.5).max(10.0);
         let yr = (y.0.max(0.001) / 1.5)..(y.1 * 1.5).max(0.01);
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
+        let mut chart = frame(root, caption)
             .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())
             .map_err(err)?;
         chart
@@ -408,11 +405,7 @@ pub fn host_load(rows: &[HostRow], bytes: bool) -> String {
     };
     draw_to_string(|root| {
         let (x, y) = bounds(&series);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
+        let mut chart = frame(root, title)
             .build_cartesian_2d(0.0..x.1 + 1.0, 0.0..(y.1 * 1.1).max(1.0))
             .map_err(err)?;
         chart
@@ -459,13 +452,8 @@ pub fn step_search(s: &StepSearch) -> String {
         .collect();
     draw_to_string(|root| {
         let (x, y) = bounds(&series);
-        let lo = (y.0.max(0.001) / 2.0).max(0.001);
-        let hi = (y.1 * 2.0).max(lo * 10.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption("Latency vs offered rate (step search)", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
+        let (lo, hi) = log_range(y);
+        let mut chart = frame(root, "Latency vs offered rate (step search)")
             .build_cartesian_2d((x.0 * 0.9)..(x.1 * 1.1), (lo..hi).log_scale())
             .map_err(err)?;
         chart

@@ -105,19 +105,7 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
                 .set_request_builder(rb)
                 .build();
             match user.request(req).await {
-                Ok(resp) => match resp.response {
-                    Ok(r) => {
-                        let status = r.status();
-                        let _ = r.bytes().await;
-                        if status.is_success() {
-                            Ok(())
-                        } else {
-                            Err(format!("http_{}", status.as_u16()))
-                        }
-                    }
-                    Err(e) if e.is_timeout() => Err("timeout".into()),
-                    Err(_) => Err("transport".into()),
-                },
+                Ok(resp) => crate::target::outcome(resp.response).await,
                 Err(_) => Err("transport".into()),
             }
         }
