@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const RATES: [u32; 5] = [10_000, 20_000, 30_000, 40_000, 50_000];
+const RATES: [u32; 6] = [10_000, 20_000, 30_000, 40_000, 50_000, 60_000];
 // (ALCOR_SCALE_RATES=40000 picks rates from the environment, for profiling one.)
 const SECONDS: u32 = 5;
 
@@ -109,7 +109,7 @@ fn main() {
                 "name = \"overhead\"\n[target]\nkind = \"alcor\"\nurl = \"http://{addr}\"\n\
                  [agents]\ncount = 1\nbase_ip = \"127.61.0.1\"\n\
                  [[phases]]\nname = \"open\"\nmodel = \"open\"\nrate = {rate}\nduration = \"{SECONDS}s\"\n\
-                 max_in_flight = 512\n[measure]\ncorrelation_timeout = \"1s\"\n"
+                 max_in_flight = 64\n[measure]\ncorrelation_timeout = \"1s\"\n"
             ),
         )
         .unwrap();

@@ -219,15 +219,11 @@ impl Correlator {
     /// Fails every port older than the timeout; returns how many.
     pub fn sweep(&self) -> usize {
         let now = Instant::now();
-        let expired: Vec<Pending> = {
-            let mut pending = self.lock();
-            let ids: Vec<String> = pending
-                .iter()
-                .filter(|(_, p)| now.saturating_duration_since(p.start) > self.timeout)
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.iter().filter_map(|id| pending.remove(id)).collect()
-        };
+        let expired: Vec<Pending> = self
+            .lock()
+            .extract_if(|_, p| now.saturating_duration_since(p.start) > self.timeout)
+            .map(|(_, p)| p)
+            .collect();
         let n = expired.len();
         for p in expired {
             self.fail(p);

@@ -17,6 +17,7 @@ use fake_agent::sample;
 use prost::Message;
 use reqwest::{Method, Url};
 use rustc_hash::FxHashMap;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::register::NodeInfo;
@@ -29,8 +30,51 @@ pub struct HttpCall {
     pub method: Method,
     /// Full URL.
     pub url: String,
-    /// JSON body.
-    pub body: Option<Value>,
+    /// JSON body, serialized once when the call is built.
+    pub body: Option<Bytes>,
+}
+
+/// A port create's body, serialized straight from borrowed fields: this runs once per request,
+/// and a `serde_json::Value` tree would allocate every key and value first.
+#[derive(Serialize)]
+struct PortBody<'a> {
+    id: &'a str,
+    project_id: &'a str,
+    network_id: &'a str,
+    name: String,
+    fixed_ips: [FixedIp<'a>; 1],
+    #[serde(rename = "binding:host_id")]
+    host_id: &'a str,
+    device_id: String,
+    device_owner: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    security_groups: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct FixedIp<'a> {
+    subnet_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct One<T> {
+    port: T,
+}
+
+#[derive(Serialize)]
+struct Many<T> {
+    ports: Vec<T>,
+}
+
+#[derive(Serialize)]
+struct HostOnly<'a> {
+    #[serde(rename = "binding:host_id")]
+    host_id: &'a str,
+}
+
+fn json_bytes<T: Serialize>(v: &T) -> Bytes {
+    // Serializing these types cannot fail: no maps with non-string keys, no failing Serialize.
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// Base URLs per Alcor service.
@@ -66,7 +110,11 @@ pub struct RestTarget {
 }
 
 fn call(method: Method, url: String, body: Option<Value>) -> HttpCall {
-    HttpCall { method, url, body }
+    HttpCall {
+        method,
+        url,
+        body: body.as_ref().map(json_bytes),
+    }
 }
 
 impl RestTarget {
@@ -79,54 +127,59 @@ impl RestTarget {
         &self.topo.projects[project].id
     }
 
-    fn port_body(&self, p: &PortPlan) -> Value {
+    fn port_body<'a>(&'a self, p: &'a PortPlan) -> PortBody<'a> {
         let t = &self.topo;
         let subnet = &t.subnets[p.subnet];
-        let mut port = json!({
-            "id": p.id,
-            "project_id": self.pid(p.project),
-            "network_id": t.vpcs[subnet.vpc].id,
-            "name": format!("port-{}", p.id),
-            "fixed_ips": [{ "subnet_id": subnet.id }],
-            "binding:host_id": t.host_names[p.host],
-            "device_id": format!("vm-{}", p.id),
-            "device_owner": "compute:nova",
-        });
-        if !p.groups.is_empty() {
-            port["security_groups"] = json!(p.groups.iter().map(|g| &t.groups[*g].id).collect::<Vec<_>>());
+        PortBody {
+            id: &p.id,
+            project_id: self.pid(p.project),
+            network_id: &t.vpcs[subnet.vpc].id,
+            name: format!("port-{}", p.id),
+            fixed_ips: [FixedIp { subnet_id: &subnet.id }],
+            host_id: &t.host_names[p.host],
+            device_id: format!("vm-{}", p.id),
+            device_owner: "compute:nova",
+            security_groups: p.groups.iter().map(|g| t.groups[*g].id.as_str()).collect(),
         }
-        port
     }
 
     /// The call that creates `p`.
     pub fn create(&self, p: &PortPlan) -> HttpCall {
         let path = format!("/project/{}/ports", self.pid(p.project));
-        call(
-            Method::POST,
-            self.urls.url("port", &path),
-            Some(json!({ "port": self.port_body(p) })),
-        )
+        HttpCall {
+            method: Method::POST,
+            url: self.urls.url("port", &path),
+            body: Some(json_bytes(&One {
+                port: self.port_body(p),
+            })),
+        }
     }
 
     /// One call creating several ports of one project.
     pub fn create_bulk(&self, ports: &[PortPlan]) -> HttpCall {
         let path = format!("/project/{}/ports/bulk", self.pid(ports[0].project));
-        let body: Vec<Value> = ports.iter().map(|p| self.port_body(p)).collect();
-        call(
-            Method::POST,
-            self.urls.url("port", &path),
-            Some(json!({ "ports": body })),
-        )
+        let body = Many {
+            ports: ports.iter().map(|p| self.port_body(p)).collect(),
+        };
+        HttpCall {
+            method: Method::POST,
+            url: self.urls.url("port", &path),
+            body: Some(json_bytes(&body)),
+        }
     }
 
     /// The call that moves `p` to its (new) host.
     pub fn update(&self, p: &PortPlan) -> HttpCall {
         let path = format!("/project/{}/ports/{}", self.pid(p.project), p.id);
-        call(
-            Method::PUT,
-            self.urls.url("port", &path),
-            Some(json!({ "port": { "binding:host_id": self.topo.host_names[p.host] } })),
-        )
+        HttpCall {
+            method: Method::PUT,
+            url: self.urls.url("port", &path),
+            body: Some(json_bytes(&One {
+                port: HostOnly {
+                    host_id: &self.topo.host_names[p.host],
+                },
+            })),
+        }
     }
 
     /// The call that deletes `p`.
@@ -275,7 +328,9 @@ impl HttpClient {
     pub async fn send(&self, c: &HttpCall) -> Result<(), String> {
         let mut req = self.client.request(c.method.clone(), &c.url);
         if let Some(b) = &c.body {
-            req = req.json(b);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.clone());
         }
         outcome(req.send().await).await
     }
@@ -284,7 +339,9 @@ impl HttpClient {
     pub async fn must(&self, c: &HttpCall) -> anyhow::Result<()> {
         let mut req = self.client.request(c.method.clone(), &c.url);
         if let Some(b) = &c.body {
-            req = req.json(b);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.clone());
         }
         let resp = req.send().await.with_context(|| format!("{} {}", c.method, c.url))?;
         let status = resp.status();

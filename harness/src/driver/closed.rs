@@ -97,7 +97,9 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
             };
             let mut rb = user.get_request_builder(&method, &call.url)?;
             if let Some(b) = &call.body {
-                rb = rb.json(b);
+                rb = rb
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone());
             }
             let req = GooseRequest::builder()
                 .method(method)
