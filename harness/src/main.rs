@@ -43,7 +43,13 @@ mod exit {
 
 /// Scalability and load tests for Alcor-style cloud network control planes.
 #[derive(Debug, Parser)]
-#[command(name = "alcor-scale", version, about, propagate_version = true)]
+#[command(
+    name = "alcor-scale",
+    version,
+    about = "Scalability and load tests for Alcor-style cloud network control planes",
+    after_help = "Start with:\n  alcor-scale list\n  alcor-scale run scenarios/quickstart.toml\n  alcor-scale report runs/<folder>",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
