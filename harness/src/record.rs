@@ -244,11 +244,6 @@ impl Recorder {
         }
     }
 
-    /// Index of the phase running now.
-    pub fn current_phase(&self) -> usize {
-        self.lock().phases.len().saturating_sub(1)
-    }
-
     /// A request was issued.
     pub fn issued(&self, phase: usize) {
         let mut g = self.lock();

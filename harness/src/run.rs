@@ -455,8 +455,8 @@ async fn run_phase(
         ModelKind::Open => {
             let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe());
             let stages = spec.open_stages();
-            let r = open::run(ctx, phase, &stages, spec.requests, work, spec.max_in_flight, grace).await;
-            ctx.rec.set_offered(phase, r.offered_rps);
+            let offered = open::run(ctx, phase, &stages, spec.requests, work, spec.max_in_flight, grace).await;
+            ctx.rec.set_offered(phase, offered);
         }
         ModelKind::Closed => {
             let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe());

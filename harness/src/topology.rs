@@ -278,16 +278,6 @@ impl Model {
         &self.topo
     }
 
-    /// Ports the model holds (created or being created).
-    pub fn len(&self) -> usize {
-        self.ports.len()
-    }
-
-    /// Whether the model holds no port.
-    pub fn is_empty(&self) -> bool {
-        self.ports.is_empty()
-    }
-
     /// Picks an operation from `mix`; update and delete fall back to create while no port is
     /// settled, and update needs two hosts.
     pub fn pick(&mut self, mix: &Mix) -> Op {

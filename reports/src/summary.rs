@@ -69,10 +69,6 @@ pub mod metric {
     pub const GOAL_STATE_BYTES: &str = "goal_state_bytes";
     /// Neighbor states in one goal-state message.
     pub const GOAL_STATE_NEIGHBORS: &str = "goal_state_neighbors";
-    /// The API latency of one operation, `api.create`, `api.update`, `api.delete`.
-    pub fn api_of(op: &str) -> String {
-        format!("{API}.{op}")
-    }
     /// The metrics whose values are µs.
     pub fn is_latency(name: &str) -> bool {
         let base = name.split('.').next().unwrap_or(name);

@@ -21,20 +21,9 @@ use tokio::task::JoinSet;
 use super::{Ctx, Work};
 use crate::scenario::RateStage;
 
-/// What an open phase did.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OpenResult {
-    /// Requests issued.
-    pub issued: u64,
-    /// Offered rate averaged over the stages run, requests/s.
-    pub offered_rps: f64,
-    /// Whether the phase ran out of work (teardown with nothing left) or its budget.
-    pub exhausted: bool,
-}
-
 /// Runs `stages` in order; stops after `budget` requests, on `ctx.stop`, or when `work` has
 /// nothing left. Waits for every issued request before returning (at most `grace` once
-/// stopped).
+/// stopped). Returns the offered rate averaged over the stages run, requests/s.
 pub async fn run(
     ctx: &Arc<Ctx>,
     phase: usize,
@@ -43,13 +32,12 @@ pub async fn run(
     work: Work,
     max_in_flight: usize,
     grace: Duration,
-) -> OpenResult {
+) -> f64 {
     let (tx, rx) = async_channel::unbounded::<(super::Planned, Instant)>();
     let idle = Arc::new(AtomicUsize::new(0));
     let mut workers = 0usize;
     let mut tasks = JoinSet::new();
     let mut issued = 0u64;
-    let mut exhausted = false;
     let mut offered_sum = 0.0;
     let mut offered_time = 0.0;
     'stages: for stage in stages {
@@ -69,11 +57,9 @@ pub async fn run(
                 break 'stages;
             }
             if budget.is_some_and(|b| issued >= b) {
-                exhausted = true;
                 break 'stages;
             }
             let Some(p) = ctx.plan(work) else {
-                exhausted = true;
                 break 'stages;
             };
             issued += 1;
@@ -121,13 +107,9 @@ pub async fn run(
             }
         }
     }
-    OpenResult {
-        issued,
-        offered_rps: if offered_time > 0.0 {
-            offered_sum / offered_time
-        } else {
-            0.0
-        },
-        exhausted,
+    if offered_time > 0.0 {
+        offered_sum / offered_time
+    } else {
+        0.0
     }
 }
