@@ -99,11 +99,6 @@ impl PhaseRecord {
         stats_of(&self.metrics)
     }
 
-    /// One metric's histogram.
-    pub fn histogram(&self, metric: &str) -> Option<&Histogram<u64>> {
-        self.metrics.get(metric)
-    }
-
     /// Length so far.
     pub fn length(&self, now: Duration) -> Duration {
         self.ended.unwrap_or(now).saturating_sub(self.started)

@@ -541,12 +541,7 @@ fn summarize(
             not_programmed: np,
             not_converged: nc,
             agent_errors: load.iter().map(|p| p.agent_errors).sum(),
-            error_rate: if requests == 0 {
-                0.0
-            } else {
-                // A port that never programmed has not converged either: count it once.
-                (failed + nc) as f64 / requests as f64
-            },
+            error_rate: Errors::rate(failed, nc, requests),
         };
         (phases, (throughput, errors))
     });

@@ -230,7 +230,7 @@ pub struct Errors {
     pub not_converged: u64,
     /// Messages agents could not decode or apply.
     pub agent_errors: u64,
-    /// `(requests_failed + not_programmed + not_converged) / requests`.
+    /// [`Errors::rate`] of the measured phases.
     pub error_rate: f64,
 }
 
@@ -324,16 +324,57 @@ impl Summary {
     /// A metric's statistic, for SLOs and comparisons: `port_programmed.p99`, or the scalars
     /// `error_rate`, `throughput` (requests/s), `requests`, `not_programmed`, `not_converged`.
     pub fn value(&self, key: &str) -> Option<f64> {
-        match key {
-            "error_rate" => return Some(self.errors.error_rate),
-            "throughput" => return Some(self.throughput.requests_per_s),
-            "requests" => return Some(self.throughput.requests as f64),
-            "not_programmed" => return Some(self.errors.not_programmed as f64),
-            "not_converged" => return Some(self.errors.not_converged as f64),
-            _ => {}
+        let scalars = Scalars {
+            error_rate: self.errors.error_rate,
+            throughput: self.throughput.requests_per_s,
+            requests: self.throughput.requests,
+            not_programmed: self.errors.not_programmed,
+            not_converged: self.errors.not_converged,
+        };
+        lookup(key, &self.metrics, &scalars)
+    }
+}
+
+impl Errors {
+    /// The error rate: `(requests_failed + not_converged) / requests`. A port that never
+    /// programmed has not converged either, so it counts once.
+    pub fn rate(requests_failed: u64, not_converged: u64, requests: u64) -> f64 {
+        if requests == 0 {
+            0.0
+        } else {
+            (requests_failed + not_converged) as f64 / requests as f64
         }
-        let (name, stat) = key.rsplit_once('.')?;
-        self.metrics.get(name)?.get(stat)
+    }
+}
+
+/// The figures an SLO check or a comparison may name besides `metric.stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scalars {
+    /// [`Errors::rate`].
+    pub error_rate: f64,
+    /// Completed requests per second.
+    pub throughput: f64,
+    /// Requests issued.
+    pub requests: u64,
+    /// Created ports never programmed in time.
+    pub not_programmed: u64,
+    /// Created ports never converged in time.
+    pub not_converged: u64,
+}
+
+/// A figure by key, for a whole run or one phase: `port_programmed.p99` from `metrics`, or one of
+/// the scalars `error_rate`, `throughput`, `requests`, `not_programmed`, `not_converged`.
+pub fn lookup(key: &str, metrics: &BTreeMap<String, Stats>, s: &Scalars) -> Option<f64> {
+    match key {
+        "error_rate" => Some(s.error_rate),
+        "throughput" => Some(s.throughput),
+        "requests" => Some(s.requests as f64),
+        "not_programmed" => Some(s.not_programmed as f64),
+        "not_converged" => Some(s.not_converged as f64),
+        _ => {
+            let (name, stat) = key.rsplit_once('.')?;
+            metrics.get(name)?.get(stat)
+        }
     }
 }
 

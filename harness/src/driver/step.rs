@@ -8,32 +8,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reports::summary::{StepSearch, StepStage};
+use reports::summary::{Errors, Scalars, StepSearch, StepStage, lookup};
 
 use super::{Ctx, Work, open};
 use crate::record::{PhaseKind, PhaseRecord};
 use crate::scenario::{PhaseSpec, RateStage};
 use crate::slo::Check;
 
-/// A value of a phase by SLO key (`port_programmed.p99`, `error_rate`, `throughput`, …).
-pub fn phase_value(p: &PhaseRecord, key: &str, now: Duration) -> Option<f64> {
-    let failed = p.errors + p.not_programmed + p.not_converged;
-    match key {
-        "error_rate" => Some(if p.requests == 0 {
-            0.0
-        } else {
-            failed as f64 / p.requests as f64
-        }),
-        "throughput" => Some(p.completed as f64 / p.length(now).as_secs_f64().max(1e-9)),
-        "requests" => Some(p.requests as f64),
-        "not_programmed" => Some(p.not_programmed as f64),
-        "not_converged" => Some(p.not_converged as f64),
-        _ => {
-            let (name, stat) = key.rsplit_once('.')?;
-            p.histogram(name)
-                .map(reports::summary::Stats::of)
-                .and_then(|s| s.get(stat))
-        }
+/// A phase's scalars, defined as for the whole run.
+fn phase_scalars(p: &PhaseRecord, now: Duration) -> Scalars {
+    Scalars {
+        error_rate: Errors::rate(p.errors, p.not_converged, p.requests),
+        throughput: p.completed as f64 / p.length(now).as_secs_f64().max(1e-9),
+        requests: p.requests,
+        not_programmed: p.not_programmed,
+        not_converged: p.not_converged,
     }
 }
 
@@ -88,14 +77,19 @@ pub async fn run(
         let now = ctx.rec.elapsed();
         let stage = ctx.rec.with_phases(|phases| {
             let p = &phases[phase];
-            let results: Vec<_> = checks.iter().map(|c| c.evaluate(phase_value(p, &c.key, now))).collect();
+            let metrics = p.stats();
+            let scalars = phase_scalars(p, now);
+            let results: Vec<_> = checks
+                .iter()
+                .map(|c| c.evaluate(lookup(&c.key, &metrics, &scalars)))
+                .collect();
             let pass = results.iter().all(|r| r.pass);
             StepStage {
                 offered_rps: rate,
-                achieved_rps: phase_value(p, "throughput", now).unwrap_or(0.0),
+                achieved_rps: scalars.throughput,
                 started_s: p.started.as_secs_f64(),
                 duration_s: p.length(now).as_secs_f64(),
-                metrics: p.stats(),
+                metrics,
                 checks: results,
                 pass,
             }
