@@ -17,6 +17,7 @@ use reports::samples::AgentSample;
 use reports::summary::metric;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::record::Recorder;
 use crate::topology::Op;
@@ -125,6 +126,14 @@ impl Correlator {
     /// Ports waiting.
     pub fn pending(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Waits until no port is waiting, `limit` has passed, or `stop` is cancelled.
+    pub async fn settle(&self, limit: Duration, stop: &CancellationToken) {
+        let until = Instant::now() + limit;
+        while self.pending() > 0 && Instant::now() < until && !stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Records one agent message and whatever it completes.

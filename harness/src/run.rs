@@ -124,10 +124,9 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         } else {
             s.measure.correlation_timeout
         };
-        let until = Instant::now() + limit;
-        while ctx.corr.pending() > 0 && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // The run's stop token may be cancelled already: this wait ends only by time or by all
+        // ports settling.
+        ctx.corr.settle(limit, &CancellationToken::new()).await;
         let failed = ctx.corr.fail_all();
         if failed > 0 {
             tracing::warn!(failed, "ports never programmed or converged");
@@ -349,10 +348,7 @@ async fn drive(
             .await?;
         }
         // Let setup's fan-out finish so that measured phases start on a quiet system.
-        let until = Instant::now() + s.measure.correlation_timeout;
-        while corr.pending() > 0 && Instant::now() < until && !stop.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        corr.settle(s.measure.correlation_timeout, stop).await;
         corr.sweep();
     }
     for (i, ph) in s.phases.iter().enumerate() {

@@ -6,7 +6,7 @@
 //! before a stage is judged, the ports it created get up to `settle` to converge.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reports::summary::{Errors, Scalars, StepSearch, StepStage, lookup};
 
@@ -68,10 +68,7 @@ pub async fn run(
             grace,
         )
         .await;
-        let settled_by = Instant::now() + settle;
-        while ctx.corr.pending() > 0 && Instant::now() < settled_by && !ctx.stop.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        ctx.corr.settle(settle, &ctx.stop).await;
         ctx.corr.sweep();
         ctx.rec.end_phase();
         let now = ctx.rec.elapsed();
