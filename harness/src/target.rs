@@ -324,26 +324,28 @@ impl HttpClient {
         Ok(Self { client })
     }
 
+    fn request(&self, c: &HttpCall) -> reqwest::RequestBuilder {
+        let req = self.client.request(c.method.clone(), &c.url);
+        match &c.body {
+            Some(b) => req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.clone()),
+            None => req,
+        }
+    }
+
     /// Sends a call; `Err` carries the failure kind (`http_409`, `timeout`, `transport`).
     pub async fn send(&self, c: &HttpCall) -> Result<(), String> {
-        let mut req = self.client.request(c.method.clone(), &c.url);
-        if let Some(b) = &c.body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(b.clone());
-        }
-        outcome(req.send().await).await
+        outcome(self.request(c).send().await).await
     }
 
     /// Sends a setup call; failure is an error naming the call.
     pub async fn must(&self, c: &HttpCall) -> anyhow::Result<()> {
-        let mut req = self.client.request(c.method.clone(), &c.url);
-        if let Some(b) = &c.body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(b.clone());
-        }
-        let resp = req.send().await.with_context(|| format!("{} {}", c.method, c.url))?;
+        let resp = self
+            .request(c)
+            .send()
+            .await
+            .with_context(|| format!("{} {}", c.method, c.url))?;
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
