@@ -19,7 +19,7 @@ use crate::record::{PhaseKind, Recorder};
 use crate::scenario::{Loaded, ModelKind, PhaseSpec, Scenario, TargetKind};
 use crate::slo::Check;
 use crate::target::{HttpClient, RestTarget, ServiceUrls, SouthboundTarget, Target};
-use crate::topology::{Model, Topology};
+use crate::topology::{Model, Op, Topology};
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -404,13 +404,13 @@ async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: u
         let take = left.min(per);
         left -= take;
         let planned: Vec<_> = (0..take).filter_map(|_| ctx.plan(Work::Create)).collect();
-        let start = Instant::now();
         // One request per project: a bulk body belongs to one project.
         let mut by_project: std::collections::BTreeMap<usize, Vec<_>> = Default::default();
         for p in planned {
             by_project.entry(p.port.project).or_default().push(p);
         }
         for (_, group) in by_project {
+            let start = Instant::now();
             ctx.rec.issued(phase);
             for p in &group {
                 ctx.expect(phase, p, start, false);
@@ -420,16 +420,12 @@ async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: u
             // One answer for the whole body: its latency is recorded once, as the request it was.
             ctx.rec.answered(
                 phase,
-                "api.create",
+                Op::Create.api_metric(),
                 start.elapsed().as_micros() as u64,
                 result.as_ref().err().map(String::as_str),
             );
-            let mut m = ctx.model.lock().unwrap_or_else(|e| e.into_inner());
             for p in &group {
-                if result.is_err() {
-                    ctx.corr.cancel(&p.port.id);
-                }
-                m.create_done(&p.port.id, result.is_ok());
+                ctx.settle(p, result.is_ok());
             }
         }
     }

@@ -103,6 +103,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// Its API latency metric: `api.create`, `api.update`, `api.delete`.
+    pub fn api_metric(self) -> &'static str {
+        match self {
+            Self::Create => "api.create",
+            Self::Update => "api.update",
+            Self::Delete => "api.delete",
+        }
+    }
+
     /// `create`, `update`, `delete`.
     pub fn name(self) -> &'static str {
         match self {

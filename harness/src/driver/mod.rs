@@ -108,20 +108,24 @@ impl Ctx {
 
     /// Records the answer and settles the model.
     pub fn finish(&self, phase: usize, p: &Planned, start: Instant, result: &Result<(), String>) {
-        let us = start.elapsed().as_micros() as u64;
-        let metric = match p.op {
-            Op::Create => "api.create",
-            Op::Update => "api.update",
-            Op::Delete => "api.delete",
-        };
-        self.rec
-            .answered(phase, metric, us, result.as_ref().err().map(String::as_str));
-        if result.is_err() && p.op != Op::Delete {
+        self.rec.answered(
+            phase,
+            p.op.api_metric(),
+            start.elapsed().as_micros() as u64,
+            result.as_ref().err().map(String::as_str),
+        );
+        self.settle(p, result.is_ok());
+    }
+
+    /// After the answer: a failed request expects nothing more, and the model learns whether
+    /// the port exists.
+    pub fn settle(&self, p: &Planned, ok: bool) {
+        if !ok && p.op != Op::Delete {
             self.corr.cancel(&p.port.id);
         }
         let mut m = self.model();
         match p.op {
-            Op::Create => m.create_done(&p.port.id, result.is_ok()),
+            Op::Create => m.create_done(&p.port.id, ok),
             Op::Update => m.update_done(&p.port.id),
             Op::Delete => {}
         }
