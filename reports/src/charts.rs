@@ -330,17 +330,13 @@ pub fn downsample<T: Copy>(items: &[T], max: usize) -> (Vec<T>, bool) {
     (items.iter().step_by(step).copied().collect(), true)
 }
 
-/// Goal-state size (neighbors) vs agent processing time, log axes, with the fitted line.
-pub fn size_vs_time(samples: &[AgentSample], caption: &str) -> String {
+/// Goal-state size (neighbors) vs agent processing time, log axes, with `line`, the fitted
+/// `µs = a + b * neighbors` over every sample.
+pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f64)>) -> String {
     let pts: Vec<(f64, f64)> = samples
         .iter()
         .map(|s| ((s.neighbors.max(1)) as f64, (s.processing_us.max(1)) as f64 / 1e3))
         .collect();
-    let fit_all: Vec<(f64, f64)> = samples
-        .iter()
-        .map(|s| (s.neighbors as f64, s.processing_us as f64))
-        .collect();
-    let line = fit(&fit_all);
     let (shown, _) = downsample(&pts, MAX_SCATTER);
     draw_to_string(|root| {
         let (x, y) = bounds(&[Series {

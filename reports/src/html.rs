@@ -232,7 +232,7 @@ pub fn page(run: &RunData) -> String {
     );
 
     out.push_str("<h2>Goal-state size vs agent processing time</h2>");
-    let (_, dropped) = charts::downsample(&run.samples, charts::MAX_SCATTER);
+    let dropped = run.samples.len() > charts::MAX_SCATTER;
     let fit_n = charts::fit(
         &run.samples
             .iter()
@@ -262,7 +262,7 @@ pub fn page(run: &RunData) -> String {
     figure(
         &mut out,
         "chart-size-vs-time",
-        &charts::size_vs_time(&run.samples, "Agent processing time by goal-state size"),
+        &charts::size_vs_time(&run.samples, "Agent processing time by goal-state size", fit_n),
         &note,
     );
 
