@@ -224,7 +224,7 @@ async fn drive(
         agent_port: external.map(|a| a.port()).unwrap_or(s.agents.port),
         ..Default::default()
     };
-    let http = HttpClient::new(t.request_timeout)?;
+    let http = HttpClient::new(t.request_timeout);
     let (target, base_url) = match t.kind {
         TargetKind::Embedded => {
             let cp = ControlPlane::start(ControlPlaneConfig {
@@ -274,7 +274,7 @@ async fn drive(
         corr: corr.clone(),
         model: Mutex::new(Model::new(topo.clone(), s)),
         target: target.clone(),
-        http: http.clone(),
+        http,
         stop: stop.clone(),
         correlate: external.is_none(),
     });
@@ -314,11 +314,12 @@ async fn drive(
     }
     // Everything but ports.
     if let Target::Rest(r) = &target {
+        let mut conn = http.connection();
         for c in r.setup_calls() {
             if stop.is_cancelled() {
                 return Ok(());
             }
-            http.must(&c).await.context("building the topology")?;
+            conn.must(&c).await.context("building the topology")?;
         }
     }
     let grace = Duration::from_secs(5);
@@ -400,6 +401,7 @@ async fn drive(
 /// Creates `n` ports through `/ports/bulk`, `per` at a time, one request after the other.
 async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: usize) {
     let mut left = n as usize;
+    let mut conn = ctx.http.connection();
     while left > 0 && !ctx.stop.is_cancelled() {
         let take = left.min(per);
         left -= take;
@@ -416,7 +418,7 @@ async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: u
                 ctx.expect(phase, p, start, false);
             }
             let ports: Vec<_> = group.iter().map(|p| p.port.clone()).collect();
-            let result = ctx.http.send(&r.create_bulk(&ports)).await;
+            let result = conn.send(&r.create_bulk(&ports)).await;
             // One answer for the whole body: its latency is recorded once, as the request it was.
             ctx.rec.answered(
                 phase,

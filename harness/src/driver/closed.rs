@@ -95,7 +95,7 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
                 Op::Update => (GooseMethod::Put, r.update(&p.port)),
                 Op::Delete => (GooseMethod::Delete, r.delete(&p.port)),
             };
-            let mut rb = user.get_request_builder(&method, &call.url)?;
+            let mut rb = user.get_request_builder(&method, &call.to.url())?;
             if let Some(b) = &call.body {
                 rb = rb
                     .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::correlate::{Correlator, Outcome};
 use crate::record::Recorder;
 use crate::scenario::Mix;
-use crate::target::{HttpClient, Target};
+use crate::target::{Connection, HttpClient, Target};
 use crate::topology::{Model, Op, PortPlan};
 
 /// Everything a driver needs, shared by its tasks.
@@ -35,7 +35,7 @@ pub struct Ctx {
     pub model: Mutex<Model>,
     /// What is driven.
     pub target: Target,
-    /// The harness's own HTTP client.
+    /// Makes the harness's own HTTP connections.
     pub http: HttpClient,
     /// Cancelled on Ctrl-C or when a component fails.
     pub stop: CancellationToken,
@@ -131,10 +131,10 @@ impl Ctx {
         }
     }
 
-    /// Plans, sends with the harness's client and records one operation started at `start`.
-    pub async fn execute(&self, phase: usize, p: Planned, start: Instant) {
+    /// Sends a planned operation over `conn` and records it, timed from `start`.
+    pub async fn execute(&self, conn: &mut Connection, phase: usize, p: Planned, start: Instant) {
         self.begin(phase, &p, start, false);
-        let r = crate::target::send_op(&self.target, &self.http, p.op, &p.port, &p.neighbors).await;
+        let r = crate::target::send_op(&self.target, conn, p.op, &p.port, &p.neighbors).await;
         self.finish(phase, &p, start, &r);
     }
 }

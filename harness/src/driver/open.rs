@@ -68,12 +68,13 @@ pub async fn run(
                 workers += 1;
                 let (ctx, rx, idle) = (ctx.clone(), rx.clone(), idle.clone());
                 tasks.spawn(async move {
+                    let mut conn = ctx.http.connection();
                     loop {
                         idle.fetch_add(1, Ordering::AcqRel);
                         let next = rx.recv().await;
                         idle.fetch_sub(1, Ordering::AcqRel);
                         let Ok((p, due)) = next else { return };
-                        ctx.execute(phase, p, due).await;
+                        ctx.execute(&mut conn, phase, p, due).await;
                     }
                 });
             }
