@@ -81,6 +81,8 @@ pub struct Group {
 pub struct PortPlan {
     /// Client-chosen id.
     pub id: String,
+    /// Its sequence number, the last part of the id: the model's key for it.
+    pub seq: u64,
     /// Project index.
     pub project: usize,
     /// Subnet index.
@@ -250,8 +252,10 @@ pub struct Model {
     group_hosts: Vec<FxHashMap<u32, u32>>,
     /// Ports whose create succeeded and that no request is changing: update and delete pick
     /// from these.
-    settled: Vec<String>,
-    ports: FxHashMap<String, PortPlan>,
+    settled: Vec<u64>,
+    /// Live ports by sequence number (a number, not the id: hashed and compared on every
+    /// request, and rehashed as the map grows).
+    ports: FxHashMap<u64, PortPlan>,
 }
 
 fn bump(m: &mut FxHashMap<u32, u32>, host: usize, up: bool) {
@@ -330,13 +334,14 @@ impl Model {
         }
         let plan = PortPlan {
             id: uuid(self.topo.tag, 3, n),
+            seq: n,
             project,
             subnet,
             host,
             groups,
         };
         self.add(&plan, true);
-        self.ports.insert(plan.id.clone(), plan.clone());
+        self.ports.insert(n, plan.clone());
         plan
     }
 
@@ -348,10 +353,10 @@ impl Model {
     }
 
     /// A create answered: the port may now be updated or deleted. A failed create is forgotten.
-    pub fn create_done(&mut self, id: &str, ok: bool) {
+    pub fn create_done(&mut self, seq: u64, ok: bool) {
         if ok {
-            self.settled.push(id.to_owned());
-        } else if let Some(p) = self.ports.remove(id) {
+            self.settled.push(seq);
+        } else if let Some(p) = self.ports.remove(&seq) {
             self.add(&p, false);
         }
     }
@@ -361,8 +366,8 @@ impl Model {
             return None;
         }
         let i = self.rng.random_range(0..self.settled.len());
-        let id = self.settled.swap_remove(i);
-        self.ports.get(&id).cloned()
+        let seq = self.settled.swap_remove(i);
+        self.ports.get(&seq).cloned()
     }
 
     /// Plans moving a settled port to another host; returns (before, after).
@@ -374,14 +379,14 @@ impl Model {
         new.host = (old.host + step) % hosts;
         self.add(&old, false);
         self.add(&new, true);
-        self.ports.insert(new.id.clone(), new.clone());
+        self.ports.insert(new.seq, new.clone());
         Some((old, new))
     }
 
     /// An update answered: the port is settled again.
-    pub fn update_done(&mut self, id: &str) {
-        if self.ports.contains_key(id) {
-            self.settled.push(id.to_owned());
+    pub fn update_done(&mut self, seq: u64) {
+        if self.ports.contains_key(&seq) {
+            self.settled.push(seq);
         }
     }
 
@@ -389,7 +394,7 @@ impl Model {
     /// learned by a host that is losing its last port.
     pub fn plan_delete(&mut self) -> Option<PortPlan> {
         let p = self.take_settled()?;
-        self.ports.remove(&p.id);
+        self.ports.remove(&p.seq);
         self.add(&p, false);
         Some(p)
     }
@@ -478,7 +483,7 @@ mod tests {
         let p: Vec<PortPlan> = (0..4).map(|_| m2.plan_create()).collect();
         assert_eq!(m2.neighbor_hosts(&p[3]), vec![t2.hosts[1]]);
         // Deleting port 1 leaves subnet 1 to port 3 alone.
-        m2.create_done(&p[1].id, true);
+        m2.create_done(p[1].seq, true);
         let d = m2.plan_delete().unwrap();
         assert_eq!(d.id, p[1].id);
         assert!(m2.neighbor_hosts(&p[3]).is_empty());
@@ -496,7 +501,7 @@ mod tests {
         };
         assert_eq!(m.pick(&mix), Op::Create, "nothing to delete yet");
         let p = m.plan_create();
-        m.create_done(&p.id, true);
+        m.create_done(p.seq, true);
         assert_eq!(m.pick(&mix), Op::Delete);
         let mix = Mix {
             create: 3,

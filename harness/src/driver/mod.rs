@@ -63,6 +63,8 @@ pub struct Planned {
     pub port: PortPlan,
     /// Hosts that must learn it (creates and moves).
     pub neighbors: Vec<Ipv4Addr>,
+    /// The address of the port's own host.
+    pub own: Ipv4Addr,
 }
 
 impl Ctx {
@@ -84,7 +86,13 @@ impl Ctx {
             Op::Delete => m.plan_delete()?,
         };
         let neighbors = m.neighbor_hosts(&port);
-        Some(Planned { op, port, neighbors })
+        let own = m.topology().hosts[port.host];
+        Some(Planned {
+            op,
+            port,
+            neighbors,
+            own,
+        })
     }
 
     /// Counts the request and, for creates and moves, expects its programming, timed from
@@ -98,9 +106,8 @@ impl Ctx {
     /// is one request for many ports).
     pub fn expect(&self, phase: usize, p: &Planned, start: Instant, wait: bool) -> Option<oneshot::Receiver<Outcome>> {
         if self.correlate && p.op != Op::Delete {
-            let own = self.model().topology().hosts[p.port.host];
             self.corr
-                .expect(&p.port.id, phase, p.op, start, own, p.neighbors.clone(), wait)
+                .expect(&p.port.id, phase, p.op, start, p.own, p.neighbors.clone(), wait)
         } else {
             None
         }
@@ -125,8 +132,8 @@ impl Ctx {
         }
         let mut m = self.model();
         match p.op {
-            Op::Create => m.create_done(&p.port.id, ok),
-            Op::Update => m.update_done(&p.port.id),
+            Op::Create => m.create_done(p.port.seq, ok),
+            Op::Update => m.update_done(p.port.seq),
             Op::Delete => {}
         }
     }
