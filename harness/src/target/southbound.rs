@@ -31,10 +31,6 @@ impl std::fmt::Debug for SouthboundTarget {
     }
 }
 
-fn seq_of(id: &str) -> u64 {
-    u64::from_str_radix(id.rsplit('-').next().unwrap_or("0"), 16).unwrap_or(0)
-}
-
 impl SouthboundTarget {
     /// Pushes with `ncm`; `host_addr` maps host index to the address pushed to.
     pub fn new(ncm: Arc<Ncm>, topo: Arc<Topology>, host_addr: Vec<Ipv4Addr>) -> Self {
@@ -80,7 +76,7 @@ impl SouthboundTarget {
         let t = &self.topo;
         let subnet = &t.subnets[p.subnet];
         let vpc = &t.vpcs[subnet.vpc].id;
-        let seq = seq_of(&p.id);
+        let seq = p.seq;
         let ip = self.ip_of(p.subnet, seq);
         let mac = sample::mac(seq);
         let host_ip = t.hosts[p.host];
