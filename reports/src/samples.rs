@@ -128,6 +128,11 @@ fn field<T: std::str::FromStr>(path: &Path, line: usize, name: &str, v: &str) ->
         .map_err(|_| Error::format(path, format!("line {line}: {name} `{v}` is not a number")))
 }
 
+fn host(path: &Path, line: usize, v: &str) -> Result<Ipv4Addr, Error> {
+    v.parse()
+        .map_err(|_| Error::format(path, format!("line {line}: host `{v}` is not an IPv4 address")))
+}
+
 /// Reads `agent-samples.csv`.
 pub fn read_agent_samples(path: &Path) -> Result<Vec<AgentSample>, Error> {
     read_rows(path, AGENT_SAMPLES_HEADER, 8)?
@@ -135,9 +140,7 @@ pub fn read_agent_samples(path: &Path) -> Result<Vec<AgentSample>, Error> {
         .map(|(n, f)| {
             Ok(AgentSample {
                 t_s: field(path, n, "t_s", &f[0])?,
-                host: f[1]
-                    .parse()
-                    .map_err(|_| Error::format(path, format!("line {n}: host `{}` is not an IPv4 address", f[1])))?,
+                host: host(path, n, &f[1])?,
                 bytes: field(path, n, "bytes", &f[2])?,
                 neighbors: field(path, n, "neighbors", &f[3])?,
                 ports: field(path, n, "ports", &f[4])?,
@@ -155,9 +158,7 @@ pub fn read_hosts(path: &Path) -> Result<Vec<HostRow>, Error> {
         .into_iter()
         .map(|(n, f)| {
             Ok(HostRow {
-                host: f[0]
-                    .parse()
-                    .map_err(|_| Error::format(path, format!("line {n}: host `{}` is not an IPv4 address", f[0])))?,
+                host: host(path, n, &f[0])?,
                 messages: field(path, n, "messages", &f[1])?,
                 bytes: field(path, n, "bytes", &f[2])?,
                 neighbors: field(path, n, "neighbors", &f[3])?,
