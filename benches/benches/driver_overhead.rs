@@ -180,6 +180,7 @@ fn harness_at(rt: &tokio::runtime::Runtime, addr: std::net::SocketAddr, rate: u3
             harness::run::RunOptions {
                 out: Some(dir.join("run")),
                 progress: false,
+                repeat: 1,
             },
             CancellationToken::new(),
         ))

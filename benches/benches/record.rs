@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     let rec = Arc::new(Recorder::new(Instant::now(), std::time::SystemTime::now(), None).unwrap());
-    let phase = rec.begin_phase("bench", PhaseKind::Load, "bench".into());
+    let phase = rec.begin_phase("bench", PhaseKind::Load, "bench".into(), None);
     g.bench_function("recorder_answered", |b| {
         b.iter(|| {
             v = v.wrapping_mul(6364136223846793005).wrapping_add(1);

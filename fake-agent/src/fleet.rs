@@ -20,7 +20,8 @@ use crate::export;
 use crate::service::AgentService;
 
 /// Descriptors kept free for everything that is not an agent (logs, the control plane, clients).
-const FD_RESERVE: u64 = 256;
+/// Descriptors kept spare beside the agents (logs, files, the harness's own connections).
+pub const FD_RESERVE: u64 = 256;
 
 /// Where and how many agents to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]

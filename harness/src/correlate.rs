@@ -329,7 +329,7 @@ mod tests {
 
     fn setup(timeout: Duration) -> (Arc<Recorder>, Correlator, usize) {
         let rec = Arc::new(Recorder::new(Instant::now(), std::time::SystemTime::now(), None).unwrap());
-        let phase = rec.begin_phase("load", PhaseKind::Load, "open".into());
+        let phase = rec.begin_phase("load", PhaseKind::Load, "open".into(), None);
         let corr = Correlator::new(rec.clone(), timeout);
         (rec, corr, phase)
     }

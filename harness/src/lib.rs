@@ -8,9 +8,11 @@
 //!
 //! The `alcor-scale` binary is a thin command line over this library.
 
+pub mod console;
 pub mod correlate;
 pub mod driver;
 pub mod environment;
+pub mod generator;
 pub mod progress;
 pub mod record;
 pub mod register;
@@ -20,3 +22,4 @@ pub mod signal;
 pub mod slo;
 pub mod target;
 pub mod topology;
+pub mod usage;

@@ -9,10 +9,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use reports::health::{HealthRow, HealthWriter};
 use reports::hlog::HlogWriter;
 use reports::samples::{AgentSample, HostRow, SampleWriter};
-use reports::summary::{HostLoad, Stats};
+use reports::summary::{HostLoad, Stats, failure, metric};
 use rustc_hash::FxHashMap;
+
+use crate::usage::{Usage, UsageSampler};
 
 /// Kind of phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +26,9 @@ pub enum PhaseKind {
     Load,
     /// Deleting what is left; not in the headline figures.
     Teardown,
+    /// A step-search stage past the knee: it broke a check by design; shown, not in the
+    /// headline figures.
+    Overload,
 }
 
 impl PhaseKind {
@@ -32,6 +38,7 @@ impl PhaseKind {
             Self::Setup => "setup",
             Self::Load => "load",
             Self::Teardown => "teardown",
+            Self::Overload => "overload",
         }
     }
 }
@@ -70,12 +77,22 @@ pub struct PhaseRecord {
     pub started: Duration,
     /// End, since the run started.
     pub ended: Option<Duration>,
-    /// Requests issued.
+    /// Repeat number under `run --repeat` (measured phases only).
+    pub repeat: Option<u32>,
+    /// Requests issued (sent).
     pub requests: u64,
     /// Requests answered (success or not).
     pub completed: u64,
+    /// Requests that succeeded.
+    pub succeeded: u64,
     /// Requests failed.
     pub errors: u64,
+    /// Open model: requests whose intended time fell in the phase.
+    pub due: u64,
+    /// Open model: requests due and never sent.
+    pub unsent: u64,
+    /// Every failure by kind ([`failure`]), each counted once.
+    pub failures: BTreeMap<&'static str, u64>,
     /// Created ports never programmed in time.
     pub not_programmed: u64,
     /// Created ports never converged in time.
@@ -97,6 +114,11 @@ impl PhaseRecord {
     /// The phase's metrics.
     pub fn stats(&self) -> BTreeMap<String, Stats> {
         stats_of(&self.metrics)
+    }
+
+    /// One metric's histogram, if it has one.
+    pub fn histogram(&self, metric: &str) -> Option<&Histogram<u64>> {
+        self.metrics.get(metric)
     }
 
     /// Length so far.
@@ -124,12 +146,24 @@ pub struct Progress {
     pub pending: usize,
 }
 
+/// Counts of the current interval, for `generator.csv`.
+#[derive(Default)]
+struct IntervalCounts {
+    due: u64,
+    sent: u64,
+    completed: u64,
+    failed: u64,
+}
+
 struct Inner {
     phases: Vec<PhaseRecord>,
     interval: Metrics,
     interval_start: Duration,
-    interval_completed: u64,
+    counts: IntervalCounts,
     last_rate: f64,
+    usage: UsageSampler,
+    health: Vec<HealthRow>,
+    health_out: Option<HealthWriter>,
     hlog: Option<HlogWriter>,
     samples: Option<SampleWriter>,
     hosts: FxHashMap<Ipv4Addr, HostRow>,
@@ -151,7 +185,7 @@ impl std::fmt::Debug for Recorder {
 impl Recorder {
     /// A recorder whose clock starts at `start`, streaming to files in `dir` when given.
     pub fn new(start: Instant, wall_start: std::time::SystemTime, dir: Option<&Path>) -> Result<Self, reports::Error> {
-        let (hlog, samples) = match dir {
+        let (hlog, samples, health_out) = match dir {
             Some(d) => (
                 Some(HlogWriter::create(
                     &d.join(reports::files::INTERVALS),
@@ -159,8 +193,9 @@ impl Recorder {
                     "alcor-scale interval histograms",
                 )?),
                 Some(SampleWriter::create(&d.join(reports::files::AGENT_SAMPLES))?),
+                Some(HealthWriter::create(&d.join(reports::files::GENERATOR))?),
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         Ok(Self {
             start,
@@ -168,8 +203,11 @@ impl Recorder {
                 phases: Vec::new(),
                 interval: Metrics::default(),
                 interval_start: Duration::ZERO,
-                interval_completed: 0,
+                counts: IntervalCounts::default(),
                 last_rate: 0.0,
+                usage: UsageSampler::new(),
+                health: Vec::new(),
+                health_out,
                 hlog,
                 samples,
                 hosts: FxHashMap::default(),
@@ -192,8 +230,10 @@ impl Recorder {
         at.saturating_duration_since(self.start)
     }
 
-    /// Starts a phase (ending the previous one); returns its index.
-    pub fn begin_phase(&self, name: &str, kind: PhaseKind, model: String) -> usize {
+    /// Starts a phase (ending the previous one); returns its index. The current interval closes
+    /// first, so that no interval spans two phases.
+    pub fn begin_phase(&self, name: &str, kind: PhaseKind, model: String, repeat: Option<u32>) -> usize {
+        self.rotate();
         let now = self.elapsed();
         let mut g = self.lock();
         if let Some(last) = g.phases.last_mut()
@@ -207,9 +247,14 @@ impl Recorder {
             model,
             started: now,
             ended: None,
+            repeat,
             requests: 0,
             completed: 0,
+            succeeded: 0,
             errors: 0,
+            due: 0,
+            unsent: 0,
+            failures: BTreeMap::new(),
             not_programmed: 0,
             not_converged: 0,
             messages: 0,
@@ -232,6 +277,13 @@ impl Recorder {
         }
     }
 
+    /// Changes a phase's kind (a step stage found past the knee).
+    pub fn set_kind(&self, phase: usize, kind: PhaseKind) {
+        if let Some(p) = self.lock().phases.get_mut(phase) {
+            p.kind = kind;
+        }
+    }
+
     /// Sets the offered rate of a phase.
     pub fn set_offered(&self, phase: usize, rps: f64) {
         if let Some(p) = self.lock().phases.get_mut(phase) {
@@ -239,34 +291,76 @@ impl Recorder {
         }
     }
 
-    /// A request was issued.
-    pub fn issued(&self, phase: usize) {
+    /// A request was issued; `lag_us` is how late the open model sent it against its intended
+    /// time (None for models without intended times).
+    pub fn issued(&self, phase: usize, lag_us: Option<u64>) {
         let mut g = self.lock();
+        let Inner {
+            phases,
+            interval,
+            counts,
+            ..
+        } = &mut *g;
+        counts.sent += 1;
         // One zero-valued sample per request: interval counts of `issued` give the issue rate.
-        record_into(&mut g.interval, ISSUED, 0);
-        if let Some(p) = g.phases.get_mut(phase) {
+        record_into(interval, ISSUED, 0);
+        if let Some(lag) = lag_us {
+            record_into(interval, metric::SEND_LAG, lag);
+        }
+        if let Some(p) = phases.get_mut(phase) {
             p.requests += 1;
+            if let Some(lag) = lag_us {
+                record_into(&mut p.metrics, metric::SEND_LAG, lag);
+            }
+        }
+    }
+
+    /// `n` open-model requests fell due (sent or not).
+    pub fn due(&self, phase: usize, n: u64) {
+        let mut g = self.lock();
+        g.counts.due += n;
+        if let Some(p) = g.phases.get_mut(phase) {
+            p.due += n;
+        }
+    }
+
+    /// `n` due requests were never sent: the phase's time ran out first.
+    pub fn unsent(&self, phase: usize, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(p) = self.lock().phases.get_mut(phase) {
+            p.unsent += n;
+            *p.failures.entry(failure::UNSENT).or_default() += n;
         }
     }
 
     /// A request was answered: its latency under `api` and `api.<op>`, or its failure.
     pub fn answered(&self, phase: usize, op_metric: &'static str, latency_us: u64, error: Option<&str>) {
         let mut g = self.lock();
-        g.interval_completed += 1;
-        let Inner { phases, interval, .. } = &mut *g;
+        let Inner {
+            phases,
+            interval,
+            counts,
+            ..
+        } = &mut *g;
+        counts.completed += 1;
         let Some(p) = phases.get_mut(phase) else { return };
         p.completed += 1;
         match error {
             None => {
-                for m in [reports::summary::metric::API, op_metric] {
+                p.succeeded += 1;
+                for m in [metric::API, op_metric] {
                     record_into(&mut p.metrics, m, latency_us);
                     record_into(interval, m, latency_us);
                 }
             }
             Some(kind) => {
+                counts.failed += 1;
                 record_into(interval, ERRORS, 0);
                 p.errors += 1;
                 *p.errors_by_kind.entry(kind.to_owned()).or_default() += 1;
+                *p.failures.entry(failure::of_request(kind)).or_default() += 1;
             }
         }
     }
@@ -281,17 +375,26 @@ impl Recorder {
         record_into(interval, metric, value);
     }
 
-    /// Created ports that never programmed / converged in time.
+    /// Created ports that never programmed / converged in time (`not_converged` counts every
+    /// such port, `not_programmed` those of them whose own host never applied it either).
     pub fn correlation_failures(&self, phase: usize, not_programmed: u64, not_converged: u64) {
         if let Some(p) = self.lock().phases.get_mut(phase) {
             p.not_programmed += not_programmed;
             p.not_converged += not_converged;
+            // Each port once, under the first thing it missed.
+            for (kind, n) in [
+                (failure::NOT_PROGRAMMED, not_programmed),
+                (failure::NOT_CONVERGED, not_converged.saturating_sub(not_programmed)),
+            ] {
+                if n > 0 {
+                    *p.failures.entry(kind).or_default() += n;
+                }
+            }
         }
     }
 
     /// One message an agent processed.
     pub fn agent_message(&self, sample: AgentSample, failed: bool) {
-        use reports::summary::metric;
         let mut g = self.lock();
         let phase = g.phases.len().saturating_sub(1);
         let Inner {
@@ -306,6 +409,9 @@ impl Recorder {
             p.messages += 1;
             p.bytes += sample.bytes;
             p.agent_errors += u64::from(failed);
+            if failed {
+                *p.failures.entry(failure::AGENT_ERROR).or_default() += 1;
+            }
             for (m, v) in [
                 (metric::AGENT_PROCESSING, sample.processing_us),
                 (metric::GOAL_STATE_BYTES, sample.bytes),
@@ -331,15 +437,19 @@ impl Recorder {
         }
     }
 
-    /// Closes the current interval: writes each metric's histogram to the log and starts anew.
+    /// Closes the current interval: writes each metric's histogram to the log and the
+    /// generator's health to `generator.csv`, and starts anew.
     pub fn rotate(&self) {
         let now = self.elapsed();
         let mut g = self.lock();
         let Inner {
             interval,
             interval_start,
-            interval_completed,
+            counts,
             last_rate,
+            usage,
+            health,
+            health_out,
             hlog,
             samples,
             write_error,
@@ -349,8 +459,34 @@ impl Recorder {
         if length.is_zero() {
             return;
         }
-        *last_rate = *interval_completed as f64 / length.as_secs_f64();
-        *interval_completed = 0;
+        *last_rate = counts.completed as f64 / length.as_secs_f64();
+        let Usage {
+            process_cpu,
+            load1,
+            steal,
+        } = usage.sample();
+        let row = HealthRow {
+            start_s: interval_start.as_secs_f64(),
+            length_s: length.as_secs_f64(),
+            due: counts.due,
+            sent: counts.sent,
+            completed: counts.completed,
+            failed: counts.failed,
+            send_lag_p99_us: interval
+                .get(metric::SEND_LAG)
+                .filter(|h| !h.is_empty())
+                .map_or(0, |h| h.value_at_quantile(0.99)),
+            process_cpu,
+            load1,
+            steal,
+        };
+        health.push(row);
+        if let Some(w) = health_out
+            && let Err(e) = w.write(&row)
+        {
+            write_error.get_or_insert(e.to_string());
+        }
+        *counts = IntervalCounts::default();
         let mut names: Vec<&&'static str> = interval.keys().collect();
         names.sort();
         if let Some(w) = hlog {
@@ -400,6 +536,37 @@ impl Recorder {
         f(&self.lock().phases)
     }
 
+    /// Runs `f` over the phases and the generator's health rows so far.
+    pub fn with_health<T>(&self, f: impl FnOnce(&[PhaseRecord], &[HealthRow]) -> T) -> T {
+        let g = self.lock();
+        f(&g.phases, &g.health)
+    }
+
+    /// Closes the last interval and writes each phase's own histograms to `phases.hlog`, tagged
+    /// `INDEX:metric`: the exact figures of every phase, from which the report draws its
+    /// percentile charts. Called once, when nothing records any more.
+    pub fn finish(&self, dir: &Path, wall_start: std::time::SystemTime) -> Result<(), reports::Error> {
+        self.rotate();
+        let g = self.lock();
+        let mut w = HlogWriter::create(
+            &dir.join(reports::files::PHASES),
+            wall_start,
+            "alcor-scale phase histograms; Tag = PHASE-INDEX:metric",
+        )?;
+        for (i, p) in g.phases.iter().enumerate() {
+            let mut names: Vec<&&'static str> = p.metrics.keys().collect();
+            names.sort();
+            let end = p.ended.unwrap_or(self.elapsed());
+            for name in names {
+                let h = &p.metrics[*name];
+                if !h.is_empty() {
+                    w.write(&format!("{i}:{name}"), p.started, end.saturating_sub(p.started), h)?;
+                }
+            }
+        }
+        w.flush()
+    }
+
     /// Per-host rows (sorted by address) and their distribution.
     pub fn hosts(&self) -> (Vec<HostRow>, HostLoad) {
         let g = self.lock();
@@ -446,11 +613,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rec-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let r = Recorder::new(Instant::now(), std::time::SystemTime::now(), Some(&dir)).unwrap();
-        let a = r.begin_phase("a", PhaseKind::Load, "open".into());
-        r.issued(a);
+        let a = r.begin_phase("a", PhaseKind::Load, "open".into(), None);
+        r.issued(a, None);
         r.answered(a, "api.create", 100, None);
-        let b = r.begin_phase("b", PhaseKind::Load, "open".into());
-        r.issued(b);
+        let b = r.begin_phase("b", PhaseKind::Load, "open".into(), None);
+        r.issued(b, Some(250));
         r.answered(b, "api.create", 0, Some("http_500"));
         // A late sample of phase a, after b began.
         r.sample(a, "port_programmed", 900);
@@ -461,10 +628,31 @@ mod tests {
             assert_eq!(p[0].stats()["port_programmed"].count, 1);
             assert_eq!((p[1].errors, p[1].errors_by_kind["http_500"]), (1, 1));
             assert!(!p[1].stats().contains_key("api"), "failures have no latency");
+            assert_eq!((p[0].succeeded, p[1].succeeded), (1, 0));
+            assert_eq!(p[1].failures[failure::HTTP_5XX], 1);
+            assert_eq!(p[1].stats()["send_lag"].max, 250);
         });
+        r.with_health(|_, rows| {
+            assert_eq!(rows.iter().map(|r| r.sent).sum::<u64>(), 2);
+            assert_eq!(rows.iter().map(|r| r.failed).sum::<u64>(), 1);
+        });
+        assert_eq!(
+            reports::health::read(&dir.join(reports::files::GENERATOR))
+                .unwrap()
+                .len(),
+            r.with_health(|_, h| h.len())
+        );
         let log = reports::hlog::read(&dir.join(reports::files::INTERVALS)).unwrap();
         let tags: Vec<&str> = log.iter().map(|i| i.metric.as_str()).collect();
-        assert_eq!(tags, ["api", "api.create", "errors", "issued", "port_programmed"]);
+        // Phase b began at a rotation: the first interval holds phase a's request alone.
+        assert!(
+            tags.contains(&"send_lag") && tags.contains(&"port_programmed"),
+            "{tags:?}"
+        );
+        r.finish(&dir, std::time::SystemTime::now()).unwrap();
+        let phases = reports::hlog::read(&dir.join(reports::files::PHASES)).unwrap();
+        let tags: Vec<&str> = phases.iter().map(|i| i.metric.as_str()).collect();
+        assert_eq!(tags, ["0:api", "0:api.create", "0:port_programmed", "1:send_lag"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, anyhow};
 use control_plane::{ControlPlane, ControlPlaneConfig, Ncm, PushConfig};
 use fake_agent::{AgentConfig, Fleet, FleetConfig};
-use reports::summary::{Errors, PhaseSummary, ScenarioInfo, StepSearch, Summary, Throughput};
+use reports::summary::{Errors, PhaseSummary, ScenarioInfo, SloResult, SloStatus, StepSearch, Summary, Throughput};
 use tokio_util::sync::CancellationToken;
 
 use crate::correlate::Correlator;
 use crate::driver::closed::{self, ClosedParams};
 use crate::driver::{Ctx, Work, open, step};
-use crate::record::{PhaseKind, Recorder};
+use crate::record::{PhaseKind, PhaseRecord, Recorder};
 use crate::scenario::{Loaded, ModelKind, PhaseSpec, Scenario, TargetKind};
 use crate::slo::Check;
 use crate::target::{HttpClient, RestTarget, ServiceUrls, SouthboundTarget, Target};
@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Show the live progress line.
     pub progress: bool,
+    /// How many times to run the measured phases (0 and 1: once).
+    pub repeat: u32,
 }
 
 /// How a run ended, as the exit code says.
@@ -66,6 +68,10 @@ pub fn default_dir(name: &str) -> PathBuf {
 struct Running {
     fleet: Option<Fleet>,
     cp: Option<ControlPlane>,
+    /// Forwards agent events to the correlator (and so to the samples file).
+    events: Option<tokio::task::JoinHandle<()>>,
+    /// Rotates intervals and shows progress.
+    ticker: Option<tokio::task::JoinHandle<()>>,
     ctx: Option<Arc<Ctx>>,
     step: Option<StepSearch>,
     target_kind: TargetKind,
@@ -85,6 +91,8 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     let mut running = Running {
         fleet: None,
         cp: None,
+        events: None,
+        ticker: None,
         ctx: None,
         step: None,
         target_kind: s.target.kind,
@@ -101,7 +109,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             stop.cancel();
         })
     };
-    let result = drive(&s, &dir, &rec, &stop, &mut running, opts.progress).await;
+    let result = drive(&s, &dir, &rec, &stop, &mut running, &opts).await;
     signal.abort();
     if let Err(e) = &result {
         tracing::error!(error = %format!("{e:#}"), "run failed");
@@ -132,8 +140,27 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             tracing::warn!(failed, "ports never programmed or converged");
         }
     }
+    // Every producer stops before anything reads the folder: the ticker, the control plane's
+    // pushes, the agents, and the events still on their way to the recorder.
+    if let Some(t) = running.ticker.take() {
+        t.abort();
+        let _ = t.await;
+    }
+    if let Some(cp) = running.cp.take() {
+        cp.shutdown(Duration::from_secs(2)).await;
+    }
+    if let Some(f) = running.fleet.take() {
+        f.shutdown(Duration::from_secs(2)).await;
+    }
+    if let Some(mut t) = running.events.take()
+        && tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err()
+    {
+        t.abort();
+    }
     rec.end_phase();
-    rec.rotate();
+    if let Err(e) = rec.finish(&dir, wall) {
+        tracing::warn!(error = %e, "the phase histograms could not be written");
+    }
     if opts.progress {
         crate::progress::finish();
     }
@@ -146,6 +173,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         partial_reason,
         running.step.take(),
         running.target_kind,
+        opts.repeat.max(1),
     );
     let (rows, _) = rec.hosts();
     reports::samples::write_hosts(&dir.join(reports::files::HOSTS), &rows)?;
@@ -155,12 +183,6 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     }
     if let Some(e) = rec.write_error() {
         tracing::warn!(error = %e, "a run-folder file could not be written completely");
-    }
-    if let Some(cp) = running.cp.take() {
-        cp.shutdown(Duration::from_secs(2)).await;
-    }
-    if let Some(f) = running.fleet.take() {
-        f.shutdown(Duration::from_secs(2)).await;
     }
     let verdict = if summary.partial {
         Verdict::Failed
@@ -179,8 +201,9 @@ async fn drive(
     rec: &Arc<Recorder>,
     stop: &CancellationToken,
     running: &mut Running,
-    progress: bool,
+    opts: &RunOptions,
 ) -> anyhow::Result<()> {
+    let progress = opts.progress;
     let t = &s.target;
     let external = t
         .agent
@@ -283,17 +306,17 @@ async fn drive(
     if let Some(f) = &running.fleet {
         let mut events = f.subscribe();
         let corr = corr.clone();
-        tokio::spawn(async move {
+        running.events = Some(tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
                 corr.on_event(&ev);
             }
-        });
+        }));
     }
     // Intervals, timeouts and the progress line.
     {
         let (rec, corr, stop) = (rec.clone(), corr.clone(), stop.clone());
         let every = s.measure.interval;
-        tokio::spawn(async move {
+        running.ticker = Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -310,7 +333,7 @@ async fn drive(
                     crate::progress::show(&p);
                 }
             }
-        });
+        }));
     }
     // Everything but ports.
     if let Target::Rest(r) = &target {
@@ -332,7 +355,12 @@ async fn drive(
         }
         spec.requests = Some(setup_ports);
         if let (Some(bulk), Target::Rest(r)) = (s.topology.bulk, &target) {
-            let phase = rec.begin_phase(&spec.name, PhaseKind::Setup, format!("bulk: {bulk} ports per request"));
+            let phase = rec.begin_phase(
+                &spec.name,
+                PhaseKind::Setup,
+                format!("bulk: {bulk} ports per request"),
+                None,
+            );
             bulk_setup(&ctx, r, phase, setup_ports, bulk as usize).await;
         } else {
             run_phase(
@@ -345,6 +373,7 @@ async fn drive(
                 &base_url,
                 grace,
                 running,
+                None,
             )
             .await?;
         }
@@ -352,26 +381,40 @@ async fn drive(
         corr.settle(s.measure.correlation_timeout, stop).await;
         corr.sweep();
     }
-    for (i, ph) in s.phases.iter().enumerate() {
-        if stop.is_cancelled() {
-            break;
+    // The measured phases, `repeat` times: each repeat's figures stay apart (phase names get
+    // `#k`), so a comparison can weigh run-to-run spread.
+    let repeats = opts.repeat.max(1);
+    for r in 1..=repeats {
+        for (i, ph) in s.phases.iter().enumerate() {
+            if stop.is_cancelled() {
+                break;
+            }
+            let mut spec = ph.clone();
+            if spec.name.is_empty() {
+                spec.name = format!("phase-{}", i + 1);
+            }
+            if repeats > 1 {
+                spec.name = format!("{}#{r}", spec.name);
+            }
+            run_phase(
+                &ctx,
+                s,
+                &spec,
+                PhaseKind::Load,
+                Work::Mix(spec.mix),
+                dir,
+                &base_url,
+                grace,
+                running,
+                Some(r),
+            )
+            .await?;
         }
-        let mut spec = ph.clone();
-        if spec.name.is_empty() {
-            spec.name = format!("phase-{}", i + 1);
+        if r < repeats && !stop.is_cancelled() {
+            // Each repeat starts on a quiet system, as the first one did.
+            corr.settle(s.measure.correlation_timeout, stop).await;
+            corr.sweep();
         }
-        run_phase(
-            &ctx,
-            s,
-            &spec,
-            PhaseKind::Load,
-            Work::Mix(spec.mix),
-            dir,
-            &base_url,
-            grace,
-            running,
-        )
-        .await?;
     }
     if let Some(td) = &s.teardown
         && !stop.is_cancelled()
@@ -392,6 +435,7 @@ async fn drive(
             &base_url,
             grace,
             running,
+            None,
         )
         .await?;
     }
@@ -413,7 +457,7 @@ async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: u
         }
         for (_, group) in by_project {
             let start = Instant::now();
-            ctx.rec.issued(phase);
+            ctx.rec.issued(phase, None);
             for p in &group {
                 ctx.expect(phase, p, start, false);
             }
@@ -444,16 +488,33 @@ async fn run_phase(
     base_url: &str,
     grace: Duration,
     running: &mut Running,
+    repeat: Option<u32>,
 ) -> anyhow::Result<()> {
     match spec.model {
         ModelKind::Open => {
-            let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe());
+            let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe(), repeat);
             let stages = spec.open_stages();
-            let offered = open::run(ctx, phase, &stages, spec.requests, work, spec.max_in_flight, grace).await;
-            ctx.rec.set_offered(phase, offered);
+            // What was asked for, whatever was achieved.
+            let secs: f64 = stages.iter().map(|s| s.duration.as_secs_f64()).sum();
+            let asked: f64 = stages.iter().map(|s| s.rate * s.duration.as_secs_f64()).sum();
+            ctx.rec.set_offered(phase, if secs > 0.0 { asked / secs } else { 0.0 });
+            // A phase with a duration (or stages) ends on time; one given only a request budget
+            // issues its budget at the rate, however long that takes.
+            let hard_end = !spec.stages.is_empty() || spec.duration.is_some();
+            open::run(
+                ctx,
+                phase,
+                &stages,
+                spec.requests,
+                work,
+                spec.max_in_flight,
+                grace,
+                hard_end,
+            )
+            .await;
         }
         ModelKind::Closed => {
-            let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe());
+            let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe(), repeat);
             let params = ClosedParams {
                 users: spec.users.unwrap_or(if kind == PhaseKind::Load { 1 } else { 8 }),
                 ramp: spec.ramp.unwrap_or_default(),
@@ -470,9 +531,13 @@ async fn run_phase(
         }
         ModelKind::Step => {
             let texts = if spec.checks.is_empty() { &s.slo } else { &spec.checks };
-            let checks: Vec<Check> = texts.iter().filter_map(|c| Check::parse(c).ok()).collect();
+            let checks: Vec<Check> = texts
+                .iter()
+                .filter_map(|c| Check::parse(c).ok())
+                .filter(|c| !c.is_run_level())
+                .collect();
             let settle = s.measure.correlation_timeout.min(Duration::from_secs(10));
-            running.step = Some(step::run(ctx, spec, &spec.name, &checks, work, settle, grace).await);
+            running.step = Some(step::run(ctx, spec, &checks, work, settle, grace, repeat).await);
         }
     }
     ctx.rec.end_phase();
@@ -489,9 +554,12 @@ fn summarize(
     partial_reason: Option<String>,
     step_search: Option<StepSearch>,
     target: TargetKind,
+    repeats: u32,
 ) -> Summary {
     let now = rec.elapsed();
-    let (phases, measured) = rec.with_phases(|ps| {
+    let environment = crate::environment::capture();
+    let cores = environment.cores;
+    let (phases, throughput, errors, generator) = rec.with_health(|ps, rows| {
         let phases: Vec<PhaseSummary> = ps
             .iter()
             .map(|p| PhaseSummary {
@@ -502,42 +570,62 @@ fn summarize(
                 duration_s: p.length(now).as_secs_f64(),
                 requests: p.requests,
                 errors: p.errors,
-                throughput_rps: p.completed as f64 / p.length(now).as_secs_f64().max(1e-9),
+                throughput_rps: p.succeeded as f64 / p.length(now).as_secs_f64().max(1e-9),
                 offered_rps: p.offered_rps,
+                due: p.due,
+                unsent: p.unsent,
+                repeat: p.repeat,
                 metrics: p.stats(),
             })
             .collect();
         let load: Vec<_> = ps.iter().filter(|p| p.kind == PhaseKind::Load).collect();
         let secs: f64 = load.iter().map(|p| p.length(now).as_secs_f64()).sum::<f64>().max(1e-9);
-        let requests: u64 = load.iter().map(|p| p.requests).sum();
-        let completed: u64 = load.iter().map(|p| p.completed).sum();
-        let messages: u64 = load.iter().map(|p| p.messages).sum();
-        let failed: u64 = load.iter().map(|p| p.errors).sum();
-        let np: u64 = load.iter().map(|p| p.not_programmed).sum();
-        let nc: u64 = load.iter().map(|p| p.not_converged).sum();
+        let sum = |f: fn(&PhaseRecord) -> u64| load.iter().map(|p| f(p)).sum::<u64>();
+        let requests = sum(|p| p.requests);
+        let failed = sum(|p| p.errors);
+        let nc = sum(|p| p.not_converged);
         let mut by_kind = std::collections::BTreeMap::new();
+        let mut failures = std::collections::BTreeMap::new();
         for p in &load {
             for (k, v) in &p.errors_by_kind {
                 *by_kind.entry(k.clone()).or_default() += v;
             }
+            for (k, v) in &p.failures {
+                *failures.entry((*k).to_owned()).or_default() += v;
+            }
         }
+        // The offered rate of the phases that offer one, weighted by their lengths.
+        let offering: Vec<_> = load.iter().filter(|p| p.offered_rps.is_some()).collect();
+        let offered_secs: f64 = offering.iter().map(|p| p.length(now).as_secs_f64()).sum();
+        let offered_rps = (offered_secs > 0.0).then(|| {
+            offering
+                .iter()
+                .map(|p| p.offered_rps.unwrap_or(0.0) * p.length(now).as_secs_f64())
+                .sum::<f64>()
+                / offered_secs
+        });
+        let messages = sum(|p| p.messages);
         let throughput = Throughput {
             requests,
-            completed,
-            requests_per_s: completed as f64 / secs,
+            completed: sum(|p| p.completed),
+            succeeded: sum(|p| p.succeeded),
+            requests_per_s: sum(|p| p.succeeded) as f64 / secs,
+            offered_rps,
             messages,
             messages_per_s: messages as f64 / secs,
-            bytes: load.iter().map(|p| p.bytes).sum(),
+            bytes: sum(|p| p.bytes),
         };
         let errors = Errors {
             requests_failed: failed,
             by_kind,
-            not_programmed: np,
+            not_programmed: sum(|p| p.not_programmed),
             not_converged: nc,
-            agent_errors: load.iter().map(|p| p.agent_errors).sum(),
+            agent_errors: sum(|p| p.agent_errors),
             error_rate: Errors::rate(failed, nc, requests),
+            failures,
         };
-        (phases, (throughput, errors))
+        let generator = crate::generator::assess(ps, rows, now, cores);
+        (phases, throughput, errors, generator)
     });
     let (_, hosts) = rec.hosts();
     let mut summary = Summary {
@@ -550,8 +638,10 @@ fn summarize(
             seed: s.seed,
             overrides: loaded.overrides.clone(),
             toml: loaded.text.clone(),
+            hash: scenario_hash(&loaded.text),
+            agents: s.agents.count as u64,
         },
-        environment: crate::environment::capture(),
+        environment,
         target: target.to_string(),
         started_at: humantime::format_rfc3339_seconds(wall).to_string(),
         duration_s: start.elapsed().as_secs_f64(),
@@ -559,17 +649,57 @@ fn summarize(
         partial_reason,
         phases,
         metrics: rec.merged(|p| p.kind == PhaseKind::Load),
-        throughput: measured.0,
-        errors: measured.1,
+        throughput,
+        errors,
         hosts,
         slo: Vec::new(),
         step_search,
+        generator,
+        repeats,
     };
-    summary.slo = s
-        .slo
-        .iter()
-        .filter_map(|c| Check::parse(c).ok())
-        .map(|c| c.evaluate_summary(&summary))
-        .collect();
+    summary.slo = judge(s, &summary);
     summary
+}
+
+/// The run's checks. A run that stopped early judges nothing: every check is `not evaluated`.
+/// A step search is judged by whether it found its knee (its stages were judged by their own
+/// checks); the scenario's other checks judge the measured figures, which leave out the stage
+/// past the knee.
+fn judge(s: &Scenario, summary: &Summary) -> Vec<SloResult> {
+    let checks: Vec<Check> = s.slo.iter().filter_map(|c| Check::parse(c).ok()).collect();
+    let mut results: Vec<SloResult> = if summary.partial {
+        checks.iter().map(Check::not_evaluated).collect()
+    } else {
+        checks.iter().map(|c| c.evaluate_summary(summary)).collect()
+    };
+    if s.phases.iter().any(|p| p.model == ModelKind::Step) {
+        let found = summary.step_search.as_ref().and_then(|st| st.knee_rps);
+        let status = match (summary.partial, found) {
+            (true, _) => SloStatus::NotEvaluated,
+            (false, Some(_)) => SloStatus::Pass,
+            (false, None) => SloStatus::Fail,
+        };
+        results.insert(
+            0,
+            SloResult {
+                check: crate::console::KNEE_CHECK.into(),
+                actual: found,
+                threshold: 0.0,
+                op: ">".into(),
+                pass: status == SloStatus::Pass,
+                status,
+                margin: None,
+            },
+        );
+    }
+    results
+}
+
+/// SHA-256 of the scenario as run, hex: what `compare` checks to refuse unlike runs.
+pub fn scenario_hash(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

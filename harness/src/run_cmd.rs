@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use harness::console::{self, Console};
 use harness::run::{RunOptions, Verdict};
 use harness::scenario;
 use tokio_util::sync::CancellationToken;
@@ -18,10 +19,14 @@ use crate::UsageError;
   alcor-scale run ci-smoke --set agents.count=20 --set 'phases[0].rate=100'
   alcor-scale run scenarios/knee-search.toml --out runs/knee --quiet
 
-  alcor-scale run ci-smoke --baseline runs/main-ci-smoke --max-regression 10% --junit slo.xml
+  alcor-scale run ci-smoke --baseline runs/main-ci-smoke --markdown compare.md --junit slo.xml
+  alcor-scale run ci-smoke --repeat 3 --strict-generator
 
 Exit codes: 0 every SLO held, 1 an SLO failed (or, with --baseline, a regression), 2 bad scenario
-or usage, 3 the run failed or was interrupted.")]
+or usage (a missing baseline too, before the run starts), 3 the run failed, was interrupted, or
+(with --strict-generator) its generator fell behind or its host was saturated.
+
+stdout carries the verdict, the summary and the comparison; logs, progress and paths go to stderr.")]
 pub struct RunArgs {
     /// Scenario file, or the name of a bundled scenario (`quickstart`).
     pub scenario: PathBuf,
@@ -34,12 +39,20 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
-    /// Compare with this baseline run folder at the end; a regression exits 1.
+    /// Compare with this baseline run folder at the end; a regression exits 1. Checked before
+    /// the run starts.
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
-    /// With --baseline: how much worse a figure may get.
-    #[arg(long, default_value = "10%", value_parser = crate::report_cmd::parse_fraction)]
-    pub max_regression: f64,
+    #[command(flatten)]
+    pub gate: crate::report_cmd::GateArgs,
+    /// Run the measured phases this many times, keeping each repeat's figures apart, so that a
+    /// comparison can weigh run-to-run spread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+    /// Exit 3 when the generator fell behind (due requests unsent or sent late) or the host was
+    /// saturated: the run then measured less than it claims to.
+    #[arg(long)]
+    pub strict_generator: bool,
     /// Write every SLO (and regression) check as JUnit XML to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
@@ -82,62 +95,63 @@ fn load(path: &Path, set: &[String]) -> anyhow::Result<scenario::Loaded> {
 /// Runs a scenario; returns the exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let loaded = load(&args.scenario, &args.set)?;
+    // A baseline that cannot be read, or is of another scenario, is a usage error now, not
+    // after a run of many minutes.
+    if let Some(base) = &args.baseline {
+        let b = reports::summary::Summary::read(base).map_err(|e| UsageError(anyhow::anyhow!("--baseline: {e}")))?;
+        let s = &loaded.scenario;
+        let mut differences = Vec::new();
+        if b.scenario.name != s.name {
+            differences.push(format!("scenario: `{}` vs `{}`", b.scenario.name, s.name));
+        }
+        if !b.scenario.hash.is_empty() && b.scenario.hash != harness::run::scenario_hash(&loaded.text) {
+            differences.push(format!(
+                "scenario text differs (baseline overrides {:?}, these {:?})",
+                b.scenario.overrides, loaded.overrides
+            ));
+        }
+        if b.scenario.agents != 0 && b.scenario.agents != s.agents.count as u64 {
+            differences.push(format!("agents: {} vs {}", b.scenario.agents, s.agents.count));
+        }
+        if b.target != s.target.kind.to_string() {
+            differences.push(format!("target: {} vs {}", b.target, s.target.kind));
+        }
+        if !differences.is_empty() && !args.gate.force {
+            return Err(UsageError(anyhow::anyhow!(
+                "--baseline {} is not comparable with this run (use --force to compare anyway):\n  {}",
+                base.display(),
+                differences.join("\n  ")
+            ))
+            .into());
+        }
+    }
+    let mut console = Console::claim();
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let outcome = harness::run::run(
         loaded,
         RunOptions {
             out: args.out,
             progress,
+            repeat: args.repeat,
         },
         CancellationToken::new(),
     )
     .await
     .context("the run could not write its folder")?;
     let s = &outcome.summary;
-    let ms = |m: &str, stat: &str| {
-        s.value(&format!("{m}.{stat}"))
-            .map(|v| format!("{:.2} ms", v / 1e3))
-            .unwrap_or_else(|| "-".into())
-    };
-    println!(
-        "{}: {} requests, {:.0}/s, errors {} ({:.3} %), not programmed {}, not converged {}",
-        s.scenario.name,
-        s.throughput.requests,
-        s.throughput.requests_per_s,
-        s.errors.requests_failed,
-        s.errors.error_rate * 100.0,
-        s.errors.not_programmed,
-        s.errors.not_converged
-    );
-    for m in ["api", "port_programmed", "neighbor_converged"] {
-        println!(
-            "  {m:<20} p50 {:>10}  p99 {:>10}  max {:>10}",
-            ms(m, "p50"),
-            ms(m, "p99"),
-            ms(m, "max")
-        );
+    for l in console::summary_lines(s) {
+        console.line(&l);
     }
-    if let Some(step) = &s.step_search {
-        match step.knee_rps {
-            Some(k) => println!("  knee: {k} requests/s held every check"),
-            None => println!("  knee: the first stage already broke a check"),
-        }
-    }
-    for r in &s.slo {
-        println!("  SLO {:<40} {}", r.check, if r.pass { "pass" } else { "FAIL" });
-    }
-    if let Some(reason) = &s.partial_reason {
-        println!("  partial: {reason}");
-    }
-    println!("run folder: {}", outcome.dir.display());
+    eprintln!("run folder: {}", outcome.dir.display());
     let slo_cases = reports::junit::slo_cases(s);
     let mut regressed = false;
     match &args.baseline {
         Some(base) => {
             let (_, code) = crate::report_cmd::compare(
+                &mut console,
                 base,
                 &outcome.dir,
-                args.max_regression,
+                &args.gate,
                 None,
                 args.junit.as_deref().map(|p| (p, &slo_cases[..])),
             )?;
@@ -149,8 +163,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    let g = &s.generator;
+    let generator_failed = args.strict_generator && (g.fell_behind || g.saturated);
+    if generator_failed {
+        console.line("  --strict-generator: the generator fell behind or its host was saturated");
+    }
     Ok(match outcome.verdict {
         Verdict::Failed => 3,
+        _ if generator_failed => 3,
         Verdict::SloFailed => 1,
         Verdict::Pass if regressed => 1,
         Verdict::Pass => 0,

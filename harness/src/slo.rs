@@ -1,19 +1,16 @@
 //! SLO checks: `METRIC.STAT OP VALUE` (`port_programmed.p99 < 200ms`) or `SCALAR OP VALUE`
-//! (`error_rate < 0.1%`, `throughput >= 500`), evaluated against a run's summary.
+//! (`error_rate < 0.1%`, `throughput >= 500`, `knee >= 500`), evaluated against a run's summary.
+//!
+//! A check is judged only on what was measured: a figure without samples fails as `no samples`,
+//! never passes, and a run that stopped early judges nothing (`not evaluated`). Checks that
+//! could not mean anything (`api.p99 < -1ms`, `error_rate < 200%`) are refused when parsed.
 
-use reports::summary::{SloResult, Stats, Summary, metric};
+use reports::summary::{SloResult, SloStatus, Stats, Summary, metric};
 
-/// Scalars a check may name instead of `metric.stat`.
-pub const SCALARS: [&str; 5] = [
-    "error_rate",
-    "throughput",
-    "requests",
-    "not_programmed",
-    "not_converged",
-];
+pub use reports::summary::SCALARS;
 
 /// Metrics a check may name.
-pub const METRICS: [&str; 9] = [
+pub const METRICS: [&str; 10] = [
     metric::API,
     "api.create",
     "api.update",
@@ -23,6 +20,7 @@ pub const METRICS: [&str; 9] = [
     metric::AGENT_PROCESSING,
     metric::GOAL_STATE_BYTES,
     metric::GOAL_STATE_NEIGHBORS,
+    metric::SEND_LAG,
 ];
 
 /// A comparison.
@@ -104,7 +102,42 @@ impl Check {
             }
             metric::is_latency(name) && stat != "count"
         };
-        let threshold = parse_value(raw, latency, key == "error_rate").map_err(|e| format!("`{raw}`: {e}"))?;
+        let rate = key == "error_rate";
+        let threshold = parse_value(raw, latency, rate).map_err(|e| format!("`{raw}`: {e}"))?;
+        // Every figure is at least 0, and a rate at most 1: a bound outside that range holds
+        // always or never, so the check would say nothing about the run.
+        let never = match op {
+            Op::Lt => threshold <= 0.0,
+            Op::Le => threshold < 0.0,
+            Op::Gt => rate && threshold >= 1.0,
+            Op::Ge => rate && threshold > 1.0,
+        };
+        let always = match op {
+            Op::Gt => threshold < 0.0,
+            Op::Ge => threshold <= 0.0,
+            Op::Lt => rate && threshold > 1.0,
+            Op::Le => rate && threshold >= 1.0,
+        };
+        if never {
+            return Err(format!(
+                "`{t}` can never hold: {key} is {}",
+                if rate && threshold > 0.0 {
+                    "at most 100 %"
+                } else {
+                    "never negative"
+                }
+            ));
+        }
+        if always {
+            return Err(format!(
+                "`{t}` always holds: {key} is {}, so it would check nothing",
+                if rate && threshold > 0.0 {
+                    "at most 100 %"
+                } else {
+                    "never negative"
+                }
+            ));
+        }
         Ok(Self {
             text: t.to_owned(),
             key,
@@ -113,9 +146,14 @@ impl Check {
         })
     }
 
-    /// Evaluates against a value (None: the metric has no data, which fails).
+    /// Evaluates against a value (None: the figure has no samples, which fails).
     pub fn evaluate(&self, actual: Option<f64>) -> SloResult {
         let pass = actual.is_some_and(|a| self.op.holds(a, self.threshold));
+        let status = match actual {
+            None => SloStatus::NoSamples,
+            Some(_) if pass => SloStatus::Pass,
+            Some(_) => SloStatus::Fail,
+        };
         let margin = actual.filter(|_| self.threshold != 0.0).map(|a| match self.op {
             Op::Lt | Op::Le => (self.threshold - a) / self.threshold,
             Op::Gt | Op::Ge => (a - self.threshold) / self.threshold,
@@ -126,7 +164,27 @@ impl Check {
             threshold: self.threshold,
             op: self.op.as_str().to_owned(),
             pass,
+            status,
             margin,
+        }
+    }
+
+    /// Whether the check judges the run as a whole (`knee`, `setup_errors`), not a phase or a
+    /// step stage.
+    pub fn is_run_level(&self) -> bool {
+        matches!(self.key.as_str(), "knee" | "setup_errors")
+    }
+
+    /// The result of a check the run did not get far enough to judge.
+    pub fn not_evaluated(&self) -> SloResult {
+        SloResult {
+            check: self.text.clone(),
+            actual: None,
+            threshold: self.threshold,
+            op: self.op.as_str().to_owned(),
+            pass: false,
+            status: SloStatus::NotEvaluated,
+            margin: None,
         }
     }
 
@@ -184,5 +242,42 @@ mod tests {
         assert!(Check::parse("api.p98 < 2ms").unwrap_err().contains("unknown statistic"));
         assert!(Check::parse("api.p99 = 2ms").unwrap_err().contains("expected"));
         assert!(Check::parse("error_rate < 2ms").unwrap_err().contains("does not fit"));
+    }
+
+    #[test]
+    fn checks_that_hold_always_or_never_are_refused() {
+        for (text, why) in [
+            ("api.p99 < -1ms", "never hold"),
+            ("api.p99 < 0ms", "never hold"),
+            ("requests >= 0", "always holds"),
+            ("throughput > -5", "always holds"),
+            ("error_rate < 200%", "always holds"),
+            ("error_rate <= 100%", "always holds"),
+            ("error_rate > 100%", "never hold"),
+            ("not_converged < 0", "never hold"),
+        ] {
+            let e = Check::parse(text).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+        for ok in [
+            "error_rate < 100%",
+            "requests >= 1",
+            "api.p99 <= 0ms",
+            "knee >= 500",
+            "setup_errors < 1",
+        ] {
+            assert!(Check::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn absent_figures_fail_as_no_samples_and_unjudged_checks_never_pass() {
+        let c = Check::parse("requests >= 1").unwrap();
+        let r = c.evaluate(None);
+        assert_eq!((r.pass, r.status), (false, SloStatus::NoSamples));
+        assert_eq!(c.evaluate(Some(3.0)).status, SloStatus::Pass);
+        assert_eq!(c.evaluate(Some(0.0)).status, SloStatus::Fail);
+        let n = c.not_evaluated();
+        assert_eq!((n.pass, n.status, n.actual), (false, SloStatus::NotEvaluated, None));
     }
 }

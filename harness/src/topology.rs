@@ -399,6 +399,27 @@ impl Model {
         Some(p)
     }
 
+    /// Undoes a plan that was never sent: a create is forgotten, a move goes back to `prev`
+    /// (the port before it), a delete puts the port back as settled.
+    pub fn revert(&mut self, op: Op, port: &PortPlan, prev: Option<&PortPlan>) {
+        match op {
+            Op::Create => self.create_done(port.seq, false),
+            Op::Update => {
+                if let Some(old) = prev {
+                    self.add(port, false);
+                    self.add(old, true);
+                    self.ports.insert(old.seq, old.clone());
+                    self.settled.push(old.seq);
+                }
+            }
+            Op::Delete => {
+                self.add(port, true);
+                self.ports.insert(port.seq, port.clone());
+                self.settled.push(port.seq);
+            }
+        }
+    }
+
     /// Settled ports, for teardown.
     pub fn settled_count(&self) -> usize {
         self.settled.len()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::charts::{self, Series};
 use crate::rundata::RunData;
-use crate::summary::{SloResult, Stats, Summary, metric};
+use crate::summary::{SloResult, SloStatus, Stats, Summary, format_value, metric};
 use crate::{Error, files};
 
 /// Stages shown first, in this order.
@@ -84,30 +84,23 @@ fn slo_table(out: &mut String, slo: &[SloResult]) {
     }
     out.push_str("<div class=\"scroll\"><table id=\"slo\"><tr><th>check</th><th>actual</th><th>threshold</th><th>margin</th><th>result</th></tr>");
     for r in slo {
-        let latency = r.check.split(['<', '>']).next().is_some_and(|k| {
-            let k = k.trim();
-            k.rsplit_once('.')
-                .is_some_and(|(m, st)| metric::is_latency(m) && st != "count")
-        });
-        let fmt = |v: f64| {
-            if latency {
-                ms(v)
-            } else if r.check.starts_with("error_rate") {
-                format!("{:.4} %", v * 100.0)
-            } else {
-                format!("{v:.2}")
-            }
+        let key = r.check.split(['<', '>']).next().unwrap_or("").trim();
+        let fmt = |v: f64| format_value(key, v);
+        let actual = match (r.status, r.actual) {
+            (SloStatus::NotEvaluated, _) => "not evaluated".to_owned(),
+            (_, None) => "no samples".to_owned(),
+            (_, Some(a)) => fmt(a),
         };
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
             escape(&r.check),
-            r.actual.map(fmt).unwrap_or_else(|| "no data".into()),
+            escape(&actual),
             escape(&r.op),
-            fmt(r.threshold),
+            escape(&fmt(r.threshold)),
             r.margin.map(|m| format!("{:+.1} %", m * 100.0)).unwrap_or_default(),
             if r.pass { "pass" } else { "fail" },
-            if r.pass { "pass" } else { "FAIL" }
+            r.status.label()
         );
     }
     out.push_str("</table></div>");
@@ -139,11 +132,24 @@ pub fn page(run: &RunData) -> String {
     if s.partial {
         let _ = write!(
             out,
-            "<p class=\"banner\" id=\"partial\">Partial run: {}. The figures cover what was measured until it stopped.</p>",
+            "<p class=\"banner\" id=\"partial\">NOT EVALUATED: {}. No check was judged; the figures cover what was measured until the run stopped.</p>",
             escape(s.partial_reason.as_deref().unwrap_or("stopped early"))
         );
     }
-    let verdict = s.slo.iter().all(|r| r.pass);
+    let g = &s.generator;
+    if g.fell_behind || g.saturated {
+        let _ = write!(
+            out,
+            "<p class=\"banner\" id=\"generator\">The load generator {}: {}. The figures describe less load, or more of the generator's own queueing, than the scenario asked for.</p>",
+            if g.fell_behind {
+                "fell behind"
+            } else {
+                "ran on a saturated host"
+            },
+            escape(&g.reasons.join("; "))
+        );
+    }
+    let verdict = !s.partial && s.slo.iter().all(|r| r.pass);
     let _ = write!(
         out,
         "<p>Target <b>{}</b>, started {}, {:.1} s. {} requests in measured phases, {:.1} requests/s, error rate {:.3} %. SLO: <span class=\"{}\">{}</span></p>",
@@ -154,7 +160,9 @@ pub fn page(run: &RunData) -> String {
         s.throughput.requests_per_s,
         s.errors.error_rate * 100.0,
         if verdict { "pass" } else { "fail" },
-        if s.slo.is_empty() {
+        if s.partial {
+            "NOT EVALUATED"
+        } else if s.slo.is_empty() {
             "none set"
         } else if verdict {
             "pass"

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::Error;
 use crate::compare::Comparison;
 use crate::html::escape;
-use crate::summary::Summary;
+use crate::summary::{SloStatus, Summary, format_value};
 
 /// One test case.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,9 +27,21 @@ pub fn slo_cases(s: &Summary) -> Vec<Case> {
         .map(|r| Case {
             name: r.check.clone(),
             classname: format!("alcor-scale.{}.slo", s.scenario.name),
-            failure: (!r.pass).then(|| match r.actual {
-                Some(a) => format!("actual {a} against {} {}", r.op, r.threshold),
-                None => "no data for this metric".into(),
+            failure: (!r.pass).then(|| {
+                let key = r.check.split(['<', '>']).next().unwrap_or("").trim();
+                match (r.status, r.actual) {
+                    (SloStatus::NotEvaluated, _) => format!(
+                        "not evaluated: {}",
+                        s.partial_reason.as_deref().unwrap_or("the run stopped early")
+                    ),
+                    (_, None) => "no samples: nothing was measured for this figure".into(),
+                    (_, Some(a)) => format!(
+                        "{key} {} against {} {}",
+                        format_value(key, a),
+                        r.op,
+                        format_value(key, r.threshold)
+                    ),
+                }
             }),
         })
         .collect()
@@ -41,16 +53,9 @@ pub fn regression_cases(c: &Comparison) -> Vec<Case> {
         .iter()
         .filter(|d| d.gated)
         .map(|d| Case {
-            name: format!("{} within {:.0} % of baseline", d.key, c.threshold * 100.0),
+            name: format!("{} no worse than baseline", d.key),
             classname: "alcor-scale.regression".into(),
-            failure: d.regressed.then(|| {
-                format!(
-                    "candidate {:?} vs baseline {:?}: ratio {:.3}",
-                    d.candidate,
-                    d.base,
-                    d.ratio.unwrap_or(f64::NAN)
-                )
-            }),
+            failure: d.regressed.then(|| d.sentence(c.options.confidence)),
         })
         .collect()
 }

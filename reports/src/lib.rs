@@ -10,18 +10,25 @@
 //! | `intervals.hlog` | per-metric histograms per 1 s interval, HdrHistogram interval-log format, tagged by metric |
 //! | `agent-samples.csv` | one row per goal-state message an agent processed ([`samples::AgentSample`]) |
 //! | `hosts.csv` | messages and bytes per host ([`samples::HostRow`]) |
+//! | `generator.csv` | the load generator's health per interval ([`health::HealthRow`]) |
+//! | `phases.hlog` | each phase's own histogram of every metric, tagged `PHASE/metric`: what the tables and percentile charts are drawn from |
 //! | `scenario.toml` | the scenario as run, after `--set` overrides |
 //!
 //! Not here: running anything. This crate reads and writes files.
 
+pub mod bootstrap;
 pub mod charts;
 pub mod compare;
+pub mod health;
 pub mod hlog;
 pub mod html;
 pub mod junit;
 pub mod rundata;
 pub mod samples;
 pub mod summary;
+#[doc(hidden)]
+pub mod testing;
+pub mod units;
 
 pub use html::render;
 
@@ -39,6 +46,10 @@ pub mod files {
     pub const HOSTS: &str = "hosts.csv";
     /// The scenario as run.
     pub const SCENARIO: &str = "scenario.toml";
+    /// Generator health per interval.
+    pub const GENERATOR: &str = "generator.csv";
+    /// Each phase's histograms.
+    pub const PHASES: &str = "phases.hlog";
     /// The HTML report.
     pub const REPORT: &str = "report.html";
 }

@@ -29,6 +29,18 @@ pub struct IntervalStats {
     pub max: u64,
 }
 
+/// One measured interval of one metric, kept for resampling: its recorded values with their
+/// counts, in value order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredInterval {
+    /// Repeat of the phase it fell in (1 without `--repeat`).
+    pub repeat: u32,
+    /// Length, s.
+    pub length_s: f64,
+    /// (value, count) of every recorded bucket, values ascending.
+    pub values: Vec<(u64, u64)>,
+}
+
 /// Everything in a run folder.
 #[derive(Debug, Clone)]
 pub struct RunData {
@@ -38,8 +50,13 @@ pub struct RunData {
     pub summary: Summary,
     /// `intervals.hlog` condensed, by metric, in time order.
     pub intervals: BTreeMap<String, Vec<IntervalStats>>,
-    /// Each metric over the measured phases, merged from its intervals.
+    /// Each metric over the measured phases: the phases' own histograms merged (from
+    /// `phases.hlog`), so every chart drawn from it agrees with the summary's tables.
     pub measured: BTreeMap<String, Histogram<u64>>,
+    /// Each metric's intervals inside the measured phases, for the comparison's bootstrap.
+    pub measured_intervals: BTreeMap<String, Vec<MeasuredInterval>>,
+    /// `generator.csv` (empty for folders written before it existed).
+    pub health: Vec<crate::health::HealthRow>,
     /// `agent-samples.csv`.
     pub samples: Vec<AgentSample>,
     /// `hosts.csv`.
@@ -53,14 +70,19 @@ impl RunData {
             return Err(Error::format(dir, "not a run folder (no such directory)"));
         }
         let summary = Summary::read(dir)?;
-        let spans: Vec<(f64, f64)> = summary
+        let spans: Vec<(f64, f64, u32)> = summary
             .phases
             .iter()
             .filter(|p| p.kind == "load")
-            .map(|p| (p.started_s, p.started_s + p.duration_s))
+            .map(|p| (p.started_s, p.started_s + p.duration_s, p.repeat.unwrap_or(1)))
             .collect();
         let mut intervals: BTreeMap<String, Vec<IntervalStats>> = BTreeMap::new();
-        let mut measured: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+        let mut measured_intervals: BTreeMap<String, Vec<MeasuredInterval>> = BTreeMap::new();
+        // Intervals close at phase boundaries, so an interval lies in one phase at most.
+        let span_of = |start_s: f64, length_s: f64| {
+            let mid = start_s + length_s / 2.0;
+            spans.iter().find(|(a, b, _)| mid >= *a && mid <= *b).map(|s| s.2)
+        };
         hlog::for_each(&dir.join(files::INTERVALS), |i| {
             let h = &i.histogram;
             intervals.entry(i.metric.clone()).or_default().push(IntervalStats {
@@ -72,21 +94,52 @@ impl RunData {
                 p99: h.value_at_quantile(0.99),
                 max: h.max(),
             });
-            // An interval counts for the measured phases when its middle falls in one.
-            let mid = i.start_s + i.length_s / 2.0;
-            if spans.iter().any(|(a, b)| mid >= *a && mid <= *b + 1.0) {
-                match measured.get_mut(&i.metric) {
-                    Some(m) => {
-                        let _ = m.add(h);
-                    }
-                    None => {
-                        let mut m = i.histogram.clone();
-                        m.auto(true);
-                        measured.insert(i.metric.clone(), m);
-                    }
-                }
+            if let Some(repeat) = span_of(i.start_s, i.length_s)
+                && !h.is_empty()
+            {
+                measured_intervals
+                    .entry(i.metric.clone())
+                    .or_default()
+                    .push(MeasuredInterval {
+                        repeat,
+                        length_s: i.length_s,
+                        values: h
+                            .iter_recorded()
+                            .map(|v| (h.highest_equivalent(v.value_iterated_to()), v.count_at_value()))
+                            .collect(),
+                    });
             }
         })?;
+        // The measured phases' own histograms, tagged `INDEX:metric`.
+        let load: Vec<usize> = summary
+            .phases
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.kind == "load")
+            .map(|(i, _)| i)
+            .collect();
+        let mut measured: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+        let phases_log = dir.join(files::PHASES);
+        if phases_log.is_file() {
+            hlog::for_each(&phases_log, |i| {
+                let Some((idx, metric)) = i.metric.split_once(':') else {
+                    return;
+                };
+                if !idx.parse::<usize>().is_ok_and(|x| load.contains(&x)) {
+                    return;
+                }
+                match measured.get_mut(metric) {
+                    Some(m) => {
+                        let _ = m.add(&i.histogram);
+                    }
+                    None => {
+                        let mut m = i.histogram;
+                        m.auto(true);
+                        measured.insert(metric.to_owned(), m);
+                    }
+                }
+            })?;
+        }
         for v in intervals.values_mut() {
             v.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
         }
@@ -94,6 +147,8 @@ impl RunData {
             summary,
             intervals,
             measured,
+            measured_intervals,
+            health: crate::health::read(&dir.join(files::GENERATOR))?,
             samples: samples::read_agent_samples(&dir.join(files::AGENT_SAMPLES))?,
             hosts: samples::read_hosts(&dir.join(files::HOSTS))?,
             dir: dir.to_owned(),
@@ -105,7 +160,7 @@ impl RunData {
         self.intervals.get(metric).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// `metric` over the measured phases, merged from its intervals.
+    /// `metric` over the measured phases (the phases' own histograms merged).
     pub fn measured_histogram(&self, metric: &str) -> Option<&Histogram<u64>> {
         self.measured.get(metric)
     }

@@ -53,6 +53,17 @@ pub struct Summary {
     /// Present for step-search phases: each stage and the knee.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_search: Option<StepSearch>,
+    /// Whether the load generator kept up, and how busy the host was.
+    #[serde(default)]
+    pub generator: GeneratorHealth,
+    /// How many times the measured phases ran (`run --repeat N`); each repeat's phases carry
+    /// their repeat number.
+    #[serde(default = "one")]
+    pub repeats: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Metric names.
@@ -65,6 +76,8 @@ pub mod metric {
     pub const NEIGHBOR_CONVERGED: &str = "neighbor_converged";
     /// An agent's own time for one message (decode + apply + simulated programming), µs.
     pub const AGENT_PROCESSING: &str = "agent_processing";
+    /// How late the open model sent a request against its intended time, µs.
+    pub const SEND_LAG: &str = "send_lag";
     /// Size of one goal-state message, bytes.
     pub const GOAL_STATE_BYTES: &str = "goal_state_bytes";
     /// Neighbor states in one goal-state message.
@@ -72,7 +85,10 @@ pub mod metric {
     /// The metrics whose values are µs.
     pub fn is_latency(name: &str) -> bool {
         let base = name.split('.').next().unwrap_or(name);
-        matches!(base, API | PORT_PROGRAMMED | NEIGHBOR_CONVERGED | AGENT_PROCESSING)
+        matches!(
+            base,
+            API | PORT_PROGRAMMED | NEIGHBOR_CONVERGED | AGENT_PROCESSING | SEND_LAG
+        )
     }
 }
 
@@ -91,6 +107,12 @@ pub struct ScenarioInfo {
     pub overrides: Vec<String>,
     /// The scenario text after overrides.
     pub toml: String,
+    /// SHA-256 of `toml` (hex): two runs of one scenario share it, whatever the file was called.
+    #[serde(default)]
+    pub hash: String,
+    /// Simulated hosts.
+    #[serde(default)]
+    pub agents: u64,
 }
 
 /// The machine and build.
@@ -121,15 +143,25 @@ pub struct PhaseSummary {
     pub started_s: f64,
     /// Length, s.
     pub duration_s: f64,
-    /// Requests issued.
+    /// Requests issued (sent).
     pub requests: u64,
     /// Requests that failed.
     pub errors: u64,
-    /// Requests completed per second.
+    /// Requests that succeeded per second.
     pub throughput_rps: f64,
-    /// Offered rate of the open model (mean over its stages), requests/s.
+    /// The rate the phase asked for, requests/s (open and step models: the stages' rates
+    /// weighted by their lengths; none for the closed model, which offers no rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered_rps: Option<f64>,
+    /// Open model: requests whose intended time fell inside the phase.
+    #[serde(default)]
+    pub due: u64,
+    /// Open model: requests due but never sent, because the phase's time ran out first.
+    #[serde(default)]
+    pub unsent: u64,
+    /// Repeat number (1-based) under `run --repeat`; absent for setup and teardown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u32>,
     /// This phase's metrics.
     pub metrics: BTreeMap<String, Stats>,
 }
@@ -207,8 +239,14 @@ pub struct Throughput {
     pub requests: u64,
     /// Requests that got a response (success or not).
     pub completed: u64,
-    /// Completed requests per second of measured time.
+    /// Requests that succeeded.
+    #[serde(default)]
+    pub succeeded: u64,
+    /// Succeeded requests per second of measured time: failures do not count as throughput.
     pub requests_per_s: f64,
+    /// What the measured phases asked for, requests/s (none when no phase offered a rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_rps: Option<f64>,
     /// Goal-state messages agents processed.
     pub messages: u64,
     /// Messages per second of measured time.
@@ -232,6 +270,71 @@ pub struct Errors {
     pub agent_errors: u64,
     /// [`Errors::rate`] of the measured phases.
     pub error_rate: f64,
+    /// Every failure by its kind ([`failure`]), each counted once where it happened.
+    #[serde(default)]
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// Failure kinds, as [`Errors::failures`] names them.
+pub mod failure {
+    /// No answer within the request timeout.
+    pub const TIMEOUT: &str = "timeout";
+    /// An HTTP 4xx answer.
+    pub const HTTP_4XX: &str = "http_4xx";
+    /// An HTTP 5xx answer.
+    pub const HTTP_5XX: &str = "http_5xx";
+    /// Any other HTTP status that is not a success.
+    pub const HTTP_OTHER: &str = "http_other";
+    /// The connection failed.
+    pub const TRANSPORT: &str = "transport";
+    /// A goal-state message an agent could not decode or apply.
+    pub const AGENT_ERROR: &str = "agent_error";
+    /// A port whose own host never applied it in time.
+    pub const NOT_PROGRAMMED: &str = "not_programmed";
+    /// A port some neighbor host never learned in time (its own host did).
+    pub const NOT_CONVERGED: &str = "not_converged";
+    /// An open-model request that was due but not sent before the phase's time ran out.
+    pub const UNSENT: &str = "unsent";
+
+    /// The kind of a request failure as the HTTP client names it (`http_409`, `timeout`,
+    /// `transport`).
+    pub fn of_request(kind: &str) -> &'static str {
+        match kind {
+            "timeout" => TIMEOUT,
+            "transport" => TRANSPORT,
+            k if k.starts_with("http_4") => HTTP_4XX,
+            k if k.starts_with("http_5") => HTTP_5XX,
+            _ => HTTP_OTHER,
+        }
+    }
+}
+
+/// Whether the load generator kept up with what was asked of it, and how busy the host was.
+/// A run whose generator fell behind measured less load than it claims to have offered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorHealth {
+    /// Open model: requests due over the measured phases.
+    pub due: u64,
+    /// Requests sent over the measured phases.
+    pub sent: u64,
+    /// Open model: requests due but never sent.
+    pub unsent: u64,
+    /// Send lag of the open model (sent − intended time), µs.
+    pub send_lag: Stats,
+    /// Mean CPU use of this process over the measured phases, in cores (2.0 = two whole cores).
+    pub process_cpu: f64,
+    /// Mean 1-minute load average of the host over the measured phases.
+    pub load: f64,
+    /// Mean CPU steal of the host over the measured phases, as a fraction of its CPU time.
+    pub steal: f64,
+    /// Logical CPUs of the host.
+    pub cores: usize,
+    /// The generator did not send what was due, or sent it late (see `reasons`).
+    pub fell_behind: bool,
+    /// The host ran out of CPU (load, steal, or this process using every core).
+    pub saturated: bool,
+    /// Each finding in words, with its numbers.
+    pub reasons: Vec<String>,
 }
 
 /// Load per host.
@@ -256,10 +359,40 @@ pub struct SloResult {
     pub threshold: f64,
     /// `<`, `<=`, `>`, `>=`.
     pub op: String,
-    /// Whether it held (false when there is no value).
+    /// Whether it held (false when there is no value or it was not evaluated).
     pub pass: bool,
+    /// The outcome: pass, fail, no samples, or not evaluated.
+    #[serde(default)]
+    pub status: SloStatus,
     /// How far from the threshold, as a fraction of it: positive is headroom, negative a breach.
     pub margin: Option<f64>,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SloStatus {
+    /// It held.
+    #[default]
+    Pass,
+    /// It did not hold.
+    Fail,
+    /// The figure it names was never measured: a failure, never a pass.
+    NoSamples,
+    /// The run did not get far enough to judge it (it did not start, or stopped early).
+    NotEvaluated,
+}
+
+impl SloStatus {
+    /// `pass`, `FAIL`, `no samples`, `not evaluated`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "FAIL",
+            Self::NoSamples => "no samples",
+            Self::NotEvaluated => "not evaluated",
+        }
+    }
 }
 
 /// A step-search phase.
@@ -321,17 +454,27 @@ impl Summary {
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 
-    /// A metric's statistic, for SLOs and comparisons: `port_programmed.p99`, or the scalars
-    /// `error_rate`, `throughput` (requests/s), `requests`, `not_programmed`, `not_converged`.
+    /// A figure for SLOs and comparisons: `port_programmed.p99`, or one of [`SCALARS`]. None
+    /// when nothing was measured: a metric without samples, any request scalar when no
+    /// request was sent, `knee` without a step search.
     pub fn value(&self, key: &str) -> Option<f64> {
-        let scalars = Scalars {
+        match key {
+            "setup_errors" => self.phases.iter().find(|p| p.kind == "setup").map(|p| p.errors as f64),
+            "knee" => self.step_search.as_ref().and_then(|s| s.knee_rps),
+            _ => lookup(key, &self.metrics, &self.scalars()),
+        }
+    }
+
+    /// The run's request scalars.
+    pub fn scalars(&self) -> Scalars {
+        Scalars {
             error_rate: self.errors.error_rate,
             throughput: self.throughput.requests_per_s,
             requests: self.throughput.requests,
+            failed: self.errors.requests_failed,
             not_programmed: self.errors.not_programmed,
             not_converged: self.errors.not_converged,
-        };
-        lookup(key, &self.metrics, &scalars)
+        }
     }
 }
 
@@ -356,24 +499,60 @@ pub struct Scalars {
     pub throughput: f64,
     /// Requests issued.
     pub requests: u64,
+    /// Requests that failed.
+    pub failed: u64,
     /// Created ports never programmed in time.
     pub not_programmed: u64,
     /// Created ports never converged in time.
     pub not_converged: u64,
 }
 
-/// A figure by key, for a whole run or one phase: `port_programmed.p99` from `metrics`, or one of
-/// the scalars `error_rate`, `throughput`, `requests`, `not_programmed`, `not_converged`.
-pub fn lookup(key: &str, metrics: &BTreeMap<String, Stats>, s: &Scalars) -> Option<f64> {
+/// A figure of `key` (`api.p99`, `error_rate`, `throughput` …) in its unit, as a person reads it:
+/// `26.8 ms`, `0.05 %`, `84/s`, `1,200`.
+pub fn format_value(key: &str, v: f64) -> String {
+    use crate::units;
     match key {
-        "error_rate" => Some(s.error_rate),
-        "throughput" => Some(s.throughput),
-        "requests" => Some(s.requests as f64),
-        "not_programmed" => Some(s.not_programmed as f64),
-        "not_converged" => Some(s.not_converged as f64),
+        "error_rate" => units::percent(v),
+        "throughput" | "knee" => units::per_s(v),
+        _ => match key.rsplit_once('.') {
+            Some((m, stat)) if metric::is_latency(m) && stat != "count" => units::duration_us(v),
+            _ if v.fract() == 0.0 => units::thousands(v as i64),
+            _ => format!("{v:.2}"),
+        },
+    }
+}
+
+/// The figures a check may name besides `metric.stat`. `setup_errors` and `knee` are the run's
+/// (setup's failed requests, a step search's knee); the others are request scalars of the
+/// measured phases (or of one step stage).
+pub const SCALARS: [&str; 8] = [
+    "error_rate",
+    "throughput",
+    "requests",
+    "failed",
+    "not_programmed",
+    "not_converged",
+    "setup_errors",
+    "knee",
+];
+
+/// A figure by key, for a whole run or one phase: `port_programmed.p99` from `metrics`, or a
+/// request scalar. None when there is nothing to judge: a statistic of a metric without
+/// samples, or any request scalar over zero requests (`requests >= 0` must not pass a run that
+/// sent nothing).
+pub fn lookup(key: &str, metrics: &BTreeMap<String, Stats>, s: &Scalars) -> Option<f64> {
+    let requests = (s.requests > 0).then_some(());
+    match key {
+        "error_rate" => requests.map(|_| s.error_rate),
+        "throughput" => requests.map(|_| s.throughput),
+        "requests" => requests.map(|_| s.requests as f64),
+        "failed" => requests.map(|_| s.failed as f64),
+        "not_programmed" => requests.map(|_| s.not_programmed as f64),
+        "not_converged" => requests.map(|_| s.not_converged as f64),
         _ => {
             let (name, stat) = key.rsplit_once('.')?;
-            metrics.get(name)?.get(stat)
+            let m = metrics.get(name).filter(|m| m.count > 0)?;
+            m.get(stat)
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use reports::compare::Comparison;
+use reports::compare::{Comparison, GateOptions, Kind};
+use reports::rundata::RunData;
 use reports::summary::{Summary, metric};
 
 fn fixture(name: &str) -> PathBuf {
@@ -116,7 +117,14 @@ fn a_partial_run_renders_with_a_banner() {
     let dir = copy("partial", "partial");
     let html = std::fs::read_to_string(reports::render(&dir).unwrap()).unwrap();
     let banner = &html[html.find("id=\"partial\"").expect("banner")..];
-    assert!(banner[..200].contains("Partial run: interrupted"), "{}", &banner[..200]);
+    assert!(
+        banner[..200].contains("NOT EVALUATED: interrupted"),
+        "the page leads with why nothing was judged: {}",
+        &banner[..200]
+    );
+    let s = Summary::read(&dir).unwrap();
+    assert!(s.slo.iter().all(|r| r.status == reports::summary::SloStatus::NotEvaluated && !r.pass));
+    assert!(html.contains("<td class=\"fail\">not evaluated</td>"), "every check says it was not judged");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -141,51 +149,126 @@ fn a_step_search_shows_the_knee_and_every_stage() {
 }
 
 fn slower(dir: &Path, factor: f64) {
-    let mut s = Summary::read(dir).unwrap();
-    for st in s.metrics.values_mut() {
-        for v in [
-            &mut st.min,
-            &mut st.p50,
-            &mut st.p90,
-            &mut st.p99,
-            &mut st.p999,
-            &mut st.max,
-        ] {
-            *v = (*v as f64 * factor).round() as u64;
-        }
-        st.mean *= factor;
+    reports::testing::scale_latencies(dir, factor).unwrap();
+}
+
+fn gate(threshold: f64) -> GateOptions {
+    GateOptions {
+        threshold,
+        floor_us: 0.0,
+        ..Default::default()
     }
-    s.throughput.requests_per_s /= factor;
-    s.write(dir).unwrap();
 }
 
 #[test]
-fn compare_flags_a_20_percent_slower_candidate_at_10_not_at_25() {
+fn compare_flags_a_50_percent_slower_candidate_at_10_not_at_80_and_identical_runs_pass() {
     let base = fixture("smoke");
     let cand = copy("smoke", "cand");
-    slower(&cand, 1.2);
-    let b = Summary::read(&base).unwrap();
-    let c = Summary::read(&cand).unwrap();
-    let at10 = Comparison::new(&b, &base, &c, &cand, 0.10);
-    assert!(at10.regressed());
-    let p99 = at10.deltas.iter().find(|d| d.key == "port_programmed.p99").unwrap();
-    assert!(p99.regressed && (p99.ratio.unwrap() - 1.2).abs() < 0.01);
-    let thr = at10.deltas.iter().find(|d| d.key == "throughput").unwrap();
-    assert!(thr.regressed, "lower throughput is worse");
-    assert!(!Comparison::new(&b, &base, &c, &cand, 0.25).regressed());
+    slower(&cand, 1.5);
+    let b = RunData::load(&base).unwrap();
+    let c = RunData::load(&cand).unwrap();
+    let at10 = Comparison::new(&b, &c, gate(0.10), false).unwrap();
+    assert!(at10.regressed(), "{}", at10.markdown());
+    let p50 = at10.deltas.iter().find(|d| d.key == "api.p50").unwrap();
+    assert!(p50.regressed && (p50.change.unwrap() - 0.5).abs() < 0.01, "{p50:?}");
+    let (lo, hi) = p50.ci.unwrap();
+    assert!(lo > 0.1 && lo <= 0.5 && hi >= 0.5, "{lo}..{hi}");
     assert!(
-        !Comparison::new(&b, &base, &b, &base, 0.0).regressed(),
+        p50.sentence(0.95).starts_with("api.p50 ") && p50.sentence(0.95).contains("95 % CI +"),
+        "{}",
+        p50.sentence(0.95)
+    );
+    let thr = at10.deltas.iter().find(|d| d.key == "throughput").unwrap();
+    assert!(thr.regressed, "lower throughput is worse: {thr:?}");
+    assert!(!Comparison::new(&b, &c, gate(0.8), false).unwrap().regressed());
+    // An absolute floor above every change: nothing is a regression in latency.
+    let floored = Comparison::new(
+        &b,
+        &c,
+        GateOptions {
+            threshold: 0.1,
+            floor_us: 1e9,
+            ..Default::default()
+        },
+        false,
+    )
+    .unwrap();
+    assert!(
+        floored
+            .deltas
+            .iter()
+            .filter(|d| d.kind == Kind::Latency)
+            .all(|d| !d.regressed)
+    );
+    assert!(
+        !Comparison::new(&b, &b, gate(0.0), false).unwrap().regressed(),
         "identical runs pass"
     );
     let md = at10.markdown();
-    assert!(md.contains("**regression**") && md.contains("| port_programmed.p99 |"));
+    assert!(
+        md.contains("**regression**") && md.contains("| api.p50 |") && md.contains("95 % CI"),
+        "{md}"
+    );
     // The page overlays both runs.
     let out = cand.join("compare.html");
-    let (cmp, _) = reports::compare::compare(&base, &cand, 0.10, &out).unwrap();
+    let (cmp, _) = reports::compare::compare(&base, &cand, gate(0.10), false, &out).unwrap();
     assert!(cmp.regressed());
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.contains("<figure id=\"compare-percentiles-api\"><svg") && html.contains("baseline p99"));
     std::fs::remove_dir_all(&cand).unwrap();
+}
+
+#[test]
+fn compare_fails_a_candidate_that_measured_nothing_or_failed_more() {
+    let base = fixture("smoke");
+    let b = RunData::load(&base).unwrap();
+    // No metrics at all.
+    let empty = copy("smoke", "empty");
+    let mut s = Summary::read(&empty).unwrap();
+    s.metrics.clear();
+    s.write(&empty).unwrap();
+    let c = RunData::load(&empty).unwrap();
+    let cmp = Comparison::new(&b, &c, gate(0.1), false).unwrap();
+    assert!(cmp.regressed());
+    let p99 = cmp.deltas.iter().find(|d| d.key == "port_programmed.p99").unwrap();
+    assert!(p99.regressed && p99.note.contains("no samples"), "{p99:?}");
+    // 80 % errors: gated in absolute terms, whatever the latencies of the few successes.
+    let errs = copy("smoke", "errors");
+    let mut s = Summary::read(&errs).unwrap();
+    s.errors.error_rate = 0.808;
+    s.errors
+        .failures
+        .insert("http_5xx".into(), s.throughput.requests * 8 / 10);
+    s.write(&errs).unwrap();
+    let c = RunData::load(&errs).unwrap();
+    let cmp = Comparison::new(&b, &c, gate(0.1), false).unwrap();
+    let keys: Vec<&str> = cmp
+        .deltas
+        .iter()
+        .filter(|d| d.regressed)
+        .map(|d| d.key.as_str())
+        .collect();
+    assert!(
+        keys.contains(&"error_rate") && keys.contains(&"failures.http_5xx"),
+        "{keys:?}"
+    );
+    // Another scenario: refused with the differences named, unless forced.
+    let other = copy("smoke", "other");
+    let mut s = Summary::read(&other).unwrap();
+    s.scenario.name = "quickstart".into();
+    s.scenario.agents += 5;
+    s.write(&other).unwrap();
+    let c = RunData::load(&other).unwrap();
+    let diff = Comparison::new(&b, &c, gate(0.1), false).unwrap_err();
+    assert!(
+        diff.iter().any(|d| d.contains("quickstart")) && diff.iter().any(|d| d.starts_with("agents:")),
+        "{diff:?}"
+    );
+    let forced = Comparison::new(&b, &c, gate(0.1), true).unwrap();
+    assert!(forced.markdown().contains("Compared with --force although"));
+    for d in [empty, errs, other] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }
 
 #[test]

@@ -87,7 +87,7 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
         return Ok(());
     };
     let start = Instant::now();
-    let waiter = run.ctx.begin(run.phase, &p, start, true);
+    let waiter = run.ctx.begin(run.phase, &p, start, None, true);
     let result = match &run.ctx.target {
         Target::Rest(r) => {
             let (method, call) = match p.op {

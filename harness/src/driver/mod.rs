@@ -61,6 +61,8 @@ pub struct Planned {
     pub op: Op,
     /// The port after it.
     pub port: PortPlan,
+    /// For a move, the port before it (to undo a move that was never sent).
+    pub prev: Option<PortPlan>,
     /// Hosts that must learn it (creates and moves).
     pub neighbors: Vec<Ipv4Addr>,
     /// The address of the port's own host.
@@ -80,25 +82,41 @@ impl Ctx {
             Work::Create => Op::Create,
             Work::Delete => Op::Delete,
         };
-        let port = match op {
-            Op::Create => m.plan_create(),
-            Op::Update => m.plan_update()?.1,
-            Op::Delete => m.plan_delete()?,
+        let (port, prev) = match op {
+            Op::Create => (m.plan_create(), None),
+            Op::Update => {
+                let (old, new) = m.plan_update()?;
+                (new, Some(old))
+            }
+            Op::Delete => (m.plan_delete()?, None),
         };
         let neighbors = m.neighbor_hosts(&port);
         let own = m.topology().hosts[port.host];
         Some(Planned {
             op,
             port,
+            prev,
             neighbors,
             own,
         })
     }
 
+    /// Undoes a planned operation that was never sent.
+    pub fn unplan(&self, p: &Planned) {
+        self.model().revert(p.op, &p.port, p.prev.as_ref());
+    }
+
     /// Counts the request and, for creates and moves, expects its programming, timed from
-    /// `start` (the intended time in the open model).
-    pub fn begin(&self, phase: usize, p: &Planned, start: Instant, wait: bool) -> Option<oneshot::Receiver<Outcome>> {
-        self.rec.issued(phase);
+    /// `start` (the intended time in the open model; `lag_us` is how late it is sent).
+    pub fn begin(
+        &self,
+        phase: usize,
+        p: &Planned,
+        start: Instant,
+        lag_us: Option<u64>,
+        wait: bool,
+    ) -> Option<oneshot::Receiver<Outcome>> {
+        self.rec.issued(phase, lag_us);
         self.expect(phase, p, start, wait)
     }
 
@@ -138,9 +156,11 @@ impl Ctx {
         }
     }
 
-    /// Sends a planned operation over `conn` and records it, timed from `start`.
-    pub async fn execute(&self, conn: &mut Connection, phase: usize, p: Planned, start: Instant) {
-        self.begin(phase, &p, start, false);
+    /// Sends a planned operation over `conn` and records it, timed from its intended time `due`.
+    pub async fn execute(&self, conn: &mut Connection, phase: usize, p: Planned, due: Instant) {
+        let lag = Instant::now().saturating_duration_since(due).as_micros() as u64;
+        self.begin(phase, &p, due, Some(lag), false);
+        let start = due;
         let r = crate::target::send_op(&self.target, conn, p.op, &p.port, &p.neighbors).await;
         self.finish(phase, &p, start, &r);
     }

@@ -21,9 +21,15 @@ use tokio::task::JoinSet;
 use super::{Ctx, Work};
 use crate::scenario::RateStage;
 
+/// Planned requests the scheduler keeps queued ahead of the workers at most, whatever the
+/// rate: its memory does not grow with the rate.
+pub const MAX_BACKLOG: usize = 65_536;
+
 /// Runs `stages` in order; stops after `budget` requests, on `ctx.stop`, or when `work` has
-/// nothing left. Waits for every issued request before returning (at most `grace` once
-/// stopped). Returns the offered rate averaged over the stages run, requests/s.
+/// nothing left. With `hard_end` the phase ends when its stages' time is up: requests still due
+/// then are counted as unsent (`Recorder::unsent`) and their plans undone, never sent late.
+/// Waits for every sent request before returning (at most `grace` once stopped).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     ctx: &Arc<Ctx>,
     phase: usize,
@@ -32,26 +38,48 @@ pub async fn run(
     work: Work,
     max_in_flight: usize,
     grace: Duration,
-) -> f64 {
+    hard_end: bool,
+) {
     let (tx, rx) = async_channel::unbounded::<(super::Planned, Instant)>();
     let idle = Arc::new(AtomicUsize::new(0));
     let mut workers = 0usize;
     let mut tasks = JoinSet::new();
     let mut issued = 0u64;
-    let mut offered_sum = 0.0;
-    let mut offered_time = 0.0;
-    'stages: for stage in stages {
-        let start = Instant::now();
+    let phase_start = Instant::now();
+    let phase_end = phase_start + stages.iter().map(|s| s.duration).sum::<Duration>();
+    // Due requests not yet told to the recorder: told once per scheduler wait, not per request.
+    let mut due_untold = 0u64;
+    // Requests of the stages that fell due but were never planned (the time ran out first).
+    let mut missed = 0u64;
+    let mut stage_start = phase_start;
+    // Requests of stage `si` from its `k`-th on, and of every later stage.
+    let left = |si: usize, k: u64| {
+        stages[si..]
+            .iter()
+            .map(|s| (s.rate * s.duration.as_secs_f64()).round() as u64)
+            .sum::<u64>()
+            - k
+    };
+    'stages: for (si, stage) in stages.iter().enumerate() {
+        let start = stage_start;
+        stage_start += stage.duration;
         let interval = Duration::from_secs_f64(1.0 / stage.rate);
         let total = (stage.rate * stage.duration.as_secs_f64()).round() as u64;
         // Requests queued beyond this wait in the scheduler, unplanned: see below. 10 ms of the
         // rate, so that a 1 ms tick (which can last 2) never leaves the workers short.
-        let backlog = max_in_flight.max((stage.rate / 100.0) as usize);
+        let backlog = max_in_flight.max((stage.rate / 100.0) as usize).min(MAX_BACKLOG);
         let mut k = 0u64;
         while k < total {
             let due = start + interval.mul_f64(k as f64);
             let now = Instant::now();
+            if hard_end && now >= phase_end {
+                // Behind schedule at the end: what is left of this stage and every later one
+                // was due and will not be sent.
+                missed = left(si, k);
+                break 'stages;
+            }
             if due > now {
+                ctx.rec.due(phase, std::mem::take(&mut due_untold));
                 tokio::select! {
                     _ = tokio::time::sleep_until(due.into()) => {}
                     _ = ctx.stop.cancelled() => break 'stages,
@@ -66,6 +94,7 @@ pub async fn run(
                 break 'stages;
             };
             issued += 1;
+            due_untold += 1;
             k += 1;
             if idle.load(Ordering::Acquire) == 0 && workers < max_in_flight {
                 workers += 1;
@@ -89,25 +118,41 @@ pub async fn run(
             // their intended times, so the wait still shows in their latency. (A bounded channel
             // would wake the scheduler once per request taken: measured slower.)
             while tx.len() >= backlog {
+                ctx.rec.due(phase, std::mem::take(&mut due_untold));
+                if hard_end && Instant::now() >= phase_end {
+                    missed = left(si, k);
+                    break 'stages;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(1)) => {}
                     _ = ctx.stop.cancelled() => break 'stages,
                 }
             }
         }
-        let ran = start
-            .elapsed()
-            .as_secs_f64()
-            .min(stage.duration.as_secs_f64())
-            .max(1e-9);
-        offered_sum += stage.rate * ran;
-        offered_time += ran;
     }
+    ctx.rec.due(phase, due_untold + missed);
+    // The workers may send what is queued until the phase's time is up.
+    if hard_end {
+        while !rx.is_empty() && Instant::now() < phase_end && !ctx.stop.is_cancelled() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                _ = ctx.stop.cancelled() => {}
+            }
+        }
+    }
+    // Planned but still queued when the time ran out (or on a stop): never sent, so undone.
+    let mut unsent = missed;
+    if hard_end || ctx.stop.is_cancelled() {
+        while let Ok((p, _)) = rx.try_recv() {
+            ctx.unplan(&p);
+            unsent += 1;
+        }
+    }
+    ctx.rec.unsent(phase, unsent);
     // Workers finish what is queued, then see the channel closed.
     drop(tx);
     let drained = async { while tasks.join_next().await.is_some() {} };
     if ctx.stop.is_cancelled() {
-        // Stopping: requests not yet started are dropped, not sent.
         rx.close();
         if tokio::time::timeout(grace, drained).await.is_err() {
             tasks.abort_all();
@@ -121,10 +166,5 @@ pub async fn run(
                 tasks.abort_all();
             }
         }
-    }
-    if offered_time > 0.0 {
-        offered_sum / offered_time
-    } else {
-        0.0
     }
 }

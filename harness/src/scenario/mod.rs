@@ -5,6 +5,7 @@
 //! overrides, serde turns it into a [`Scenario`] (type errors carry the line), and
 //! [`validate`] checks what types cannot say; every error names the file, line and field.
 
+pub mod limits;
 pub mod source;
 pub mod validate;
 

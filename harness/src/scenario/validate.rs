@@ -201,6 +201,10 @@ pub fn validate(s: &Scenario) -> Problems {
     if m.interval < std::time::Duration::from_millis(100) {
         p.push(("measure.interval".into(), "must be at least 100ms".into()));
     }
+    // What this host can hold; only for a scenario that is otherwise sound.
+    if p.is_empty() {
+        p.extend(super::limits::check(s, super::limits::Capacity::here()));
+    }
     p
 }
 

@@ -1,0 +1,221 @@
+//! What `run` and `compare` print for a person or a CI log, and the one stream they print it
+//! on. Goose prints progress lines (`8 users launched.`) straight to the process's standard
+//! output; [`Console::claim`] moves standard output to standard error for the rest of the
+//! process and keeps the original for the command's own lines, so that stdout carries the
+//! verdict and nothing else.
+
+use std::fs::File;
+use std::io::Write;
+
+use reports::summary::{SloStatus, Summary, format_value};
+use reports::units;
+
+/// The check a step search adds to the run's: it found a knee.
+pub const KNEE_CHECK: &str = "step search found a knee";
+
+/// The original standard output.
+#[derive(Debug)]
+pub struct Console {
+    out: Option<File>,
+}
+
+impl Console {
+    /// Takes the original standard output for this console and points file descriptor 1 at
+    /// standard error, so that libraries printing to stdout no longer reach it. Where that is
+    /// not possible, prints to stdout as it is.
+    pub fn claim() -> Self {
+        let out = rustix::io::dup(rustix::stdio::stdout()).ok().and_then(|fd| {
+            rustix::stdio::dup2_stdout(rustix::stdio::stderr())
+                .ok()
+                .map(|()| File::from(fd))
+        });
+        Self { out }
+    }
+
+    /// Prints one line.
+    pub fn line(&mut self, text: &str) {
+        let r = match &mut self.out {
+            Some(f) => writeln!(f, "{text}"),
+            None => writeln!(std::io::stdout(), "{text}"),
+        };
+        let _ = r;
+    }
+}
+
+/// The verdict word of a run: PASS, FAIL, or NOT EVALUATED with the reason.
+pub fn verdict_line(s: &Summary) -> String {
+    if let Some(reason) = &s.partial_reason {
+        return format!("{}: NOT EVALUATED: {reason}", s.scenario.name);
+    }
+    let failed = s.slo.iter().filter(|r| !r.pass).count();
+    let g = &s.generator;
+    let caveat = if g.fell_behind {
+        ", but the generator fell behind"
+    } else if g.saturated {
+        ", but the host was saturated"
+    } else {
+        ""
+    };
+    if failed > 0 {
+        format!(
+            "{}: FAIL ({failed} of {} checks failed){caveat}",
+            s.scenario.name,
+            s.slo.len()
+        )
+    } else if s.slo.is_empty() {
+        format!("{}: no checks set{caveat}", s.scenario.name)
+    } else {
+        format!("{}: PASS ({} checks){caveat}", s.scenario.name, s.slo.len())
+    }
+}
+
+/// The run's summary as lines: verdict, load (offered beside achieved), failures by kind with
+/// their rates, setup and teardown, latency per stage, generator health, knee, and each check
+/// as k6 prints its thresholds (✓/✗, check, actual value).
+pub fn summary_lines(s: &Summary) -> Vec<String> {
+    let mut out = vec![verdict_line(s)];
+    let t = &s.throughput;
+    out.push(format!(
+        "  load        {} requests sent, {} succeeded, {} over the measured time{}",
+        units::thousands(t.requests as i64),
+        units::thousands(t.succeeded as i64),
+        units::per_s(t.requests_per_s),
+        if s.repeats > 1 {
+            format!(" ({} repeats)", s.repeats)
+        } else {
+            String::new()
+        }
+    ));
+    // Each measured phase: what it asked for beside what it got.
+    for p in s.phases.iter().filter(|p| p.kind == "load" || p.kind == "overload") {
+        let asked = match p.offered_rps {
+            Some(o) => format!("offered {:>8}", units::per_s(o)),
+            None => format!("{:<16}", p.model.split(':').next().unwrap_or("")),
+        };
+        out.push(format!(
+            "    {:<18} {asked}  achieved {:>8}  {} sent{}{}",
+            p.name,
+            units::per_s(p.throughput_rps),
+            units::thousands(p.requests as i64),
+            if p.unsent > 0 {
+                format!(", {} never sent", units::thousands(p.unsent as i64))
+            } else {
+                String::new()
+            },
+            if p.kind == "overload" { " (past the knee)" } else { "" }
+        ));
+    }
+    // Each kind as a share of what it could have happened to: unsent of the requests due,
+    // every other kind of the requests sent.
+    let rate = |kind: &str, n: u64| {
+        let of = if kind == reports::summary::failure::UNSENT {
+            s.generator.due.max(t.requests + n)
+        } else {
+            t.requests
+        };
+        if of > 0 {
+            units::percent(n as f64 / of as f64)
+        } else {
+            "-".into()
+        }
+    };
+    let total: u64 = s.errors.failures.values().sum();
+    if total == 0 {
+        out.push("  failures    none".into());
+    } else {
+        let kinds: Vec<String> = s
+            .errors
+            .failures
+            .iter()
+            .map(|(k, n)| format!("{k} {} ({})", units::thousands(*n as i64), rate(k, *n)))
+            .collect();
+        out.push(format!("  failures    {}", kinds.join(", ")));
+    }
+    out.push(format!(
+        "  error rate  {} (failed requests and ports not converged, of requests sent)",
+        units::percent(s.errors.error_rate)
+    ));
+    for p in s.phases.iter().filter(|p| p.kind == "setup" || p.kind == "teardown") {
+        let pct = if p.requests > 0 {
+            units::percent(p.errors as f64 / p.requests as f64)
+        } else {
+            "-".into()
+        };
+        out.push(format!(
+            "  {:<11} {} requests, {} failed ({pct}){}",
+            p.kind,
+            units::thousands(p.requests as i64),
+            units::thousands(p.errors as i64),
+            if p.unsent > 0 {
+                format!(", {} never sent", p.unsent)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out.push(format!(
+        "  {:<20} {:>10} {:>10} {:>10} {:>8}",
+        "latency", "p50", "p99", "max", "count"
+    ));
+    for m in ["api", "port_programmed", "neighbor_converged"] {
+        let v = |stat: &str| {
+            s.value(&format!("{m}.{stat}"))
+                .map(units::duration_us)
+                .unwrap_or_else(|| "-".into())
+        };
+        let count = s.metrics.get(m).map_or(0, |x| x.count);
+        out.push(format!(
+            "  {m:<20} {:>10} {:>10} {:>10} {:>8}",
+            v("p50"),
+            v("p99"),
+            v("max"),
+            units::thousands(count as i64)
+        ));
+    }
+    let g = &s.generator;
+    if t.requests == 0 {
+        out.push("  generator   sent nothing in the measured phases".into());
+    } else if g.fell_behind || g.saturated {
+        out.push(format!("  generator   WARNING: {}", g.reasons.join("; ")));
+    } else {
+        out.push(format!(
+            "  generator   kept up: send lag p99 {}, this process {:.1} of {} CPUs, host load {:.1}",
+            if g.send_lag.count > 0 {
+                units::duration_us(g.send_lag.p99 as f64)
+            } else {
+                "-".into()
+            },
+            g.process_cpu,
+            g.cores,
+            g.load
+        ));
+    }
+    if let Some(step) = &s.step_search {
+        match step.knee_rps {
+            Some(k) => out.push(format!("  knee        {} held every check", units::per_s(k))),
+            None => out.push("  knee        none: the first stage already broke a check".into()),
+        }
+    }
+    if s.slo.is_empty() {
+        out.push("  checks      none set".into());
+    } else {
+        out.push("  checks".into());
+        for r in &s.slo {
+            let key = r.check.split(['<', '>']).next().unwrap_or("").trim();
+            let mark = match r.status {
+                SloStatus::Pass => "✓",
+                SloStatus::Fail | SloStatus::NoSamples => "✗",
+                SloStatus::NotEvaluated => "-",
+            };
+            let actual = match (r.status, r.actual) {
+                (SloStatus::NotEvaluated, _) => "not evaluated".to_owned(),
+                (_, None) if r.check == KNEE_CHECK => "no stage held every check".to_owned(),
+                (_, None) => "no samples".to_owned(),
+                (_, Some(a)) if r.check == KNEE_CHECK => units::per_s(a),
+                (_, Some(a)) => format_value(key, a),
+            };
+            out.push(format!("    {mark} {:<40} {actual}", r.check));
+        }
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! What the end-to-end tests share: the binary, bundled scenarios, private folders, and running
+//! `alcor-scale` as a user does.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `alcor-scale` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_alcor-scale")
+}
+
+/// A bundled scenario's file.
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"))
+}
+
+/// A fresh private folder for one test.
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("alcor-scale-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs share two cores: one at a time keeps their latencies (and SLOs) meaningful.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds [`SERIAL`] for the rest of a test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `alcor-scale ARGS`, logs at warn.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("alcor-scale runs")
+}
+
+/// Runs ci-smoke with its agents at `ip`, the `--set` overrides `sets`, into `out`, quietly,
+/// with `extra` arguments.
+pub fn smoke(ip: &str, sets: &[&str], out: &Path, extra: &[&str]) -> Output {
+    let base = format!("agents.base_ip={ip}");
+    let scenario = scenario("ci-smoke");
+    let mut args = vec!["run", scenario.to_str().unwrap(), "--set", &base];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args.extend(["--out", out.to_str().unwrap(), "--quiet"]);
+    args.extend(extra);
+    run(&args)
+}
+
+/// Asserts that `alcor-scale ARGS` exits 2 with `needle` in its error output.
+pub fn rejects(args: &[&str], needle: &str) {
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(needle),
+        "{args:?}: expected `{needle}` in\n{}",
+        text(&o)
+    );
+}
+
+/// stdout and stderr of a finished command, for failure messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A run folder written by a real run, kept with the reports crate's tests.
+pub fn reports_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../reports/tests/fixtures")
+        .join(name)
+}
+
+/// Copies a fixture run folder to `to`.
+pub fn copy_fixture(name: &str, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(reports_fixture(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}

@@ -1,0 +1,153 @@
+//! `generator.csv`: the load generator's own health, one row per interval: how many requests
+//! were due, sent and answered, how late the open model sent them, and how busy this process
+//! and the host were. A run whose generator fell behind measured less than it offered; this
+//! file is where that shows, interval by interval.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// One interval of generator health.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HealthRow {
+    /// Start, s since the run started.
+    pub start_s: f64,
+    /// Length, s.
+    pub length_s: f64,
+    /// Open-model requests whose intended time fell in the interval.
+    pub due: u64,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests answered (success or failure).
+    pub completed: u64,
+    /// Requests that failed.
+    pub failed: u64,
+    /// 99th percentile of the open model's send lag, µs (0 without open-model sends).
+    pub send_lag_p99_us: u64,
+    /// CPU this process used, in cores (1.0 = one core busy for the whole interval).
+    pub process_cpu: f64,
+    /// The host's 1-minute load average at the interval's end.
+    pub load1: f64,
+    /// The host's CPU steal over the interval, as a fraction of its CPU time.
+    pub steal: f64,
+}
+
+/// Header of `generator.csv`.
+pub const HEADER: &str = "start_s,length_s,due,sent,completed,failed,send_lag_p99_us,process_cpu,load1,steal";
+
+/// Streams rows to `generator.csv`.
+#[derive(Debug)]
+pub struct HealthWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl HealthWriter {
+    /// Creates the file with its header.
+    pub fn create(path: &Path) -> Result<Self, Error> {
+        let mut out = BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
+        writeln!(out, "{HEADER}").map_err(|e| Error::io(path, e))?;
+        Ok(Self {
+            path: path.to_owned(),
+            out,
+        })
+    }
+
+    /// Appends one row and flushes: rows come once per interval, and a run cut short keeps them.
+    pub fn write(&mut self, r: &HealthRow) -> Result<(), Error> {
+        writeln!(
+            self.out,
+            "{:.3},{:.3},{},{},{},{},{},{:.3},{:.2},{:.4}",
+            r.start_s,
+            r.length_s,
+            r.due,
+            r.sent,
+            r.completed,
+            r.failed,
+            r.send_lag_p99_us,
+            r.process_cpu,
+            r.load1,
+            r.steal
+        )
+        .and_then(|()| self.out.flush())
+        .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Reads `generator.csv`; a missing file (a run folder from before it existed) reads as empty.
+pub fn read(path: &Path) -> Result<Vec<HealthRow>, Error> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut rows = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if i == 0 || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = |what: &str| Error::format(path, format!("line {}: {what}", i + 1));
+        if f.len() != 10 {
+            return Err(bad(&format!("{} fields, expected 10", f.len())));
+        }
+        let num = |k: usize| {
+            f[k].trim()
+                .parse::<f64>()
+                .map_err(|_| bad(&format!("`{}` is not a number", f[k])))
+        };
+        let int = |k: usize| {
+            f[k].trim()
+                .parse::<u64>()
+                .map_err(|_| bad(&format!("`{}` is not a count", f[k])))
+        };
+        rows.push(HealthRow {
+            start_s: num(0)?,
+            length_s: num(1)?,
+            due: int(2)?,
+            sent: int(3)?,
+            completed: int(4)?,
+            failed: int(5)?,
+            send_lag_p99_us: int(6)?,
+            process_cpu: num(7)?,
+            load1: num(8)?,
+            steal: num(9)?,
+        });
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_and_a_bad_line_is_named() {
+        let dir = std::env::temp_dir().join(format!("health-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("generator.csv");
+        let row = HealthRow {
+            start_s: 1.0,
+            length_s: 1.0,
+            due: 100,
+            sent: 90,
+            completed: 88,
+            failed: 2,
+            send_lag_p99_us: 1500,
+            process_cpu: 0.75,
+            load1: 1.5,
+            steal: 0.01,
+        };
+        let mut w = HealthWriter::create(&path).unwrap();
+        w.write(&row).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![row]);
+        assert!(read(&dir.join("none.csv")).unwrap().is_empty());
+        std::fs::write(&path, format!("{HEADER}\n1,2,3\n")).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("3 fields"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
