@@ -127,6 +127,9 @@ type NeighborRef = (NeighborType, String);
 /// A bound port as the DPM caches it.
 #[derive(Debug, Clone)]
 struct PortEntry {
+    /// A number of its own, for duplicate checks that must not allocate (a message can carry a
+    /// million neighbors).
+    key: u32,
     /// Push target of its host.
     host: Ipv4Addr,
     /// Encoded `neighbor_states` map entries (field 7 records), CREATE.
@@ -152,20 +155,35 @@ pub struct Dpm {
     known: FxHashMap<Ipv4Addr, FxHashSet<NeighborRef>>,
     /// Time the last computation spent encoding its messages.
     last_encode: Duration,
+    /// The next [`PortEntry::key`].
+    next_key: u32,
 }
 
-/// Collects the states bound for one host.
+/// Collects the states bound for one host. Each neighbor goes in once per kind, however many
+/// ways lead to it (a bulk of ports in one subnet, several subnets on a router, remote groups).
 #[derive(Default)]
 struct Builder {
     gs: GoalStateV2,
     records: Vec<Bytes>,
     records_len: usize,
-    /// Neighbor keys already added (only checked where duplicates can arise).
-    seen: FxHashSet<NeighborRef>,
+    /// Subnets whose every bound port this message already carries, with the kind.
+    listed: Vec<(NeighborType, String)>,
+    /// Neighbors added one by one (not through a listed subnet), by kind and port key.
+    seen: FxHashSet<(NeighborType, u32)>,
     counts: MessageCounts,
 }
 
 impl Builder {
+    /// Whether the message already has the whole member list of `subnet` as `kind`.
+    fn has_listed(&self, kind: NeighborType, subnet: &str) -> bool {
+        self.listed.iter().any(|(k, s)| *k == kind && s == subnet)
+    }
+
+    /// Whether `entry` is already in the message as `kind`.
+    fn carries(&self, kind: NeighborType, entry: &PortEntry) -> bool {
+        entry.subnets.iter().any(|s| self.has_listed(kind, s)) || self.seen.contains(&(kind, entry.key))
+    }
+
     fn record(&mut self, bytes: Bytes) {
         self.records_len += bytes.len();
         self.records.push(bytes);
@@ -494,16 +512,9 @@ impl Dpm {
         self.known.entry(host).or_default().insert((kind, id.to_owned()))
     }
 
-    /// Adds neighbor `port_id` of `kind` to `b` (for `host`), honouring the fan-out mode.
-    /// `dedup` asks for a duplicate check (needed where one port can be reached twice).
-    fn add_neighbor(
-        &mut self,
-        b: &mut Builder,
-        host: Ipv4Addr,
-        kind: NeighborType,
-        port_id: &str,
-        dedup: bool,
-    ) -> bool {
+    /// Adds neighbor `port_id` of `kind` to `b` (for `host`), honouring the fan-out mode; false
+    /// when it was not added (unknown, already there, or already known to the host).
+    fn add_neighbor(&mut self, b: &mut Builder, host: Ipv4Addr, kind: NeighborType, port_id: &str) -> bool {
         let Some(entry) = self.entries.get(port_id) else {
             return false;
         };
@@ -518,11 +529,46 @@ impl Dpm {
             if !self.sent(host, kind, port_id) {
                 return false;
             }
-        } else if dedup && !b.seen.insert((kind, port_id.to_owned())) {
+        } else if b.carries(kind, entry) || !b.seen.insert((kind, entry.key)) {
             return false;
         }
         b.record(record);
         true
+    }
+
+    /// Adds every bound port of `subnet` to `b` as `kind`, once per message: in Alcor's fan-out
+    /// a host's message lists the whole subnet, and a second port of the same request on the
+    /// same host must not list it again.
+    fn add_members(&mut self, b: &mut Builder, host: Ipv4Addr, kind: NeighborType, subnet: &str) {
+        if self.mode == FanoutMode::Alcor && b.has_listed(kind, subnet) {
+            return;
+        }
+        // Taken out and put back rather than cloned: the list can hold a million ids.
+        let members = self.subnet_ports.remove(subnet).unwrap_or_default();
+        match self.mode {
+            FanoutMode::Incremental => {
+                for m in &members {
+                    self.add_neighbor(b, host, kind, m);
+                }
+            }
+            FanoutMode::Alcor => {
+                // Members already carried (added alone, or through another listed subnet) are
+                // skipped; the rest need no entry in `seen`: listing the subnet covers them.
+                let check = !b.seen.is_empty() || b.listed.iter().any(|(k, _)| *k == kind);
+                for m in &members {
+                    let Some(entry) = self.entries.get(m) else { continue };
+                    if check && b.carries(kind, entry) {
+                        continue;
+                    }
+                    b.record(match kind {
+                        NeighborType::L2 => entry.l2.clone(),
+                        NeighborType::L3 => entry.l3.clone(),
+                    });
+                }
+                b.listed.push((kind, subnet.to_owned()));
+            }
+        }
+        self.subnet_ports.insert(subnet.to_owned(), members);
     }
 
     /// Adds bound ports to the caches without computing goal states: for a control plane that
@@ -547,7 +593,15 @@ impl Dpm {
             for g in &port.security_groups {
                 self.sg_members.entry(g.clone()).or_default().insert(id.clone());
             }
+            let key = match self.entries.get(id) {
+                Some(e) => e.key,
+                None => {
+                    self.next_key += 1;
+                    self.next_key
+                }
+            };
             let entry = PortEntry {
+                key,
                 host,
                 l2: neighbor_record(store, port, NeighborType::L2, OperationType::Create),
                 l3: neighbor_record(store, port, NeighborType::L3, OperationType::Create),
@@ -579,18 +633,12 @@ impl Dpm {
             for (id, d) in dhcp_states(port, OperationType::Create) {
                 b.gs.dhcp_states.insert(id, d);
             }
-            let multi_subnet = port.fixed_ips.len() > 1;
             for f in &port.fixed_ips {
                 if let Some(s) = subnet_state(store, &f.subnet_id) {
                     b.gs.subnet_states.insert(f.subnet_id.clone(), s);
                 }
-                // L2: every bound port of the subnet. (The list is taken out and put back rather
-                // than cloned: it can hold 100k ids.)
-                let members = self.subnet_ports.remove(&f.subnet_id).unwrap_or_default();
-                for m in &members {
-                    self.add_neighbor(&mut b, host, NeighborType::L2, m, multi_subnet);
-                }
-                self.subnet_ports.insert(f.subnet_id.clone(), members);
+                // L2: every bound port of the subnet.
+                self.add_members(&mut b, host, NeighborType::L2, &f.subnet_id);
                 // L3: every bound port of the other subnets on the same router.
                 if let Some(router) = store.subnets.get(&f.subnet_id).and_then(|s| s.router_id.clone()) {
                     self.add_router_view(store, &mut b, host, &router, &f.subnet_id, &dvr);
@@ -612,7 +660,7 @@ impl Dpm {
                         if m == &port.id {
                             continue;
                         }
-                        if self.add_neighbor(&mut b, host, NeighborType::L3, m, true) {
+                        if self.add_neighbor(&mut b, host, NeighborType::L3, m) {
                             b.counts.remote_group_neighbors += 1;
                             self.add_subnets_of(store, &mut b, m);
                         }
@@ -650,7 +698,7 @@ impl Dpm {
                         .unwrap_or_default();
                     for other in hosts.into_iter().filter(|h| *h != host) {
                         let mut b = builders.remove(&other).unwrap_or_default();
-                        if self.add_neighbor(&mut b, other, NeighborType::L3, &port.id, true) {
+                        if self.add_neighbor(&mut b, other, NeighborType::L3, &port.id) {
                             b.counts.remote_group_neighbors += 1;
                             self.add_subnets_of(store, &mut b, &port.id);
                         }
@@ -680,12 +728,7 @@ impl Dpm {
             if let Some(s) = subnet_state(store, peer) {
                 b.gs.subnet_states.insert(peer.to_owned(), s);
             }
-            // Taken out and put back rather than cloned: the list can hold 100k ids.
-            let members = self.subnet_ports.remove(peer).unwrap_or_default();
-            for m in &members {
-                self.add_neighbor(b, host, NeighborType::L3, m, true);
-            }
-            self.subnet_ports.insert(peer.to_owned(), members);
+            self.add_members(b, host, NeighborType::L3, peer);
         }
     }
 
@@ -709,7 +752,7 @@ impl Dpm {
             .unwrap_or_default();
         for other in hosts.into_iter().filter(|h| *h != except) {
             let mut b = builders.remove(&other).unwrap_or_default();
-            if self.add_neighbor(&mut b, other, kind, &port.id, true)
+            if self.add_neighbor(&mut b, other, kind, &port.id)
                 && let Some(s) = subnet_state(store, port_subnet)
             {
                 b.gs.subnet_states.insert(port_subnet.to_owned(), s);
@@ -818,7 +861,7 @@ impl Dpm {
                     continue;
                 }
                 let b = builders.entry(h).or_default();
-                if b.seen.insert((kind, port.id.clone())) {
+                if b.seen.insert((kind, entry.key)) {
                     b.record(neighbor_record(store, port, kind, OperationType::Delete));
                     for s in &entry.subnets {
                         if let Some(st) = subnet_state(store, s) {
@@ -868,3 +911,7 @@ impl Builder {
             && self.gs.dhcp_states.is_empty()
     }
 }
+
+#[cfg(test)]
+#[path = "dpm/exact_tests.rs"]
+mod exact_tests;

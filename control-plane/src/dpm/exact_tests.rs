@@ -1,0 +1,306 @@
+//! Goal states carry exactly what they should: every host's message holds each neighbor once
+//! per kind, and the set is the one the topology implies, for single creates, bulk creates,
+//! ports in two subnets, routers and remote security groups.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use prost::Message;
+
+use super::*;
+use crate::model::{FixedIp, Ipam, Node, Router, Rule, SecurityGroup, Subnet, Vpc};
+
+const HOSTS: u32 = 10;
+
+/// One planned port: its subnets (one or two), host and groups.
+#[derive(Clone)]
+struct P {
+    id: String,
+    subnets: Vec<&'static str>,
+    host: u32,
+    groups: Vec<&'static str>,
+}
+
+/// Field 7 of a GoalStateV2 read as a list, so that a repeated key shows as a repeat (a map
+/// decode would keep the last one).
+#[derive(Clone, PartialEq, Message)]
+struct Records {
+    #[prost(message, repeated, tag = "7")]
+    neighbors: Vec<Entry>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Entry {
+    #[prost(string, tag = "1")]
+    key: String,
+}
+
+fn ip(h: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 1)) + h)
+}
+
+/// Three subnets: `a` and `b` on one router, `c` alone; group `web` whose rule names group `db`.
+fn store() -> Store {
+    let mut s = Store::default();
+    for h in 0..HOSTS {
+        let name = format!("host-{h}");
+        s.node_names.insert(name.clone(), name.clone());
+        s.nodes.insert(
+            name.clone(),
+            Node {
+                node_id: name.clone(),
+                node_name: name,
+                local_ip: ip(h),
+                mac_address: "02:00:00:00:00:01".into(),
+                veth: "eth0".into(),
+                server_port: 50001,
+                host_dvr_mac: String::new(),
+                data_path_ip: ip(h),
+            },
+        );
+    }
+    s.vpcs.insert(
+        "vpc".into(),
+        Vpc {
+            id: "vpc".into(),
+            project_id: "p".into(),
+            name: "vpc".into(),
+            cidr: Some("10.0.0.0/8".parse().unwrap()),
+            segmentation_id: 1001,
+            network_type: "vxlan".into(),
+            subnets: vec!["a".into(), "b".into(), "c".into()],
+        },
+    );
+    for (k, id) in ["a", "b", "c"].iter().enumerate() {
+        let net: Ipv4Net = format!("10.{k}.0.0/16").parse().unwrap();
+        let gw = Ipv4Addr::new(10, k as u8, 0, 1);
+        s.subnets.insert(
+            (*id).into(),
+            Subnet {
+                id: (*id).into(),
+                project_id: "p".into(),
+                vpc_id: "vpc".into(),
+                name: (*id).into(),
+                cidr: net,
+                gateway_ip: gw,
+                gateway_mac: "fa:16:3e:ff:ff:ff".into(),
+                gateway_port_id: format!("gw-{id}"),
+                enable_dhcp: true,
+                router_id: (*id != "c").then(|| "r".into()),
+                ipam: Ipam::new(net, gw),
+            },
+        );
+    }
+    s.routers.insert(
+        "r".into(),
+        Router {
+            id: "r".into(),
+            project_id: "p".into(),
+            name: "r".into(),
+            subnets: vec!["a".into(), "b".into()],
+        },
+    );
+    for (g, remote) in [("web", Some("db")), ("db", None)] {
+        s.security_groups.insert(
+            g.into(),
+            SecurityGroup {
+                id: g.into(),
+                project_id: "p".into(),
+                name: g.into(),
+                description: String::new(),
+                rules: vec![Rule {
+                    id: format!("rule-{g}"),
+                    security_group_id: g.into(),
+                    direction: Direction::Ingress,
+                    ethertype: "IPv4".into(),
+                    protocol: Some("tcp".into()),
+                    port_range_min: None,
+                    port_range_max: None,
+                    remote_ip_prefix: None,
+                    remote_group_id: remote.map(Into::into),
+                }],
+            },
+        );
+    }
+    s
+}
+
+fn add(store: &mut Store, p: &P, n: usize) {
+    let fixed_ips = p
+        .subnets
+        .iter()
+        .map(|sub| {
+            let k = ["a", "b", "c"].iter().position(|x| x == sub).unwrap() as u8;
+            let ip = Ipv4Addr::new(10, k, (n / 200) as u8, (n % 200) as u8 + 2);
+            store.subnets.get_mut(*sub).unwrap().ipam.take(ip);
+            FixedIp {
+                subnet_id: (*sub).into(),
+                ip,
+            }
+        })
+        .collect();
+    store.ports.insert(
+        p.id.clone(),
+        Port {
+            id: p.id.clone(),
+            project_id: "p".into(),
+            vpc_id: "vpc".into(),
+            name: String::new(),
+            mac: format!("fa:16:3e:00:{:02x}:{:02x}", n / 256, n % 256),
+            fixed_ips,
+            security_groups: p.groups.iter().map(|g| (*g).into()).collect(),
+            device_id: "vm".into(),
+            device_owner: "compute:nova".into(),
+            host_id: Some(format!("host-{}", p.host)),
+            admin_state_up: true,
+            allowed_address_pairs: Vec::new(),
+            status: "ACTIVE".into(),
+        },
+    );
+}
+
+fn peers(subnet: &str) -> &'static [&'static str] {
+    match subnet {
+        "a" => &["b"],
+        "b" => &["a"],
+        _ => &[],
+    }
+}
+
+/// The neighbor keys each host must get when `batch` binds with `bound` (batch included)
+/// already bound, in Alcor's fan-out: a host with new ports gets every bound port of their
+/// subnets (L2), of the router's other subnets (L3) and of the remote groups their groups' rules
+/// name (L3); every other host that holds ports of a new port's subnet, of a router peer of it,
+/// or of a group whose rules name one of its groups, gets the new port (L2 or L3).
+fn expected(bound: &[P], batch: &[P]) -> BTreeMap<Ipv4Addr, BTreeSet<String>> {
+    let mut out: BTreeMap<Ipv4Addr, BTreeSet<String>> = BTreeMap::new();
+    let holds = |h: u32, subnet: &str| bound.iter().any(|p| p.host == h && p.subnets.contains(&subnet));
+    let in_group = |h: u32, g: &str| bound.iter().any(|p| p.host == h && p.groups.contains(&g));
+    for n in batch {
+        let mine = out.entry(ip(n.host)).or_default();
+        for s in &n.subnets {
+            for p in bound.iter().filter(|p| p.subnets.contains(s)) {
+                mine.insert(neighbor_key(NeighborType::L2, &p.id));
+            }
+            for peer in peers(s) {
+                for p in bound.iter().filter(|p| p.subnets.contains(peer)) {
+                    mine.insert(neighbor_key(NeighborType::L3, &p.id));
+                }
+            }
+        }
+        if n.groups.contains(&"web") {
+            for p in bound.iter().filter(|p| p.groups.contains(&"db") && p.id != n.id) {
+                mine.insert(neighbor_key(NeighborType::L3, &p.id));
+            }
+        }
+        for h in (0..HOSTS).filter(|h| *h != n.host) {
+            let theirs = out.entry(ip(h)).or_default();
+            for s in &n.subnets {
+                if holds(h, s) {
+                    theirs.insert(neighbor_key(NeighborType::L2, &n.id));
+                }
+                if peers(s).iter().any(|peer| holds(h, peer)) {
+                    theirs.insert(neighbor_key(NeighborType::L3, &n.id));
+                }
+            }
+            if n.groups.contains(&"db") && in_group(h, "web") {
+                theirs.insert(neighbor_key(NeighborType::L3, &n.id));
+            }
+        }
+    }
+    out.retain(|_, v| !v.is_empty());
+    out
+}
+
+/// Binds `batches` in turn and checks every message of every batch.
+fn check(ports: &[P], batches: &[std::ops::Range<usize>]) {
+    let mut store = store();
+    for (n, p) in ports.iter().enumerate() {
+        add(&mut store, p, n);
+    }
+    let mut dpm = Dpm::new(FanoutMode::Alcor);
+    for r in batches {
+        let ids: Vec<String> = ports[r.clone()].iter().map(|p| p.id.clone()).collect();
+        let messages = dpm.bind(&store, &ids);
+        let want = expected(&ports[..r.end], &ports[r.clone()]);
+        let mut got: BTreeMap<Ipv4Addr, BTreeSet<String>> = BTreeMap::new();
+        for m in &messages {
+            let keys: Vec<String> = Records::decode(m.bytes.clone())
+                .unwrap()
+                .neighbors
+                .into_iter()
+                .map(|e| e.key)
+                .collect();
+            let distinct: BTreeSet<String> = keys.iter().cloned().collect();
+            assert_eq!(
+                keys.len(),
+                distinct.len(),
+                "batch {r:?}: host {} got {} neighbor records for {} neighbors",
+                m.host,
+                keys.len(),
+                distinct.len()
+            );
+            assert_eq!(m.counts.neighbors, keys.len() as u64);
+            if !distinct.is_empty() {
+                got.insert(m.host, distinct);
+            }
+        }
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "batch {r:?}: hosts"
+        );
+        for (h, w) in &want {
+            let g = &got[h];
+            assert!(
+                g == w,
+                "batch {r:?}, host {h}: missing {:?}, extra {:?}",
+                w.difference(g).take(5).collect::<Vec<_>>(),
+                g.difference(w).take(5).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+/// `n` ports over the hosts round-robin in subnets chosen by `subnets(i)`, every third in `web`
+/// and every fifth in `db`.
+fn ports(n: usize, subnets: impl Fn(usize) -> Vec<&'static str>) -> Vec<P> {
+    (0..n)
+        .map(|i| P {
+            id: format!("port-{i:05}"),
+            subnets: subnets(i),
+            host: i as u32 % HOSTS,
+            groups: [(i % 3 == 0).then_some("web"), (i % 5 == 0).then_some("db")]
+                .into_iter()
+                .flatten()
+                .collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_bulk_in_one_subnet_gives_each_host_each_neighbor_once() {
+    // 300 ports in one request, 30 per host: each host's message lists the subnet once.
+    let all = std::iter::once(0..300).collect::<Vec<_>>();
+    check(&ports(300, |_| vec!["c"]), &all);
+}
+
+#[test]
+fn single_creates_one_after_another_are_exact() {
+    let ps = ports(60, |i| vec![["a", "b", "c"][i % 3]]);
+    let batches: Vec<_> = (0..60).map(|i| i..i + 1).collect();
+    check(&ps, &batches);
+}
+
+#[test]
+fn bulks_across_routed_subnets_groups_and_two_subnet_ports_are_exact() {
+    // Subnets a and b share a router; some ports are in both; remote groups add L3 neighbors.
+    let ps = ports(400, |i| match i % 4 {
+        0 => vec!["a"],
+        1 => vec!["b"],
+        2 => vec!["a", "b"],
+        _ => vec!["c"],
+    });
+    check(&ps, &[0..100, 100..101, 101..350, 350..400]);
+}
