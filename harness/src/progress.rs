@@ -3,28 +3,36 @@
 
 use std::io::Write;
 
+use reports::units;
+
 use crate::record::Progress;
 
-fn ms(us: u64) -> String {
-    if us >= 1_000_000 {
-        format!("{:.2}s", us as f64 / 1e6)
-    } else {
-        format!("{:.1}ms", us as f64 / 1e3)
-    }
-}
-
-/// One line of progress.
+/// One line of progress. Each failure kind is named apart, with its share of the requests sent.
 pub fn line(p: &Progress) -> String {
-    format!(
-        "[{}] {} req  {:.0}/s  api p99 {}  programmed p99 {}  errors {}  pending {}",
+    let share = |n: u64| {
+        if p.requests > 0 {
+            units::percent(n as f64 / p.requests as f64)
+        } else {
+            "-".into()
+        }
+    };
+    let mut out = format!(
+        "[{}] {} sent  {}  api p99 {}  programmed p99 {}  failed {} ({})  not converged {} ({})",
         p.phase,
-        p.requests,
-        p.rate,
-        ms(p.api_p99_us),
-        ms(p.programmed_p99_us),
-        p.errors,
-        p.pending
-    )
+        units::thousands(p.requests as i64),
+        units::per_s(p.rate),
+        units::duration_us(p.api_p99_us as f64),
+        units::duration_us(p.programmed_p99_us as f64),
+        p.failed,
+        share(p.failed),
+        p.not_converged,
+        share(p.not_converged),
+    );
+    if p.unsent > 0 {
+        out.push_str(&format!("  unsent {}", p.unsent));
+    }
+    out.push_str(&format!("  pending {}", p.pending));
+    out
 }
 
 /// Rewrites the progress line in place on stderr.

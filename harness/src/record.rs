@@ -140,8 +140,12 @@ pub struct Progress {
     pub api_p99_us: u64,
     /// p99 of `port_programmed` so far in the phase, µs.
     pub programmed_p99_us: u64,
-    /// Failed requests and correlation failures so far in the phase.
-    pub errors: u64,
+    /// Failed requests so far in the phase.
+    pub failed: u64,
+    /// Created ports not converged in time so far in the phase.
+    pub not_converged: u64,
+    /// Due requests never sent so far in the phase.
+    pub unsent: u64,
     /// Ports awaiting correlation.
     pub pending: usize,
 }
@@ -526,7 +530,9 @@ impl Recorder {
             rate: g.last_rate,
             api_p99_us: p99(reports::summary::metric::API),
             programmed_p99_us: p99(reports::summary::metric::PORT_PROGRAMMED),
-            errors: p.errors + p.not_programmed + p.not_converged,
+            failed: p.errors,
+            not_converged: p.not_converged,
+            unsent: p.unsent,
             pending: 0,
         }
     }

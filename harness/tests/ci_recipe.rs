@@ -19,7 +19,10 @@ fn documented_step() -> String {
         .expect("docs/CI.md marks the gate step's end");
     let step: Vec<&str> = doc[begin..end].lines().skip(1).map(str::trim).collect();
     let script = step.join("\n");
-    assert!(script.contains("./target/release/alcor-scale run ci-smoke"), "{script}");
+    assert!(
+        script.contains("./target/release/alcor-scale run ci-smoke --repeat 3"),
+        "{script}"
+    );
     script.replace("./target/release/alcor-scale", bin())
 }
 

@@ -195,22 +195,29 @@ fn quantile_of(stat: &str) -> Option<f64> {
     }
 }
 
-/// Resampled values per statistic of one run, if it had enough intervals.
-type Resamples = Option<Vec<Vec<f64>>>;
+/// Resampled values per statistic of one run, and how many intervals they came from, if it had
+/// enough intervals.
+type Resamples = Option<(Vec<Vec<f64>>, usize)>;
 
 /// Bootstrapped values of `stats` of `metric` in one run (None: too few intervals).
 fn resampled(run: &RunData, metric: &str, stats: &[Statistic]) -> Resamples {
     let r = Resampler::new(run.measured_intervals.get(metric)?)?;
-    Some(r.resample(stats, bootstrap::RESAMPLES, &mut bootstrap::rng()))
+    Some((
+        r.resample(stats, bootstrap::RESAMPLES, &mut bootstrap::rng()),
+        r.units(),
+    ))
 }
 
 /// The interval of the change `estimate`: the spread of `worse(b*, c*)` over paired resamples,
 /// placed around the estimate. The estimate comes from the summaries' exact figures; the
 /// intervals only say how much they move, so the interval always contains the estimate.
+/// The interval is widened for the smaller run's number of intervals
+/// ([`bootstrap::small_sample_factor`]).
 fn ci_of(
     estimate: Option<f64>,
     b: &[f64],
     c: &[f64],
+    units: usize,
     worse: impl Fn(f64, f64) -> Option<f64>,
     level: f64,
 ) -> Option<(f64, f64)> {
@@ -222,7 +229,11 @@ fn ci_of(
     }
     let (lo, hi) = bootstrap::interval(&mut xs, level)?;
     let median = xs[xs.len() / 2];
-    Some((estimate + (lo - median).min(0.0), estimate + (hi - median).max(0.0)))
+    let widen = bootstrap::small_sample_factor(units, level);
+    Some((
+        estimate + (lo - median).min(0.0) * widen,
+        estimate + (hi - median).max(0.0) * widen,
+    ))
 }
 
 impl Comparison {
@@ -257,9 +268,9 @@ impl Comparison {
                 _ => None,
             };
             let ci = match (&boot, quantile_of(stat)) {
-                ((Some(bb), Some(cb)), Some(q)) => {
+                ((Some((bb, bn)), Some((cb, cn))), Some(q)) => {
                     let i = [0.5, 0.9, 0.99].iter().position(|x| *x == q).unwrap_or(0);
-                    ci_of(change, &bb[i], &cb[i], relative, level)
+                    ci_of(change, &bb[i], &cb[i], (*bn).min(*cn), relative, level)
                 }
                 _ => None,
             };
@@ -288,7 +299,7 @@ impl Comparison {
                 resampled(base, metric::API, &[Statistic::Rate]),
                 resampled(cand, metric::API, &[Statistic::Rate]),
             ) {
-                (Some(bb), Some(cb)) => ci_of(change, &bb[0], &cb[0], worse, level),
+                (Some((bb, bn)), Some((cb, cn))) => ci_of(change, &bb[0], &cb[0], bn.min(cn), worse, level),
                 _ => None,
             };
             let mut d = Delta {

@@ -123,8 +123,15 @@ fn a_partial_run_renders_with_a_banner() {
         &banner[..200]
     );
     let s = Summary::read(&dir).unwrap();
-    assert!(s.slo.iter().all(|r| r.status == reports::summary::SloStatus::NotEvaluated && !r.pass));
-    assert!(html.contains("<td class=\"fail\">not evaluated</td>"), "every check says it was not judged");
+    assert!(
+        s.slo
+            .iter()
+            .all(|r| r.status == reports::summary::SloStatus::NotEvaluated && !r.pass)
+    );
+    assert!(
+        html.contains("<td class=\"fail\">not evaluated</td>"),
+        "every check says it was not judged"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
