@@ -121,8 +121,8 @@ impl HostMessage {
 /// (a delete in a 100k-port subnet must not scan it).
 type Members = IndexSet<String, rustc_hash::FxBuildHasher>;
 
-/// A neighbor as tracked per host in incremental mode.
-type NeighborRef = (NeighborType, String);
+/// A neighbor as tracked per host in incremental mode: its kind and [`PortEntry::key`].
+type NeighborRef = (NeighborType, u32);
 
 /// A bound port as the DPM caches it.
 #[derive(Debug, Clone)]
@@ -153,6 +153,10 @@ pub struct Dpm {
     sg_members: FxHashMap<String, Members>,
     /// Incremental mode: neighbors each host holds.
     known: FxHashMap<Ipv4Addr, FxHashSet<NeighborRef>>,
+    /// Incremental mode: subnets whose every bound port a host already holds as L2 neighbors.
+    /// Such a host learns the subnet's later ports as they bind (it holds ports there), so its
+    /// next port in the subnet need not walk the whole list again.
+    synced: FxHashSet<(Ipv4Addr, String)>,
     /// Time the last computation spent encoding its messages.
     last_encode: Duration,
     /// The next [`PortEntry::key`].
@@ -456,6 +460,17 @@ impl Dpm {
         self.mode
     }
 
+    /// Changes the fan-out mode for the computations that follow. From `incremental` to
+    /// `alcor`, hosts keep what they were sent; back to `incremental`, the record of what each
+    /// host holds is stale, so it is dropped and every host is sent its neighbors once more.
+    pub fn set_mode(&mut self, mode: FanoutMode) {
+        if mode == FanoutMode::Incremental && self.mode != mode {
+            self.known.clear();
+            self.synced.clear();
+        }
+        self.mode = mode;
+    }
+
     /// How long the last `bind`, `unbind` or `router_attached` spent encoding (included in its
     /// total time).
     pub fn last_encode(&self) -> Duration {
@@ -508,8 +523,8 @@ impl Dpm {
             .collect()
     }
 
-    fn sent(&mut self, host: Ipv4Addr, kind: NeighborType, id: &str) -> bool {
-        self.known.entry(host).or_default().insert((kind, id.to_owned()))
+    fn sent(&mut self, host: Ipv4Addr, kind: NeighborType, key: u32) -> bool {
+        self.known.entry(host).or_default().insert((kind, key))
     }
 
     /// Adds neighbor `port_id` of `kind` to `b` (for `host`), honouring the fan-out mode; false
@@ -526,7 +541,8 @@ impl Dpm {
             if entry.host == host {
                 return false;
             }
-            if !self.sent(host, kind, port_id) {
+            let key = entry.key;
+            if !self.sent(host, kind, key) {
                 return false;
             }
         } else if b.carries(kind, entry) || !b.seen.insert((kind, entry.key)) {
@@ -540,7 +556,13 @@ impl Dpm {
     /// a host's message lists the whole subnet, and a second port of the same request on the
     /// same host must not list it again.
     fn add_members(&mut self, b: &mut Builder, host: Ipv4Addr, kind: NeighborType, subnet: &str) {
-        if self.mode == FanoutMode::Alcor && b.has_listed(kind, subnet) {
+        if b.has_listed(kind, subnet) {
+            return;
+        }
+        if self.mode == FanoutMode::Incremental
+            && kind == NeighborType::L2
+            && self.synced.contains(&(host, subnet.to_owned()))
+        {
             return;
         }
         // Taken out and put back rather than cloned: the list can hold a million ids.
@@ -549,6 +571,10 @@ impl Dpm {
             FanoutMode::Incremental => {
                 for m in &members {
                     self.add_neighbor(b, host, kind, m);
+                }
+                b.listed.push((kind, subnet.to_owned()));
+                if kind == NeighborType::L2 {
+                    self.synced.insert((host, subnet.to_owned()));
                 }
             }
             FanoutMode::Alcor => {
@@ -793,6 +819,9 @@ impl Dpm {
                     *n -= 1;
                     if *n == 0 {
                         hosts.remove(&host);
+                        // It no longer learns the subnet's new ports: its next port there
+                        // walks the list again.
+                        self.synced.remove(&(host, s.clone()));
                     }
                 }
             }
@@ -823,7 +852,7 @@ impl Dpm {
                     let mut t = Vec::new();
                     for (h, known) in self.known.iter_mut() {
                         for kind in [NeighborType::L2, NeighborType::L3] {
-                            if known.remove(&(kind, port.id.clone())) {
+                            if known.remove(&(kind, entry.key)) {
                                 t.push((*h, kind));
                             }
                         }

@@ -161,6 +161,16 @@ impl ControlPlane {
         self.state.metrics.subscribe()
     }
 
+    /// Changes the neighbor fan-out of the requests that follow, as [`Dpm::set_mode`] does. A
+    /// load test builds a large topology in `incremental` (each new port once to each host,
+    /// linear in the ports) and then measures in `alcor` (the whole subnet to a new port's
+    /// host): building a million-port subnet in `alcor` would push every host the whole subnet
+    /// once per request.
+    pub fn set_fanout(&self, mode: FanoutMode) {
+        let mut inner = self.state.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.dpm.set_mode(mode);
+    }
+
     /// Stops serving; in-flight requests get `grace` to finish.
     pub async fn shutdown(mut self, grace: Duration) {
         self.token.cancel();

@@ -43,7 +43,9 @@ impl Default for AgentConfig {
         Self {
             mode: ValidationMode::Lenient,
             cost_model: CostModel::None,
-            max_message_size: 256 * 1024 * 1024,
+            // Protobuf's own limit (2 GiB - 1): a 1-port + 1,000,000-neighbor goal state is
+            // about 280 MB, and the agent should never be what refuses a control plane's message.
+            max_message_size: i32::MAX as usize,
             first_message_timeout: Duration::from_secs(60),
         }
     }

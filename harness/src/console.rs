@@ -143,7 +143,7 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         };
         out.push(format!(
             "  {:<11} {} requests, {} failed ({pct}){}",
-            p.kind,
+            p.name,
             units::thousands(p.requests as i64),
             units::thousands(p.errors as i64),
             if p.unsent > 0 {

@@ -79,6 +79,8 @@ pub struct PhaseRecord {
     pub ended: Option<Duration>,
     /// Repeat number under `run --repeat` (measured phases only).
     pub repeat: Option<u32>,
+    /// Ports in the topology when the phase ran, for scenarios that grow it.
+    pub topology_ports: Option<u64>,
     /// Requests issued (sent).
     pub requests: u64,
     /// Requests answered (success or not).
@@ -252,6 +254,7 @@ impl Recorder {
             started: now,
             ended: None,
             repeat,
+            topology_ports: None,
             requests: 0,
             completed: 0,
             succeeded: 0,
@@ -279,6 +282,20 @@ impl Recorder {
         {
             p.ended = Some(now);
         }
+    }
+
+    /// Notes the topology's size on the last phase (a scenario that grows it).
+    pub fn set_topology_ports(&self, ports: u64) {
+        if let Some(p) = self.lock().phases.last_mut() {
+            p.topology_ports = Some(ports);
+        }
+    }
+
+    /// A latency sample of `metric` for the phase running now (figures the target reports of
+    /// itself, which carry no phase).
+    pub fn sample_now(&self, metric: &'static str, value: u64) {
+        let phase = self.lock().phases.len().saturating_sub(1);
+        self.sample(phase, metric, value);
     }
 
     /// Changes a phase's kind (a step stage found past the knee).

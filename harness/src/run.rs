@@ -72,6 +72,8 @@ struct Running {
     events: Option<tokio::task::JoinHandle<()>>,
     /// Rotates intervals and shows progress.
     ticker: Option<tokio::task::JoinHandle<()>>,
+    /// Records the embedded control plane's own timings.
+    cp_records: Option<tokio::task::JoinHandle<()>>,
     ctx: Option<Arc<Ctx>>,
     step: Option<StepSearch>,
     target_kind: TargetKind,
@@ -93,6 +95,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         cp: None,
         events: None,
         ticker: None,
+        cp_records: None,
         ctx: None,
         step: None,
         target_kind: s.target.kind,
@@ -148,6 +151,11 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     }
     if let Some(cp) = running.cp.take() {
         cp.shutdown(Duration::from_secs(2)).await;
+    }
+    if let Some(mut t) = running.cp_records.take()
+        && tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err()
+    {
+        t.abort();
     }
     if let Some(f) = running.fleet.take() {
         f.shutdown(Duration::from_secs(2)).await;
@@ -260,6 +268,25 @@ async fn drive(
             .await
             .context("starting the embedded control plane")?;
             let base = cp.base_url();
+            // The control plane's own timing of each request: goal-state computation,
+            // encoding and push, as run metrics.
+            let mut records = cp.subscribe();
+            let rec = rec.clone();
+            running.cp_records = Some(tokio::spawn(async move {
+                use reports::summary::metric;
+                while let Some(r) = records.recv().await {
+                    if r.hosts.is_empty() {
+                        continue;
+                    }
+                    for (m, d) in [
+                        (metric::CP_COMPUTE, r.compute),
+                        (metric::CP_ENCODE, r.encode),
+                        (metric::CP_PUSH, r.push),
+                    ] {
+                        rec.sample_now(m, d.as_micros() as u64);
+                    }
+                }
+            }));
             running.cp = Some(cp);
             let urls = ServiceUrls::new(&base, &Default::default())?;
             (
@@ -346,74 +373,104 @@ async fn drive(
         }
     }
     let grace = Duration::from_secs(5);
-    // Setup: the pre-existing ports.
-    let setup_ports = s.topology.ports.unwrap_or(0) + s.topology.ports_per_host.unwrap_or(0) * s.agents.count as u64;
-    if setup_ports > 0 && !stop.is_cancelled() {
-        let mut spec = s.setup.clone();
-        if spec.name.is_empty() {
-            spec.name = "setup".into();
+    // The sizes the topology is measured at: its setup ports, then each of `grow_to`.
+    let first = s.topology.ports.unwrap_or(0) + s.topology.ports_per_host.unwrap_or(0) * s.agents.count as u64;
+    let sizes: Vec<u64> = std::iter::once(first)
+        .chain(s.topology.grow_to.iter().copied())
+        .collect();
+    let growing = sizes.len() > 1;
+    let mut built = 0u64;
+    for (k, &size) in sizes.iter().enumerate() {
+        if stop.is_cancelled() {
+            break;
         }
-        spec.requests = Some(setup_ports);
-        if let (Some(bulk), Target::Rest(r)) = (s.topology.bulk, &target) {
-            let phase = rec.begin_phase(
-                &spec.name,
-                PhaseKind::Setup,
-                format!("bulk: {bulk} ports per request"),
-                None,
-            );
-            bulk_setup(&ctx, r, phase, setup_ports, bulk as usize).await;
-        } else {
-            run_phase(
-                &ctx,
-                s,
-                &spec,
-                PhaseKind::Setup,
-                Work::Create,
-                dir,
-                &base_url,
-                grace,
-                running,
-                None,
-            )
-            .await?;
-        }
-        // Let setup's fan-out finish so that measured phases start on a quiet system.
-        corr.settle(s.measure.correlation_timeout, stop).await;
-        corr.sweep();
-    }
-    // The measured phases, `repeat` times: each repeat's figures stay apart (phase names get
-    // `#k`), so a comparison can weigh run-to-run spread.
-    let repeats = opts.repeat.max(1);
-    for r in 1..=repeats {
-        for (i, ph) in s.phases.iter().enumerate() {
-            if stop.is_cancelled() {
-                break;
-            }
-            let mut spec = ph.clone();
+        // Setup (or growth): the ports up to this size.
+        let add = size.saturating_sub(built);
+        built = size;
+        if add > 0 {
+            let mut spec = s.setup.clone();
             if spec.name.is_empty() {
-                spec.name = format!("phase-{}", i + 1);
+                spec.name = "setup".into();
             }
-            if repeats > 1 {
-                spec.name = format!("{}#{r}", spec.name);
+            if k > 0 {
+                spec.name = format!("grow@{size}");
             }
-            run_phase(
-                &ctx,
-                s,
-                &spec,
-                PhaseKind::Load,
-                Work::Mix(spec.mix),
-                dir,
-                &base_url,
-                grace,
-                running,
-                Some(r),
-            )
-            .await?;
-        }
-        if r < repeats && !stop.is_cancelled() {
-            // Each repeat starts on a quiet system, as the first one did.
+            spec.requests = Some(add);
+            let switch = s.target.setup_fanout.filter(|m| *m != s.target.fanout);
+            if let (Some(mode), Some(cp)) = (switch, &running.cp) {
+                cp.set_fanout(mode);
+            }
+            if let (Some(bulk), Target::Rest(r)) = (s.topology.bulk, &target) {
+                let phase = rec.begin_phase(
+                    &spec.name,
+                    PhaseKind::Setup,
+                    format!("bulk: {bulk} ports per request"),
+                    None,
+                );
+                bulk_setup(&ctx, r, phase, add, bulk as usize).await;
+            } else {
+                run_phase(
+                    &ctx,
+                    s,
+                    &spec,
+                    PhaseKind::Setup,
+                    Work::Create,
+                    dir,
+                    &base_url,
+                    grace,
+                    running,
+                    None,
+                )
+                .await?;
+            }
+            // Let setup's fan-out finish so that measured phases start on a quiet system.
             corr.settle(s.measure.correlation_timeout, stop).await;
             corr.sweep();
+            if let (Some(_), Some(cp)) = (switch, &running.cp) {
+                cp.set_fanout(s.target.fanout);
+            }
+        }
+        // The measured phases, `repeat` times: each repeat's figures stay apart (phase names
+        // get `#k`), so a comparison can weigh run-to-run spread; with `grow_to`, once per size
+        // (`@SIZE`).
+        let repeats = opts.repeat.max(1);
+        for r in 1..=repeats {
+            for (i, ph) in s.phases.iter().enumerate() {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let mut spec = ph.clone();
+                if spec.name.is_empty() {
+                    spec.name = format!("phase-{}", i + 1);
+                }
+                if growing {
+                    spec.name = format!("{}@{size}", spec.name);
+                }
+                if repeats > 1 {
+                    spec.name = format!("{}#{r}", spec.name);
+                }
+                run_phase(
+                    &ctx,
+                    s,
+                    &spec,
+                    PhaseKind::Load,
+                    Work::Mix(spec.mix),
+                    dir,
+                    &base_url,
+                    grace,
+                    running,
+                    Some(r),
+                )
+                .await?;
+                if growing {
+                    rec.set_topology_ports(size);
+                }
+            }
+            if (r < repeats || k + 1 < sizes.len()) && !stop.is_cancelled() {
+                // Each repeat (and the next growth) starts on a quiet system, as the first did.
+                corr.settle(s.measure.correlation_timeout, stop).await;
+                corr.sweep();
+            }
         }
     }
     if let Some(td) = &s.teardown
@@ -575,6 +632,7 @@ fn summarize(
                 due: p.due,
                 unsent: p.unsent,
                 repeat: p.repeat,
+                topology_ports: p.topology_ports,
                 metrics: p.stats(),
             })
             .collect();

@@ -106,6 +106,66 @@ fn slo_table(out: &mut String, slo: &[SloResult]) {
     out.push_str("</table></div>");
 }
 
+/// Alcor's published processing time of a goal state of one port plus N neighbors by its agent
+/// (ACA, September 2021, after the OVS-driver refactor), µs: ../shared/alcor-performance.md §1.2.
+const ACA_2021: [(u64, f64); 4] = [
+    (1_000, 112_000.0),
+    (10_000, 534_000.0),
+    (100_000, 5_200_000.0),
+    (1_000_000, 55_369_000.0),
+];
+
+/// For a run that grew its topology (`topology.grow_to`): each measured phase's size, its
+/// largest goal state, where the time of a port create went (control plane compute, encode,
+/// push to the last reply, the agent's own processing) and end to end, beside the real agent's
+/// published time for a goal state of that size.
+fn growth_table(out: &mut String, s: &Summary) {
+    let rows: Vec<_> = s
+        .phases
+        .iter()
+        .filter(|p| p.kind == "load" && p.topology_ports.is_some())
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Goal-state size</h2><p class=\"note\">Each measured phase at the topology size it ran at: the largest goal state a host received, the control plane's median compute, encode and push (first push to last reply) per request, the agent's longest processing (decode + apply + simulated programming), and the create's median end to end (<code>port_programmed</code>). The last column is Alcor's own agent (ACA, 2021) processing a goal state of one port plus that many neighbors, programming OVS, as published.</p>");
+    out.push_str("<div class=\"scroll\"><table id=\"growth\"><tr><th>phase</th><th>ports</th><th>neighbors</th><th>bytes</th><th>compute</th><th>encode</th><th>push</th><th>agent</th><th>port_programmed</th><th>ACA 2021</th></tr>");
+    for p in rows {
+        let st = |m: &str, f: fn(&Stats) -> u64| p.metrics.get(m).filter(|x| x.count > 0).map(f);
+        let dur = |v: Option<u64>| {
+            v.map(|v| crate::units::duration_us(v as f64))
+                .unwrap_or_else(|| "-".into())
+        };
+        let neighbors = st(metric::GOAL_STATE_NEIGHBORS, |x| x.max);
+        // The published point of the nearest size, within a factor of two.
+        let aca = neighbors.and_then(|n| {
+            ACA_2021
+                .iter()
+                .find(|(k, _)| n as f64 / *k as f64 > 0.5 && (n as f64 / *k as f64) < 2.0)
+                .map(|(_, us)| crate::units::duration_us(*us))
+        });
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&p.name),
+            crate::units::thousands(p.topology_ports.unwrap_or(0) as i64),
+            neighbors
+                .map(|n| crate::units::thousands(n as i64))
+                .unwrap_or_else(|| "-".into()),
+            st(metric::GOAL_STATE_BYTES, |x| x.max)
+                .map(|b| format!("{:.1} MB", b as f64 / 1e6))
+                .unwrap_or_else(|| "-".into()),
+            dur(st(metric::CP_COMPUTE, |x| x.p50)),
+            dur(st(metric::CP_ENCODE, |x| x.p50)),
+            dur(st(metric::CP_PUSH, |x| x.p50)),
+            dur(st(metric::AGENT_PROCESSING, |x| x.max)),
+            dur(st(metric::PORT_PROGRAMMED, |x| x.p50)),
+            aca.unwrap_or_else(|| "-".into()),
+        );
+    }
+    out.push_str("</table></div>");
+}
+
 fn figure(out: &mut String, id: &str, svg: &str, note: &str) {
     let _ = write!(out, "<figure id=\"{id}\">{svg}");
     if !note.is_empty() {
@@ -287,6 +347,8 @@ pub fn page(run: &RunData) -> String {
         "",
     );
     figure(&mut out, "chart-hosts-bytes", &charts::host_load(&run.hosts, true), "");
+
+    growth_table(&mut out, s);
 
     if let Some(step) = &s.step_search {
         out.push_str("<h2>Step search</h2>");

@@ -78,6 +78,14 @@ pub mod metric {
     pub const AGENT_PROCESSING: &str = "agent_processing";
     /// How late the open model sent a request against its intended time, µs.
     pub const SEND_LAG: &str = "send_lag";
+    /// The embedded control plane's goal-state computation for one request (encoding
+    /// excluded), µs.
+    pub const CP_COMPUTE: &str = "cp_compute";
+    /// The embedded control plane's encoding of one request's goal states, µs.
+    pub const CP_ENCODE: &str = "cp_encode";
+    /// The embedded control plane's push of one request's goal states, first push to last
+    /// reply, µs.
+    pub const CP_PUSH: &str = "cp_push";
     /// Size of one goal-state message, bytes.
     pub const GOAL_STATE_BYTES: &str = "goal_state_bytes";
     /// Neighbor states in one goal-state message.
@@ -162,6 +170,10 @@ pub struct PhaseSummary {
     /// Repeat number (1-based) under `run --repeat`; absent for setup and teardown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<u32>,
+    /// Ports in the topology when the phase ran, for a scenario that grows it
+    /// (`topology.grow_to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_ports: Option<u64>,
     /// This phase's metrics.
     pub metrics: BTreeMap<String, Stats>,
 }

@@ -48,7 +48,14 @@ impl Capacity {
 
 /// Ports the run holds at most: setup's, plus every create its phases can issue.
 pub fn max_ports(s: &Scenario) -> u64 {
-    let setup = s.topology.ports.unwrap_or(0) + s.topology.ports_per_host.unwrap_or(0) * s.agents.count as u64;
+    let setup = s
+        .topology
+        .grow_to
+        .last()
+        .copied()
+        .unwrap_or(s.topology.ports.unwrap_or(0) + s.topology.ports_per_host.unwrap_or(0) * s.agents.count as u64);
+    // Measured phases run once per size.
+    let rounds = 1 + s.topology.grow_to.len() as u64;
     let mut creates = 0u64;
     for ph in &s.phases {
         let weight = ph.mix.create + ph.mix.update + ph.mix.delete;
@@ -78,7 +85,7 @@ pub fn max_ports(s: &Scenario) -> u64 {
         };
         creates = creates.saturating_add((issued * share) as u64);
     }
-    setup.saturating_add(creates)
+    setup.saturating_add(creates.saturating_mul(rounds))
 }
 
 /// Neighbor states the agents hold at most: each port is known by every other host with a port

@@ -112,6 +112,10 @@ pub struct TargetSpec {
     pub kind: TargetKind,
     /// Embedded: neighbor fan-out, `alcor` (as Alcor) or `incremental`.
     pub fanout: FanoutMode,
+    /// Embedded: the fan-out while setup (and `topology.grow_to`) builds the topology, when it
+    /// differs from `fanout`: `incremental` builds a million-port subnet in linear time, then the
+    /// measured phases run in `fanout`.
+    pub setup_fanout: Option<FanoutMode>,
     /// Embedded: answer port requests before the push ends.
     pub async_push: bool,
     /// Embedded and southbound: `v2` (stream) or `v1` (unary).
@@ -135,6 +139,7 @@ impl Default for TargetSpec {
         Self {
             kind: TargetKind::Embedded,
             fanout: FanoutMode::Alcor,
+            setup_fanout: None,
             async_push: false,
             protocol: PushProtocol::V2,
             channels_per_host: 2,
@@ -207,6 +212,10 @@ pub struct TopologySpec {
     pub ports_per_host: Option<u64>,
     /// Ports per setup request through `/ports/bulk` (absent: one request per port).
     pub bulk: Option<u32>,
+    /// Larger sizes to grow to, in order: after the measured phases ran at `ports`, setup adds
+    /// ports up to the next size and the measured phases run again (named `PHASE@SIZE`), so one
+    /// run measures the same operations at every size.
+    pub grow_to: Vec<u64>,
     /// Where ports go.
     pub placement: Placement,
     /// Ports per host before `packed` moves on to the next host.
@@ -226,6 +235,7 @@ impl Default for TopologySpec {
             ports: None,
             ports_per_host: None,
             bulk: None,
+            grow_to: Vec::new(),
             placement: Placement::RoundRobin,
             host_capacity: None,
             security_groups: Vec::new(),

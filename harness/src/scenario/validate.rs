@@ -101,13 +101,43 @@ pub fn validate(s: &Scenario) -> Problems {
             format!("{subnets} subnets of /{} do not fit in 10.0.0.0/8", tp.subnet_prefix),
         );
     }
+    if !tp.grow_to.is_empty() {
+        let first = tp.ports.unwrap_or(0);
+        if first == 0 {
+            bad("topology.grow_to", "needs topology.ports to start from".into());
+        }
+        let mut last = first;
+        for (i, n) in tp.grow_to.iter().enumerate() {
+            if *n <= last {
+                bad(
+                    &format!("topology.grow_to[{i}]"),
+                    format!("{n} does not grow: sizes must rise, from ports = {first}"),
+                );
+            }
+            last = *n;
+        }
+    }
+    if t.setup_fanout.is_some() && t.kind != TargetKind::Embedded {
+        bad(
+            "target.setup_fanout",
+            format!(
+                "only the embedded control plane can change its fan-out, not \"{}\"",
+                t.kind
+            ),
+        );
+    }
     if tp.ports.is_some() && tp.ports_per_host.is_some() {
         bad(
             "topology.ports_per_host",
             "give either ports or ports_per_host, not both".into(),
         );
     }
-    let setup_ports = tp.ports.unwrap_or(0) + tp.ports_per_host.unwrap_or(0) * a.count as u64;
+    // The largest size the topology reaches.
+    let setup_ports = tp
+        .grow_to
+        .last()
+        .copied()
+        .unwrap_or(tp.ports.unwrap_or(0) + tp.ports_per_host.unwrap_or(0) * a.count as u64);
     if (9..=28).contains(&tp.subnet_prefix) && subnets > 0 {
         let capacity = (1u64 << (32 - tp.subnet_prefix)) - 3;
         if setup_ports.div_ceil(subnets) > capacity {
