@@ -91,8 +91,9 @@ async fn serve(hosts: &[Ipv4Addr]) {
     }
 }
 
-/// Runs `IN_FLIGHT` loops of `call` for one round; returns calls per second.
-async fn rate<F, Fut>(call: F) -> f64
+/// Runs `loops` loops of `call` (given the loop's running count) for one round; returns what
+/// the calls returned, summed, per second.
+async fn rate<F, Fut>(loops: usize, call: F) -> f64
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = u64> + Send,
@@ -102,13 +103,13 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for k in 0..IN_FLIGHT {
+    for k in 0..loops {
         let (call, done, stop) = (call.clone(), done.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = k;
             while !stop.load(Ordering::Relaxed) {
                 done.fetch_add(call(i).await, Ordering::Relaxed);
-                i += IN_FLIGHT;
+                i += loops;
             }
         }));
     }
@@ -148,10 +149,9 @@ async fn measure(hosts: usize, base: Ipv4Addr) {
         max_concurrent_pushes: IN_FLIGHT,
         ..Default::default()
     });
-    let empty = bytes::Bytes::new();
     let message = |ip: Ipv4Addr| HostMessage {
         host: ip,
-        bytes: empty.clone(),
+        bytes: bytes::Bytes::new(),
         counts: MessageCounts::default(),
     };
     // Warm every path once.
@@ -160,7 +160,7 @@ async fn measure(hosts: usize, base: Ipv4Addr) {
     for _ in 0..ROUNDS {
         let c = clients.clone();
         unary.push(
-            rate(move |i| {
+            rate(IN_FLIGHT, move |i| {
                 let mut client = c[i % c.len()].clone();
                 async move { u64::from(client.push_network_resource_states(GoalState::default()).await.is_ok()) }
             })
@@ -168,7 +168,7 @@ async fn measure(hosts: usize, base: Ipv4Addr) {
         );
         let c = clients.clone();
         stream.push(
-            rate(move |i| {
+            rate(IN_FLIGHT, move |i| {
                 let mut client = c[i % c.len()].clone();
                 async move {
                     let Ok(r) = client
@@ -186,39 +186,13 @@ async fn measure(hosts: usize, base: Ipv4Addr) {
         // about IN_FLIGHT calls in flight (at least one create at a time).
         let creates = (IN_FLIGHT / hosts).max(1);
         let (ncm, ips) = (ncm.clone(), Arc::new(ips.clone()));
-        let per_create = {
-            let done = Arc::new(AtomicU64::new(0));
-            let stop = Arc::new(AtomicBool::new(false));
-            let start = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..creates {
-                let (ncm, ips, done, stop, empty) =
-                    (ncm.clone(), ips.clone(), done.clone(), stop.clone(), empty.clone());
-                tasks.push(tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let msgs = ips
-                            .iter()
-                            .map(|ip| HostMessage {
-                                host: *ip,
-                                bytes: empty.clone(),
-                                counts: MessageCounts::default(),
-                            })
-                            .collect();
-                        let ok = ncm.push_all(msgs).await.iter().filter(|r| r.ok).count();
-                        done.fetch_add(ok as u64, Ordering::Relaxed);
-                    }
-                }));
-            }
-            tokio::time::sleep(ROUND).await;
-            stop.store(true, Ordering::Relaxed);
-            let n = done.load(Ordering::Relaxed);
-            let secs = start.elapsed().as_secs_f64();
-            for t in tasks {
-                let _ = t.await;
-            }
-            n as f64 / secs
-        };
-        pushed.push(per_create);
+        pushed.push(
+            rate(creates, move |_| {
+                let (ncm, msgs) = (ncm.clone(), ips.iter().map(|ip| message(*ip)).collect());
+                async move { ncm.push_all(msgs).await.iter().filter(|r| r.ok).count() as u64 }
+            })
+            .await,
+        );
     }
     let (u, s, p) = (median(unary), median(stream), median(pushed));
     println!(

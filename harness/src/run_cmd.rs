@@ -100,22 +100,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(base) = &args.baseline {
         let b = reports::summary::Summary::read(base).map_err(|e| UsageError(anyhow::anyhow!("--baseline: {e}")))?;
         let s = &loaded.scenario;
-        let mut differences = Vec::new();
-        if b.scenario.name != s.name {
-            differences.push(format!("scenario: `{}` vs `{}`", b.scenario.name, s.name));
-        }
-        if !b.scenario.hash.is_empty() && b.scenario.hash != harness::run::scenario_hash(&loaded.text) {
-            differences.push(format!(
-                "scenario text differs (baseline overrides {:?}, these {:?})",
-                b.scenario.overrides, loaded.overrides
-            ));
-        }
-        if b.scenario.agents != 0 && b.scenario.agents != s.agents.count as u64 {
-            differences.push(format!("agents: {} vs {}", b.scenario.agents, s.agents.count));
-        }
-        if b.target != s.target.kind.to_string() {
-            differences.push(format!("target: {} vs {}", b.target, s.target.kind));
-        }
+        let this = reports::compare::Identity {
+            name: s.name.clone(),
+            hash: harness::run::scenario_hash(&loaded.text),
+            overrides: loaded.overrides.clone(),
+            agents: s.agents.count as u64,
+            target: s.target.kind.to_string(),
+        };
+        let differences = reports::compare::Identity::of(&b).differences(&this);
         if !differences.is_empty() && !args.gate.force {
             return Err(UsageError(anyhow::anyhow!(
                 "--baseline {} is not comparable with this run (use --force to compare anyway):\n  {}",

@@ -156,7 +156,13 @@ fn absurd_scenarios_are_refused_before_they_start_naming_the_limit() {
         &["run", smoke, "--baseline", "/nonexistent/base"],
         "--baseline: /nonexistent/base",
     );
-    assert!(t.elapsed() < Duration::from_secs(5));
+    // So is a baseline of another scenario (the fixture ran ci-smoke with other overrides).
+    let base = reports_fixture("smoke");
+    rejects(
+        &["run", smoke, "--baseline", base.to_str().unwrap()],
+        "is not comparable with this run (use --force to compare anyway):\n  scenario text differs",
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "refused before the run started");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! when the change is significant *and* beyond the threshold (the whole interval lies past it)
 //! *and* larger than an absolute floor: a p50 of 0.01 ms that becomes 0.012 ms is no regression.
 //! Error rates and failure kinds are gated in absolute terms (percentage points). Runs of
-//! different scenarios are not compared at all unless asked to ([`identity`]).
+//! different scenarios are not compared at all unless asked to ([`Identity`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -148,31 +148,56 @@ pub struct Comparison {
 }
 
 /// What makes two runs comparable: the same scenario (name and text, so the same hash), the
-/// same number of agents and the same target. Returns every difference, in words.
-pub fn identity(base: &Summary, cand: &Summary) -> Vec<String> {
-    let mut d = Vec::new();
-    if base.scenario.name != cand.scenario.name {
-        d.push(format!(
-            "scenario: `{}` vs `{}`",
-            base.scenario.name, cand.scenario.name
-        ));
+/// same number of agents and the same target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Scenario name.
+    pub name: String,
+    /// SHA-256 of the scenario text as run (empty for summaries written before it was kept).
+    pub hash: String,
+    /// `--set` overrides, shown when the texts differ.
+    pub overrides: Vec<String>,
+    /// Simulated hosts (0: unknown).
+    pub agents: u64,
+    /// `embedded`, `alcor` or `southbound`.
+    pub target: String,
+}
+
+impl Identity {
+    /// A run's identity, from its summary.
+    pub fn of(s: &Summary) -> Self {
+        Self {
+            name: s.scenario.name.clone(),
+            hash: s.scenario.hash.clone(),
+            overrides: s.scenario.overrides.clone(),
+            agents: s.scenario.agents,
+            target: s.target.clone(),
+        }
     }
-    if !base.scenario.hash.is_empty() && !cand.scenario.hash.is_empty() && base.scenario.hash != cand.scenario.hash {
-        d.push(format!(
-            "scenario text differs (hash {} vs {}; overrides {:?} vs {:?})",
-            &base.scenario.hash[..12.min(base.scenario.hash.len())],
-            &cand.scenario.hash[..12.min(cand.scenario.hash.len())],
-            base.scenario.overrides,
-            cand.scenario.overrides
-        ));
+
+    /// Every difference between two identities, in words (empty: comparable).
+    pub fn differences(&self, other: &Self) -> Vec<String> {
+        let mut d = Vec::new();
+        if self.name != other.name {
+            d.push(format!("scenario: `{}` vs `{}`", self.name, other.name));
+        }
+        if !self.hash.is_empty() && !other.hash.is_empty() && self.hash != other.hash {
+            d.push(format!(
+                "scenario text differs (hash {} vs {}; overrides {:?} vs {:?})",
+                &self.hash[..12.min(self.hash.len())],
+                &other.hash[..12.min(other.hash.len())],
+                self.overrides,
+                other.overrides
+            ));
+        }
+        if self.agents != 0 && other.agents != 0 && self.agents != other.agents {
+            d.push(format!("agents: {} vs {}", self.agents, other.agents));
+        }
+        if self.target != other.target {
+            d.push(format!("target: {} vs {}", self.target, other.target));
+        }
+        d
     }
-    if base.scenario.agents != cand.scenario.agents {
-        d.push(format!("agents: {} vs {}", base.scenario.agents, cand.scenario.agents));
-    }
-    if base.target != cand.target {
-        d.push(format!("target: {} vs {}", base.target, cand.target));
-    }
-    d
 }
 
 /// The latency figures compared: (metric, stat, gated).
@@ -240,7 +265,7 @@ impl Comparison {
     /// Compares two runs. Refuses (Err with every difference) runs of different scenarios
     /// unless `force`.
     pub fn new(base: &RunData, cand: &RunData, options: GateOptions, force: bool) -> Result<Self, Vec<String>> {
-        let differences = identity(&base.summary, &cand.summary);
+        let differences = Identity::of(&base.summary).differences(&Identity::of(&cand.summary));
         if !differences.is_empty() && !force {
             return Err(differences);
         }
