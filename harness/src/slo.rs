@@ -10,7 +10,7 @@ use reports::summary::{SloResult, SloStatus, Stats, Summary, metric};
 pub use reports::summary::SCALARS;
 
 /// Metrics a check may name.
-pub const METRICS: [&str; 10] = [
+pub const METRICS: [&str; 13] = [
     metric::API,
     "api.create",
     "api.update",
@@ -21,6 +21,9 @@ pub const METRICS: [&str; 10] = [
     metric::GOAL_STATE_BYTES,
     metric::GOAL_STATE_NEIGHBORS,
     metric::SEND_LAG,
+    metric::CP_COMPUTE,
+    metric::CP_ENCODE,
+    metric::CP_PUSH,
 ];
 
 /// A comparison.

@@ -95,7 +95,7 @@ pub mod metric {
         let base = name.split('.').next().unwrap_or(name);
         matches!(
             base,
-            API | PORT_PROGRAMMED | NEIGHBOR_CONVERGED | AGENT_PROCESSING | SEND_LAG
+            API | PORT_PROGRAMMED | NEIGHBOR_CONVERGED | AGENT_PROCESSING | SEND_LAG | CP_COMPUTE | CP_ENCODE | CP_PUSH
         )
     }
 }
@@ -572,6 +572,26 @@ pub fn lookup(key: &str, metrics: &BTreeMap<String, Stats>, s: &Scalars) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_latencies_and_sizes_are_not() {
+        for m in [
+            "api",
+            "api.create",
+            "port_programmed",
+            "neighbor_converged.update",
+            "agent_processing",
+            "send_lag",
+            "cp_compute",
+            "cp_encode",
+            "cp_push",
+        ] {
+            assert!(metric::is_latency(m), "{m}");
+        }
+        for m in ["goal_state_bytes", "goal_state_neighbors", "issued"] {
+            assert!(!metric::is_latency(m), "{m}");
+        }
+    }
 
     #[test]
     fn stats_of_a_histogram_are_ordered_and_exact_at_the_ends() {
