@@ -117,7 +117,7 @@ fn an_overloaded_open_phase_ends_on_time_counts_what_it_could_not_send_and_says_
     assert!(s.generator.fell_behind, "{:?}", s.generator);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
-        stdout.starts_with("ci-smoke: PASS (3 checks), but the generator fell behind"),
+        stdout.starts_with("ci-smoke: PASS (4 checks), but the generator fell behind"),
         "{stdout}"
     );
     assert!(

@@ -471,7 +471,11 @@ impl Summary {
     /// request was sent, `knee` without a step search.
     pub fn value(&self, key: &str) -> Option<f64> {
         match key {
-            "setup_errors" => self.phases.iter().find(|p| p.kind == "setup").map(|p| p.errors as f64),
+            // Every setup phase's (a growing topology has one per size); none without setup.
+            "setup_errors" => {
+                let setup: Vec<_> = self.phases.iter().filter(|p| p.kind == "setup").collect();
+                (!setup.is_empty()).then(|| setup.iter().map(|p| p.errors as f64).sum())
+            }
             "knee" => self.step_search.as_ref().and_then(|s| s.knee_rps),
             _ => lookup(key, &self.metrics, &self.scalars()),
         }
