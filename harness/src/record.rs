@@ -291,10 +291,12 @@ impl Recorder {
         }
     }
 
-    /// A latency sample of `metric` for the phase running now (figures the target reports of
-    /// itself, which carry no phase).
-    pub fn sample_now(&self, metric: &'static str, value: u64) {
-        let phase = self.lock().phases.len().saturating_sub(1);
+    /// A sample of `metric` for the phase that was running at `at`: figures the target reports
+    /// of itself carry no phase, only when their request arrived, and may reach the recorder
+    /// after the next phase began.
+    pub fn sample_at(&self, at: Instant, metric: &'static str, value: u64) {
+        let t = self.since_start(at);
+        let phase = self.lock().phases.iter().rposition(|p| p.started <= t).unwrap_or(0);
         self.sample(phase, metric, value);
     }
 
@@ -655,6 +657,10 @@ mod tests {
             assert_eq!(p[1].failures[failure::HTTP_5XX], 1);
             assert_eq!(p[1].stats()["send_lag"].max, 250);
         });
+        // A sample timed before phase b began belongs to phase a, however late it arrives.
+        let t0 = r.start;
+        r.sample_at(t0, "cp_compute", 7);
+        r.with_phases(|p| assert_eq!(p[0].stats()["cp_compute"].count, 1));
         r.with_health(|_, rows| {
             assert_eq!(rows.iter().map(|r| r.sent).sum::<u64>(), 2);
             assert_eq!(rows.iter().map(|r| r.failed).sum::<u64>(), 1);
@@ -675,7 +681,16 @@ mod tests {
         r.finish(&dir, std::time::SystemTime::now()).unwrap();
         let phases = reports::hlog::read(&dir.join(reports::files::PHASES)).unwrap();
         let tags: Vec<&str> = phases.iter().map(|i| i.metric.as_str()).collect();
-        assert_eq!(tags, ["0:api", "0:api.create", "0:port_programmed", "1:send_lag"]);
+        assert_eq!(
+            tags,
+            [
+                "0:api",
+                "0:api.create",
+                "0:cp_compute",
+                "0:port_programmed",
+                "1:send_lag"
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

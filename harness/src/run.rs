@@ -283,7 +283,7 @@ async fn drive(
                         (metric::CP_ENCODE, r.encode),
                         (metric::CP_PUSH, r.push),
                     ] {
-                        rec.sample_now(m, d.as_micros() as u64);
+                        rec.sample_at(r.started, m, d.as_micros() as u64);
                     }
                 }
             }));

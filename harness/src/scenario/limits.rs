@@ -2,20 +2,22 @@
 //! files for agents and users, memory for ports, neighbor states and users, and the open
 //! model's rate. Each refusal names the limit and the figure that passed it.
 //!
-//! The per-item sizes are estimates on the safe side (docs/PERFORMANCE.md has what they rest
-//! on); a run that fits them by a wide margin may still be refused near the edge, which beats
-//! an allocation failure twenty minutes in.
+//! The per-item sizes come from the 1,000,000-port big-goalstate runs (docs/PERFORMANCE.md):
+//! 6.85 GB peak with 2 agents and 8.37 GB with 10, so about 190 bytes per neighbor state an
+//! agent holds and about 6.5 KB per port for the rest (the control plane's records, the
+//! harness's model, and the copies of the goal state that lists them all). A run near the edge
+//! may be refused, which beats an allocation failure twenty minutes in.
 
 use super::{ModelKind, Scenario, TargetKind};
 
 /// The open model's scheduler issues at most this many requests per second (it plans each
 /// request on one thread; the measured ceiling here is far lower, docs/PERFORMANCE.md).
 pub const MAX_OPEN_RATE: f64 = 1_000_000.0;
-/// Memory per port the run holds: the harness's model and correlation entry, and the
-/// reference control plane's port, IP and MAC records.
-pub const BYTES_PER_PORT: u64 = 4 * 1024;
+/// Memory per port the run holds: the harness's model and correlation entry, the reference
+/// control plane's records of it, and its share of a goal state that lists the whole subnet.
+pub const BYTES_PER_PORT: u64 = 6_656;
 /// Memory per neighbor state held by an agent (a port as one other host knows it).
-pub const BYTES_PER_NEIGHBOR: u64 = 512;
+pub const BYTES_PER_NEIGHBOR: u64 = 256;
 /// Memory per goose user (its task, client and connection buffers).
 pub const BYTES_PER_USER: u64 = 256 * 1024;
 /// Descriptors per goose user: its one connection.
