@@ -7,11 +7,8 @@
 use std::fs::File;
 use std::io::Write;
 
-use reports::summary::{SloStatus, Summary, format_value};
+use reports::summary::{SloStatus, Summary};
 use reports::units;
-
-/// The check a step search adds to the run's: it found a knee.
-pub const KNEE_CHECK: &str = "step search found a knee";
 
 /// The original standard output.
 #[derive(Debug)]
@@ -201,19 +198,12 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
     } else {
         out.push("  checks".into());
         for r in &s.slo {
-            let key = r.check.split(['<', '>']).next().unwrap_or("").trim();
             let mark = match r.status {
                 SloStatus::Pass => "✓",
                 SloStatus::Fail | SloStatus::NoSamples => "✗",
                 SloStatus::NotEvaluated => "-",
             };
-            let actual = match (r.status, r.actual) {
-                (SloStatus::NotEvaluated, _) => "not evaluated".to_owned(),
-                (_, None) if r.check == KNEE_CHECK => "no stage held every check".to_owned(),
-                (_, None) => "no samples".to_owned(),
-                (_, Some(a)) if r.check == KNEE_CHECK => units::per_s(a),
-                (_, Some(a)) => format_value(key, a),
-            };
+            let actual = r.shown();
             out.push(format!("    {mark} {:<40} {actual}", r.check));
         }
     }

@@ -176,6 +176,15 @@ struct Inner {
     write_error: Option<String>,
 }
 
+impl Inner {
+    fn sample(&mut self, phase: usize, metric: &'static str, value: u64) {
+        if let Some(p) = self.phases.get_mut(phase) {
+            record_into(&mut p.metrics, metric, value);
+        }
+        record_into(&mut self.interval, metric, value);
+    }
+}
+
 /// Shared by the drivers and the correlator.
 pub struct Recorder {
     start: Instant,
@@ -296,8 +305,9 @@ impl Recorder {
     /// after the next phase began.
     pub fn sample_at(&self, at: Instant, metric: &'static str, value: u64) {
         let t = self.since_start(at);
-        let phase = self.lock().phases.iter().rposition(|p| p.started <= t).unwrap_or(0);
-        self.sample(phase, metric, value);
+        let mut g = self.lock();
+        let phase = g.phases.iter().rposition(|p| p.started <= t).unwrap_or(0);
+        g.sample(phase, metric, value);
     }
 
     /// Changes a phase's kind (a step stage found past the knee).
@@ -390,12 +400,7 @@ impl Recorder {
 
     /// A latency or size sample of `metric` for a request of `phase`.
     pub fn sample(&self, phase: usize, metric: &'static str, value: u64) {
-        let mut g = self.lock();
-        let Inner { phases, interval, .. } = &mut *g;
-        if let Some(p) = phases.get_mut(phase) {
-            record_into(&mut p.metrics, metric, value);
-        }
-        record_into(interval, metric, value);
+        self.lock().sample(phase, metric, value);
     }
 
     /// Created ports that never programmed / converged in time (`not_converged` counts every

@@ -373,11 +373,7 @@ async fn drive(
         }
     }
     let grace = Duration::from_secs(5);
-    // The sizes the topology is measured at: its setup ports, then each of `grow_to`.
-    let first = s.topology.ports.unwrap_or(0) + s.topology.ports_per_host.unwrap_or(0) * s.agents.count as u64;
-    let sizes: Vec<u64> = std::iter::once(first)
-        .chain(s.topology.grow_to.iter().copied())
-        .collect();
+    let sizes = s.topology_sizes();
     let growing = sizes.len() > 1;
     let mut built = 0u64;
     for (k, &size) in sizes.iter().enumerate() {
@@ -740,7 +736,7 @@ fn judge(s: &Scenario, summary: &Summary) -> Vec<SloResult> {
         results.insert(
             0,
             SloResult {
-                check: crate::console::KNEE_CHECK.into(),
+                check: reports::summary::KNEE_CHECK.into(),
                 actual: found,
                 threshold: 0.0,
                 op: ">".into(),

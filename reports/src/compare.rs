@@ -96,11 +96,9 @@ impl Delta {
         let Some(c) = self.change else {
             return "n/a".into();
         };
-        let (scale, unit) = match self.kind {
-            Kind::Rate => (100.0, " pp"),
-            _ => (100.0, " %"),
-        };
-        let pct = |x: f64| format!("{:+.1}", x * scale);
+        // Relative changes in percent, rates in percentage points.
+        let unit = if self.kind == Kind::Rate { " pp" } else { " %" };
+        let pct = |x: f64| format!("{:+.1}", x * 100.0);
         match self.ci {
             Some((lo, hi)) => format!(
                 "{}{unit} ({:.0} % CI {}…{}{unit})",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::charts::{self, Series};
 use crate::rundata::RunData;
-use crate::summary::{SloResult, SloStatus, Stats, Summary, format_value, metric};
+use crate::summary::{SloResult, Stats, Summary, format_value, metric};
 use crate::{Error, files};
 
 /// Stages shown first, in this order.
@@ -84,13 +84,8 @@ fn slo_table(out: &mut String, slo: &[SloResult]) {
     }
     out.push_str("<div class=\"scroll\"><table id=\"slo\"><tr><th>check</th><th>actual</th><th>threshold</th><th>margin</th><th>result</th></tr>");
     for r in slo {
-        let key = r.check.split(['<', '>']).next().unwrap_or("").trim();
-        let fmt = |v: f64| format_value(key, v);
-        let actual = match (r.status, r.actual) {
-            (SloStatus::NotEvaluated, _) => "not evaluated".to_owned(),
-            (_, None) => "no samples".to_owned(),
-            (_, Some(a)) => fmt(a),
-        };
+        let fmt = |v: f64| format_value(r.key(), v);
+        let actual = r.shown();
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td class=\"{}\">{}</td></tr>",

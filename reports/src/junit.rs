@@ -28,7 +28,7 @@ pub fn slo_cases(s: &Summary) -> Vec<Case> {
             name: r.check.clone(),
             classname: format!("alcor-scale.{}.slo", s.scenario.name),
             failure: (!r.pass).then(|| {
-                let key = r.check.split(['<', '>']).next().unwrap_or("").trim();
+                let key = r.key();
                 match (r.status, r.actual) {
                     (SloStatus::NotEvaluated, _) => format!(
                         "not evaluated: {}",

@@ -380,6 +380,29 @@ pub struct SloResult {
     pub margin: Option<f64>,
 }
 
+/// The check a run with a step search gets: the search found its knee (`actual` is the knee).
+pub const KNEE_CHECK: &str = "step search found a knee";
+
+impl SloResult {
+    /// The figure the check names (`port_programmed.p99`, `error_rate`, `knee` …).
+    pub fn key(&self) -> &str {
+        if self.check == KNEE_CHECK {
+            return "knee";
+        }
+        self.check.split(['<', '>']).next().unwrap_or("").trim()
+    }
+
+    /// The actual value as a person reads it, or why there is none.
+    pub fn shown(&self) -> String {
+        match (self.status, self.actual) {
+            (SloStatus::NotEvaluated, _) => "not evaluated".into(),
+            (_, None) if self.check == KNEE_CHECK => "no stage held every check".into(),
+            (_, None) => "no samples".into(),
+            (_, Some(a)) => format_value(self.key(), a),
+        }
+    }
+}
+
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -576,6 +599,33 @@ pub fn lookup(key: &str, metrics: &BTreeMap<String, Stats>, s: &Scalars) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_shows_its_value_in_its_unit_or_why_it_has_none() {
+        let r = |check: &str, actual: Option<f64>, status| SloResult {
+            check: check.into(),
+            actual,
+            threshold: 0.0,
+            op: "<".into(),
+            pass: status == SloStatus::Pass,
+            status,
+            margin: None,
+        };
+        let p99 = r("port_programmed.p99 < 5s", Some(26_800.0), SloStatus::Pass);
+        assert_eq!((p99.key(), p99.shown().as_str()), ("port_programmed.p99", "26.8 ms"));
+        assert_eq!(r("error_rate < 1%", Some(0.0005), SloStatus::Pass).shown(), "0.05 %");
+        assert_eq!(r("requests >= 1", None, SloStatus::NoSamples).shown(), "no samples");
+        assert_eq!(
+            r("api.p99 < 1s", None, SloStatus::NotEvaluated).shown(),
+            "not evaluated"
+        );
+        let knee = r(KNEE_CHECK, Some(3100.0), SloStatus::Pass);
+        assert_eq!((knee.key(), knee.shown().as_str()), ("knee", "3,100/s"));
+        assert_eq!(
+            r(KNEE_CHECK, None, SloStatus::Fail).shown(),
+            "no stage held every check"
+        );
+    }
 
     #[test]
     fn durations_are_latencies_and_sizes_are_not() {

@@ -53,18 +53,12 @@ pub async fn run(
     let mut missed = 0u64;
     let mut stage_start = phase_start;
     // Requests of stage `si` from its `k`-th on, and of every later stage.
-    let left = |si: usize, k: u64| {
-        stages[si..]
-            .iter()
-            .map(|s| (s.rate * s.duration.as_secs_f64()).round() as u64)
-            .sum::<u64>()
-            - k
-    };
+    let left = |si: usize, k: u64| stages[si..].iter().map(RateStage::requests).sum::<u64>() - k;
     'stages: for (si, stage) in stages.iter().enumerate() {
         let start = stage_start;
         stage_start += stage.duration;
         let interval = Duration::from_secs_f64(1.0 / stage.rate);
-        let total = (stage.rate * stage.duration.as_secs_f64()).round() as u64;
+        let total = stage.requests();
         // Requests queued beyond this wait in the scheduler, unplanned: see below. 10 ms of the
         // rate, so that a 1 ms tick (which can last 2) never leaves the workers short.
         let backlog = max_in_flight.max((stage.rate / 100.0) as usize).min(MAX_BACKLOG);

@@ -50,12 +50,7 @@ impl Capacity {
 
 /// Ports the run holds at most: setup's, plus every create its phases can issue.
 pub fn max_ports(s: &Scenario) -> u64 {
-    let setup = s
-        .topology
-        .grow_to
-        .last()
-        .copied()
-        .unwrap_or(s.topology.ports.unwrap_or(0) + s.topology.ports_per_host.unwrap_or(0) * s.agents.count as u64);
+    let setup = s.topology_sizes().last().copied().unwrap_or(0);
     // Measured phases run once per size.
     let rounds = 1 + s.topology.grow_to.len() as u64;
     let mut creates = 0u64;
@@ -68,11 +63,7 @@ pub fn max_ports(s: &Scenario) -> u64 {
         };
         let issued = match ph.model {
             ModelKind::Open => {
-                let by_time: f64 = ph
-                    .open_stages()
-                    .iter()
-                    .map(|st| st.rate * st.duration.as_secs_f64())
-                    .sum();
+                let by_time: f64 = ph.open_stages().iter().map(|st| st.requests() as f64).sum();
                 ph.requests.map_or(by_time, |r| by_time.min(r as f64))
             }
             ModelKind::Step => match (ph.start_rate, ph.step_rate, ph.max_rate, ph.step_duration) {

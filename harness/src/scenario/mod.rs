@@ -81,6 +81,16 @@ fn default_seed() -> u64 {
     1
 }
 
+impl Scenario {
+    /// The topology sizes the run measures at, in ports: what setup creates, then each of
+    /// `topology.grow_to`. Never empty; the last is the largest the topology reaches.
+    pub fn topology_sizes(&self) -> Vec<u64> {
+        let t = &self.topology;
+        let first = t.ports.unwrap_or(0) + t.ports_per_host.unwrap_or(0) * self.agents.count as u64;
+        std::iter::once(first).chain(t.grow_to.iter().copied()).collect()
+    }
+}
+
 /// Which control plane, or none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -320,6 +330,13 @@ pub struct RateStage {
     /// How long.
     #[serde(with = "humantime_serde")]
     pub duration: Duration,
+}
+
+impl RateStage {
+    /// Requests the stage issues on schedule.
+    pub fn requests(&self) -> u64 {
+        (self.rate * self.duration.as_secs_f64()).round() as u64
+    }
 }
 
 /// Operation weights.

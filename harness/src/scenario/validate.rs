@@ -133,11 +133,7 @@ pub fn validate(s: &Scenario) -> Problems {
         );
     }
     // The largest size the topology reaches.
-    let setup_ports = tp
-        .grow_to
-        .last()
-        .copied()
-        .unwrap_or(tp.ports.unwrap_or(0) + tp.ports_per_host.unwrap_or(0) * a.count as u64);
+    let setup_ports = s.topology_sizes().last().copied().unwrap_or(0);
     if (9..=28).contains(&tp.subnet_prefix) && subnets > 0 {
         let capacity = (1u64 << (32 - tp.subnet_prefix)) - 3;
         if setup_ports.div_ceil(subnets) > capacity {
