@@ -92,14 +92,29 @@ impl Delta {
     }
 
     /// The change with its interval: `+17.8 % (95 % CI +9…+26 %)`, or in points for rates.
+    /// Shown as the candidate's change against the baseline, whichever way is worse: a
+    /// throughput that fell reads as a minus, though `change` counts it as worse.
     pub fn fmt_change(&self, confidence: f64) -> String {
         let Some(c) = self.change else {
             return "n/a".into();
         };
+        // `change` of throughput is base / cand - 1; shown, cand / base - 1, which runs the
+        // other way, so the interval's ends swap.
+        let shown = |w: f64| {
+            if self.kind == Kind::Throughput {
+                1.0 / (1.0 + w) - 1.0
+            } else {
+                w
+            }
+        };
+        let (c, ci) = match (self.kind, self.ci) {
+            (Kind::Throughput, Some((lo, hi))) => (shown(c), Some((shown(hi), shown(lo)))),
+            (_, ci) => (shown(c), ci),
+        };
         // Relative changes in percent, rates in percentage points.
         let unit = if self.kind == Kind::Rate { " pp" } else { " %" };
         let pct = |x: f64| format!("{:+.1}", x * 100.0);
-        match self.ci {
+        match ci {
             Some((lo, hi)) => format!(
                 "{}{unit} ({:.0} % CI {}…{}{unit})",
                 pct(c),

@@ -187,6 +187,14 @@ fn compare_flags_a_50_percent_slower_candidate_at_10_not_at_80_and_identical_run
     );
     let thr = at10.deltas.iter().find(|d| d.key == "throughput").unwrap();
     assert!(thr.regressed, "lower throughput is worse: {thr:?}");
+    // It reads as the drop it is: 1.5 times slower is a third less throughput.
+    let shown = thr.fmt_change(0.95);
+    assert!(shown.starts_with("-33."), "{shown}");
+    let ci = &shown[shown.find("CI ").unwrap() + 3..];
+    assert!(
+        ci.starts_with('-') && ci.contains("…-"),
+        "the interval is of the drop too: {shown}"
+    );
     assert!(!Comparison::new(&b, &c, gate(0.8), false).unwrap().regressed());
     // An absolute floor above every change: nothing is a regression in latency.
     let floored = Comparison::new(
