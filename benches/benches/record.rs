@@ -26,11 +26,12 @@ fn event(port: &str, neighbors: &[String]) -> AgentEvent {
         },
         ops: Default::default(),
         outcomes: Default::default(),
-        port_ids: vec![port.to_owned()],
-        neighbor_ids: neighbors.to_vec(),
+        port_ids: [port].into_iter().collect(),
+        neighbor_ids: neighbors.iter().collect(),
         skipped_local_neighbors: 0,
         decode_us: 10,
         apply_us: 10,
+        cpu_us: 20,
         simulated_us: 0,
         total_us: 20,
         error: None,
@@ -71,7 +72,7 @@ fn bench(c: &mut Criterion) {
             for ip in &neighbors {
                 let mut e = event("x", std::slice::from_ref(&id));
                 e.host_ip = *ip;
-                e.port_ids.clear();
+                e.port_ids = Default::default();
                 corr.on_event(&e);
             }
         })

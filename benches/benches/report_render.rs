@@ -73,6 +73,7 @@ fn synthesize(dir: &Path) {
             processing_us: 20 + neighbors * 3 / 4 + rng.next() % 500,
             decode_us: neighbors / 4,
             apply_us: neighbors / 2,
+            cpu_us: Some(neighbors * 3 / 4),
         })
         .unwrap();
     }

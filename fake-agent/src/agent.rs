@@ -142,6 +142,19 @@ struct Decoded {
     applied: Applied,
     decode: Duration,
     apply: Duration,
+    /// CPU time of the thread over decode + apply.
+    cpu: Duration,
+}
+
+/// What processing a message took, for its event.
+#[derive(Default)]
+struct Processed {
+    applied: Applied,
+    decode: Duration,
+    apply: Duration,
+    cpu: Duration,
+    simulated: Duration,
+    total: Duration,
 }
 
 impl Agent {
@@ -250,7 +263,14 @@ impl Agent {
             rpc,
             arrived,
             bytes,
-            Some((applied, done.decode, done.apply, cost.total, total)),
+            Some(Processed {
+                applied,
+                decode: done.decode,
+                apply: done.apply,
+                cpu: done.cpu,
+                simulated: cost.total,
+                total,
+            }),
             None,
         );
         Ok(reply)
@@ -258,6 +278,7 @@ impl Agent {
 
     fn decode_apply(&self, rpc: Rpc, raw: Bytes, collect_ids: bool) -> Result<Decoded, prost::DecodeError> {
         let started = Instant::now();
+        let cpu_started = crate::clock::thread_cpu();
         let opts = ApplyOptions {
             mode: self.config.mode,
             local_ip: Some(self.ip()),
@@ -275,25 +296,27 @@ impl Agent {
                 (apply_v1(&mut self.state(), msg, opts), decoded_at)
             }
         };
+        let apply = decoded_at.elapsed();
         Ok(Decoded {
             applied,
             decode: decoded_at - started,
-            apply: decoded_at.elapsed(),
+            apply,
+            cpu: crate::clock::thread_cpu().saturating_sub(cpu_started),
         })
     }
 
-    fn publish(
-        &self,
-        rpc: Rpc,
-        arrived: Instant,
-        bytes: u64,
-        done: Option<(Applied, Duration, Duration, Duration, Duration)>,
-        error: Option<String>,
-    ) {
+    fn publish(&self, rpc: Rpc, arrived: Instant, bytes: u64, done: Option<Processed>, error: Option<String>) {
         if !self.shared.bus.is_active() {
             return;
         }
-        let (applied, decode, apply, simulated, total) = done.unwrap_or_default();
+        let Processed {
+            applied,
+            decode,
+            apply,
+            cpu,
+            simulated,
+            total,
+        } = done.unwrap_or_default();
         self.shared.bus.publish(AgentEvent {
             agent: self.index,
             host_ip: self.ip(),
@@ -309,6 +332,7 @@ impl Agent {
             skipped_local_neighbors: applied.skipped_local_neighbors,
             decode_us: micros(decode) as u64,
             apply_us: micros(apply) as u64,
+            cpu_us: micros(cpu) as u64,
             simulated_us: micros(simulated) as u64,
             total_us: micros(total) as u64,
             error,

@@ -8,12 +8,13 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use alcor_schema::{
-    DhcpState, GatewayState, GoalState, GoalStateV2, NeighborState, OperationStatus, OperationType, PortState,
-    ResourceType, RouterState, SecurityGroupState, SubnetState, UpdateType, VpcState,
+    DhcpState, GatewayState, GoalState, GoalStateV2, NeighborState, NeighborType, OperationStatus, OperationType,
+    PortState, ResourceType, RouterState, SecurityGroupState, SubnetState, UpdateType, VpcState,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::cost::Work;
+use crate::ids::IdList;
 use crate::state::{HostState, neighbor_kind};
 use crate::validate::{self, MessageSubnets, parse_ipv4};
 use crate::wire::{DecodedV2, GoalStateV2View};
@@ -195,9 +196,9 @@ pub struct Applied {
     /// Outcomes of ports, neighbors, DHCP and routers.
     pub outcomes: StatusCounts,
     /// Ids of the port states (when collected).
-    pub port_ids: Vec<String>,
+    pub port_ids: IdList,
     /// Port ids of the neighbor states (when collected).
-    pub neighbor_ids: Vec<String>,
+    pub neighbor_ids: IdList,
     /// Neighbors skipped because they live on this host.
     pub skipped_local_neighbors: u64,
     /// The first rejection, for logs: (resource id, reason).
@@ -238,10 +239,11 @@ pub fn apply_decoded_v2(state: &mut HostState, msg: DecodedV2, opts: ApplyOption
     let DecodedV2 { view, neighbors } = msg;
     let subnets = view.subnet_states;
     let mut a = Applier::new(state, opts, false);
-    a.out
-        .neighbor_ids
-        .reserve(if opts.collect_ids { neighbors.len() } else { 0 });
-    a.state.l2.reserve(neighbors.len());
+    if opts.collect_ids {
+        // Room for UUID-length ids, the usual kind.
+        a.out.neighbor_ids = IdList::with_capacity(neighbors.len(), 36);
+    }
+    a.state.reserve_neighbors(NeighborType::L2, neighbors.len());
     view.router_states.into_values().for_each(|s| a.router(s));
     view.port_states.into_values().for_each(|s| a.port(s, &subnets));
     neighbors.into_iter().for_each(|s| a.neighbor(s, &subnets));
@@ -361,7 +363,7 @@ impl<'a> Applier<'a> {
         let cfg = s.configuration.unwrap_or_default();
         let id = cfg.id.clone();
         if self.opts.collect_ids {
-            self.out.port_ids.push(id.clone());
+            self.out.port_ids.push(&id);
         }
         let mut charge = Charge::None;
         let status = match op {
@@ -408,7 +410,7 @@ impl<'a> Applier<'a> {
         self.out.counts.neighbor += 1;
         let cfg = s.configuration.unwrap_or_default();
         if self.opts.collect_ids {
-            self.out.neighbor_ids.push(cfg.id.clone());
+            self.out.neighbor_ids.push(&cfg.id);
         }
         let report_id = if self.report_neighbors {
             cfg.id.clone()

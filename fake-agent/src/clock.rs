@@ -47,3 +47,11 @@ pub fn monotonic_ns() -> u64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// CPU time the calling thread has used so far. Beside a wall-clock span it tells work from
+/// waiting: on a shared machine a thread that is preempted mid-message keeps its wall clock
+/// running but not this one.
+pub fn thread_cpu() -> std::time::Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::apply::{OpCounts, ResourceCounts, StatusCounts};
 use crate::clock::Epoch;
+use crate::ids::IdList;
 
 /// Which RPC carried the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,15 +44,18 @@ pub struct AgentEvent {
     /// Outcomes of ports, neighbors, DHCP and routers.
     pub outcomes: StatusCounts,
     /// Ids of the port states carried.
-    pub port_ids: Vec<String>,
+    pub port_ids: IdList,
     /// Port ids of the neighbor states carried.
-    pub neighbor_ids: Vec<String>,
+    pub neighbor_ids: IdList,
     /// Neighbors skipped because they live on this host.
     pub skipped_local_neighbors: u64,
     /// Measured decode time, µs.
     pub decode_us: u64,
     /// Measured apply time, µs.
     pub apply_us: u64,
+    /// CPU time of the thread over decode + apply, µs. Below `decode_us + apply_us` when the
+    /// thread waited for a core meanwhile (the machine was busy), not when the work was slow.
+    pub cpu_us: u64,
     /// Simulated data-plane programming time, µs.
     pub simulated_us: u64,
     /// `message_total_operation_time` replied: decode + apply + simulated, µs.
@@ -84,6 +88,7 @@ impl AgentEvent {
             skipped_local_neighbors: self.skipped_local_neighbors,
             decode_us: self.decode_us,
             apply_us: self.apply_us,
+            cpu_us: self.cpu_us,
             simulated_us: self.simulated_us,
             total_us: self.total_us,
             error: self.error.as_deref(),
@@ -108,11 +113,12 @@ pub struct WireEvent<'a> {
     pub counts: &'a ResourceCounts,
     pub ops: &'a OpCounts,
     pub outcomes: &'a StatusCounts,
-    pub port_ids: &'a [String],
-    pub neighbor_ids: &'a [String],
+    pub port_ids: &'a IdList,
+    pub neighbor_ids: &'a IdList,
     pub skipped_local_neighbors: u64,
     pub decode_us: u64,
     pub apply_us: u64,
+    pub cpu_us: u64,
     pub simulated_us: u64,
     pub total_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -215,7 +215,26 @@ impl HostState {
             NeighborType::L2 => &mut self.l2,
             NeighborType::L3 => &mut self.l3,
         };
-        map.insert(cfg.id, neighbor);
+        // Look up before inserting: a port joining a subnet the host knows repeats every
+        // neighbor it holds, and a replacement in place keeps the key and frees no entry.
+        match map.get_mut(cfg.id.as_str()) {
+            Some(slot) => *slot = neighbor,
+            None => {
+                map.insert(cfg.id, neighbor);
+            }
+        }
+    }
+
+    /// Makes room for a message of `n` neighbors of one kind. A message that lists a whole
+    /// subnet mostly repeats what the host holds, so only the part beyond the current size is
+    /// reserved: reserving all `n` on top of a large map would rehash it (and fault in a table
+    /// twice the size) for entries that are already there.
+    pub(crate) fn reserve_neighbors(&mut self, kind: NeighborType, n: usize) {
+        let map = match kind {
+            NeighborType::L2 => &mut self.l2,
+            NeighborType::L3 => &mut self.l3,
+        };
+        map.reserve(n.saturating_sub(map.len()));
     }
 
     /// Removes a neighbor; true when it was there.
@@ -225,5 +244,40 @@ impl HostState {
             NeighborType::L3 => &mut self.l3,
         };
         map.remove(id).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alcor_schema::NeighborConfiguration;
+
+    fn neighbor(i: usize) -> NeighborConfiguration {
+        NeighborConfiguration {
+            id: format!("port-{i}"),
+            host_ip_address: "127.0.0.2".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_message_repeating_known_neighbors_does_not_grow_the_table() {
+        let mut state = HostState::default();
+        state.reserve_neighbors(NeighborType::L2, 10_000);
+        for i in 0..10_000 {
+            state.put_neighbor(NeighborType::L2, neighbor(i), None);
+        }
+        let capacity = state.l2.capacity();
+        // The same 10,000 and one new: room for what goes beyond the current size only.
+        state.reserve_neighbors(NeighborType::L2, 10_001);
+        for i in 0..10_001 {
+            state.put_neighbor(NeighborType::L2, neighbor(i), None);
+        }
+        assert_eq!(state.l2.len(), 10_001);
+        assert_eq!(state.l2.capacity(), capacity);
+        // A fresh host reserves the whole message.
+        let mut fresh = HostState::default();
+        fresh.reserve_neighbors(NeighborType::L2, 10_000);
+        assert!(fresh.l2.capacity() >= 10_000);
     }
 }

@@ -135,7 +135,7 @@ async fn port_with_1000_neighbors_is_applied_timed_and_deleted() {
     let e0 = events.recv().await.unwrap();
     assert_eq!((e0.agent, e0.host_ip, e0.rpc), (0, host0, Rpc::PushGoalStatesStream));
     assert_eq!(e0.bytes, bytes0);
-    assert_eq!(e0.port_ids, std::slice::from_ref(&ids.port));
+    assert_eq!(e0.port_ids.iter().collect::<Vec<_>>(), [ids.port.as_str()]);
     assert_eq!(e0.neighbor_ids.len(), 1001);
     assert_eq!((e0.counts.neighbor, e0.counts.port, e0.counts.sg_rule), (1001, 1, 2));
     assert_eq!(e0.skipped_local_neighbors, 1);
@@ -144,7 +144,7 @@ async fn port_with_1000_neighbors_is_applied_timed_and_deleted() {
     for i in 1..3 {
         let e = events.recv().await.unwrap();
         assert_eq!(e.agent, i);
-        assert_eq!(e.neighbor_ids, std::slice::from_ref(&ids.port));
+        assert_eq!(e.neighbor_ids.iter().collect::<Vec<_>>(), [ids.port.as_str()]);
     }
 
     // Delete the port everywhere.

@@ -172,6 +172,7 @@ impl Correlator {
                 processing_us: ev.total_us,
                 decode_us: ev.decode_us,
                 apply_us: ev.apply_us,
+                cpu_us: Some(ev.cpu_us),
             },
             ev.error.is_some(),
         );
@@ -186,28 +187,28 @@ impl Correlator {
                 return;
             }
             for id in &ev.port_ids {
-                if let Some(p) = pending.get_mut(id.as_str())
+                if let Some(p) = pending.get_mut(id)
                     && p.own == ev.host_ip
                     && p.programmed.is_none()
                 {
                     p.programmed = Some(ev.completed);
                     p.last = p.last.max(Some(ev.completed));
                     if p.done() {
-                        finished.push(id.clone());
+                        finished.push(id);
                     }
                 }
             }
             for id in &ev.neighbor_ids {
-                if let Some(p) = pending.get_mut(id.as_str())
+                if let Some(p) = pending.get_mut(id)
                     && p.remaining.remove(&ev.host_ip)
                 {
                     p.last = p.last.max(Some(ev.completed));
                     if p.done() {
-                        finished.push(id.clone());
+                        finished.push(id);
                     }
                 }
             }
-            let done: Vec<Pending> = finished.iter().filter_map(|id| pending.remove(id.as_str())).collect();
+            let done: Vec<Pending> = finished.iter().filter_map(|id| pending.remove(*id)).collect();
             drop(state);
             for p in done {
                 self.succeed(p);
@@ -351,11 +352,12 @@ mod tests {
             },
             ops: Default::default(),
             outcomes: Default::default(),
-            port_ids: ports.iter().map(|s| s.to_string()).collect(),
-            neighbor_ids: neighbors.iter().map(|s| s.to_string()).collect(),
+            port_ids: ports.iter().collect(),
+            neighbor_ids: neighbors.iter().collect(),
             skipped_local_neighbors: 0,
             decode_us: 1,
             apply_us: 1,
+            cpu_us: 2,
             simulated_us: 0,
             total_us: 2,
             error: None,

@@ -28,10 +28,16 @@ pub struct AgentSample {
     pub decode_us: u64,
     /// Of which applying to host state, µs.
     pub apply_us: u64,
+    /// The agent thread's CPU time over decode + apply, µs: below `decode_us + apply_us` by the
+    /// time the thread waited for a core. `None` in run folders written before it was recorded.
+    pub cpu_us: Option<u64>,
 }
 
 /// Header of `agent-samples.csv`.
-pub const AGENT_SAMPLES_HEADER: &str = "t_s,host,bytes,neighbors,ports,processing_us,decode_us,apply_us";
+pub const AGENT_SAMPLES_HEADER: &str = "t_s,host,bytes,neighbors,ports,processing_us,decode_us,apply_us,cpu_us";
+
+/// The header before `cpu_us` was added; such files are still read.
+const AGENT_SAMPLES_HEADER_V1: &str = "t_s,host,bytes,neighbors,ports,processing_us,decode_us,apply_us";
 
 /// Per-host totals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +77,16 @@ impl SampleWriter {
     pub fn write(&mut self, s: &AgentSample) -> Result<(), Error> {
         writeln!(
             self.out,
-            "{:.6},{},{},{},{},{},{},{}",
-            s.t_s, s.host, s.bytes, s.neighbors, s.ports, s.processing_us, s.decode_us, s.apply_us
+            "{:.6},{},{},{},{},{},{},{},{}",
+            s.t_s,
+            s.host,
+            s.bytes,
+            s.neighbors,
+            s.ports,
+            s.processing_us,
+            s.decode_us,
+            s.apply_us,
+            s.cpu_us.map(|c| c.to_string()).unwrap_or_default()
         )
         .map_err(|e| Error::io(&self.path, e))
     }
@@ -96,16 +110,24 @@ pub fn write_hosts(path: &Path, rows: &[HostRow]) -> Result<(), Error> {
     go().map_err(|e| Error::io(path, e))
 }
 
-/// Splits a CSV file into rows of fields after checking its header; errors name the line.
-fn read_rows(path: &Path, header: &str, width: usize) -> Result<Vec<(usize, Vec<String>)>, Error> {
+/// A CSV file's rows: (line number, fields).
+type Rows = Vec<(usize, Vec<String>)>;
+
+/// Splits a CSV file into rows of fields after checking its header against the accepted ones
+/// (newest first); returns the index of the header found. Errors name the line.
+fn read_rows(path: &Path, headers: &[&str]) -> Result<(usize, Rows), Error> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut rows = Vec::new();
+    let mut version = 0;
+    let mut width = 0;
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| Error::io(path, e))?;
         if i == 0 {
-            if line.trim() != header {
-                return Err(Error::format(path, format!("line 1: expected header `{header}`")));
-            }
+            version = headers
+                .iter()
+                .position(|h| line.trim() == *h)
+                .ok_or_else(|| Error::format(path, format!("line 1: expected header `{}`", headers[0])))?;
+            width = headers[version].split(',').count();
             continue;
         }
         if line.trim().is_empty() {
@@ -120,7 +142,7 @@ fn read_rows(path: &Path, header: &str, width: usize) -> Result<Vec<(usize, Vec<
         }
         rows.push((i + 1, fields));
     }
-    Ok(rows)
+    Ok((version, rows))
 }
 
 fn field<T: std::str::FromStr>(path: &Path, line: usize, name: &str, v: &str) -> Result<T, Error> {
@@ -135,8 +157,8 @@ fn host(path: &Path, line: usize, v: &str) -> Result<Ipv4Addr, Error> {
 
 /// Reads `agent-samples.csv`.
 pub fn read_agent_samples(path: &Path) -> Result<Vec<AgentSample>, Error> {
-    read_rows(path, AGENT_SAMPLES_HEADER, 8)?
-        .into_iter()
+    let (version, rows) = read_rows(path, &[AGENT_SAMPLES_HEADER, AGENT_SAMPLES_HEADER_V1])?;
+    rows.into_iter()
         .map(|(n, f)| {
             Ok(AgentSample {
                 t_s: field(path, n, "t_s", &f[0])?,
@@ -147,6 +169,10 @@ pub fn read_agent_samples(path: &Path) -> Result<Vec<AgentSample>, Error> {
                 processing_us: field(path, n, "processing_us", &f[5])?,
                 decode_us: field(path, n, "decode_us", &f[6])?,
                 apply_us: field(path, n, "apply_us", &f[7])?,
+                cpu_us: match f.get(8).filter(|_| version == 0) {
+                    Some(v) if !v.is_empty() => Some(field(path, n, "cpu_us", v)?),
+                    _ => None,
+                },
             })
         })
         .collect()
@@ -154,7 +180,8 @@ pub fn read_agent_samples(path: &Path) -> Result<Vec<AgentSample>, Error> {
 
 /// Reads `hosts.csv`.
 pub fn read_hosts(path: &Path) -> Result<Vec<HostRow>, Error> {
-    read_rows(path, HOSTS_HEADER, 4)?
+    read_rows(path, &[HOSTS_HEADER])?
+        .1
         .into_iter()
         .map(|(n, f)| {
             Ok(HostRow {
@@ -185,6 +212,7 @@ mod tests {
             processing_us: 120,
             decode_us: 20,
             apply_us: 30,
+            cpu_us: Some(45),
         };
         let mut w = SampleWriter::create(&p).unwrap();
         w.write(&s).unwrap();
@@ -206,6 +234,13 @@ mod tests {
             e.contains("h.csv") && e.contains("line 2") && e.contains("bytes"),
             "{e}"
         );
+        // A folder written before `cpu_us` existed still reads, without it.
+        std::fs::write(
+            &p,
+            format!("{AGENT_SAMPLES_HEADER_V1}\n1.5,127.1.0.2,1000,3,1,120,20,30\n"),
+        )
+        .unwrap();
+        assert_eq!(read_agent_samples(&p).unwrap(), vec![AgentSample { cpu_us: None, ..s }]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
