@@ -461,12 +461,31 @@ impl Dpm {
     }
 
     /// Changes the fan-out mode for the computations that follow. From `incremental` to
-    /// `alcor`, hosts keep what they were sent; back to `incremental`, the record of what each
-    /// host holds is stale, so it is dropped and every host is sent its neighbors once more.
+    /// `alcor`, hosts keep what they were sent. Back to `incremental`, the record of what each
+    /// host holds is rebuilt from what both modes guarantee: a host with a bound port in a
+    /// subnet has been sent every other bound port of that subnet as an L2 neighbor. (L3
+    /// neighbors, through routers and remote groups, are not rebuilt: they are sent once more.)
+    /// Without the rebuild, the first create after the switch sent every host its whole subnet.
     pub fn set_mode(&mut self, mode: FanoutMode) {
         if mode == FanoutMode::Incremental && self.mode != mode {
             self.known.clear();
             self.synced.clear();
+            for (subnet, hosts) in &self.subnet_hosts {
+                let Some(members) = self.subnet_ports.get(subnet) else {
+                    continue;
+                };
+                for &host in hosts.keys() {
+                    let known = self.known.entry(host).or_default();
+                    for m in members {
+                        if let Some(e) = self.entries.get(m)
+                            && e.host != host
+                        {
+                            known.insert((NeighborType::L2, e.key));
+                        }
+                    }
+                    self.synced.insert((host, subnet.clone()));
+                }
+            }
         }
         self.mode = mode;
     }

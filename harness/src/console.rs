@@ -84,7 +84,12 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         }
     ));
     // Each measured phase: what it asked for beside what it got.
-    for p in s.phases.iter().filter(|p| p.kind == "load" || p.kind == "overload") {
+    let contrast = s.phases.iter().any(|p| p.kind == "contrast");
+    for p in s
+        .phases
+        .iter()
+        .filter(|p| matches!(p.kind.as_str(), "load" | "overload" | "contrast"))
+    {
         let asked = match p.offered_rps {
             Some(o) => format!("offered {:>8}", units::per_s(o)),
             None => format!("{:<16}", p.model.split(':').next().unwrap_or("")),
@@ -99,7 +104,31 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             } else {
                 String::new()
             },
-            if p.kind == "overload" { " (past the knee)" } else { "" }
+            match p.kind.as_str() {
+                "overload" => " (past the knee)".to_owned(),
+                // Beside a contrast, each phase's convergence tells the two apart at a glance.
+                kind if contrast => {
+                    let converged = p
+                        .metrics
+                        .get(reports::summary::metric::NEIGHBOR_CONVERGED)
+                        .filter(|x| x.count > 0)
+                        .map(|x| {
+                            format!(
+                                ", converged p50 {} p99 {}",
+                                units::duration_us(x.p50 as f64),
+                                units::duration_us(x.p99 as f64)
+                            )
+                        })
+                        .unwrap_or_default();
+                    let note = if kind == "contrast" {
+                        " (contrast, not judged)"
+                    } else {
+                        ""
+                    };
+                    format!("{converged}{note}")
+                }
+                _ => String::new(),
+            }
         ));
     }
     // Each kind as a share of what it could have happened to: unsent of the requests due,

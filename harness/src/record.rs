@@ -29,16 +29,20 @@ pub enum PhaseKind {
     /// A step-search stage past the knee: it broke a check by design; shown, not in the
     /// headline figures.
     Overload,
+    /// Measured for contrast (`contrast = true`): shown beside the load phases, not in the
+    /// headline figures, not judged.
+    Contrast,
 }
 
 impl PhaseKind {
-    /// `setup`, `load`, `teardown`.
+    /// `setup`, `load`, `teardown`, `overload`, `contrast`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Setup => "setup",
             Self::Load => "load",
             Self::Teardown => "teardown",
             Self::Overload => "overload",
+            Self::Contrast => "contrast",
         }
     }
 }

@@ -445,11 +445,23 @@ async fn drive(
                 if repeats > 1 {
                     spec.name = format!("{}#{r}", spec.name);
                 }
-                run_phase(
+                // A phase in another fan-out starts and ends on a quiet system, so that no
+                // message of one mode is timed in the other.
+                let switch = spec.fanout.filter(|m| *m != s.target.fanout && running.cp.is_some());
+                if let (Some(mode), Some(cp)) = (switch, &running.cp) {
+                    corr.settle(s.measure.correlation_timeout, stop).await;
+                    cp.set_fanout(mode);
+                }
+                let kind = if spec.contrast {
+                    PhaseKind::Contrast
+                } else {
+                    PhaseKind::Load
+                };
+                let ran = run_phase(
                     &ctx,
                     s,
                     &spec,
-                    PhaseKind::Load,
+                    kind,
                     Work::Mix(spec.mix),
                     dir,
                     &base_url,
@@ -457,7 +469,12 @@ async fn drive(
                     running,
                     Some(r),
                 )
-                .await?;
+                .await;
+                if let (Some(_), Some(cp)) = (switch, &running.cp) {
+                    corr.settle(s.measure.correlation_timeout, stop).await;
+                    cp.set_fanout(s.target.fanout);
+                }
+                ran?;
                 if growing {
                     rec.set_topology_ports(size);
                 }

@@ -161,6 +161,69 @@ fn growth_table(out: &mut String, s: &Summary) {
     out.push_str("</table></div>");
 }
 
+/// For a run with contrast phases (`contrast = true`): every measured phase side by side, the
+/// ones the scenario is about (`load`, judged) and the ones measured for contrast (another
+/// fan-out, say), on the figures that tell them apart.
+fn side_by_side_table(out: &mut String, s: &Summary) {
+    if !s.phases.iter().any(|p| p.kind == "contrast") {
+        return;
+    }
+    let rows: Vec<_> = s
+        .phases
+        .iter()
+        .filter(|p| p.kind == "load" || p.kind == "contrast")
+        .collect();
+    out.push_str("<h2>Side by side</h2><p class=\"note\">The phases the scenario is about (<code>load</code>: in the headline figures, judged by the SLO) beside the ones measured for contrast (<code>contrast</code>: neither). Latencies p50 / p99; goal-state messages per request counts every message an agent received during the phase.</p>");
+    out.push_str("<div class=\"scroll\"><table id=\"side-by-side\"><tr><th>phase</th><th>kind</th><th>model</th><th>achieved</th><th>errors</th><th>api</th><th>port_programmed</th><th>neighbor_converged</th><th>messages per request</th><th>largest goal state</th><th>push</th></tr>");
+    for p in rows {
+        let st = |m: &str| p.metrics.get(m).filter(|x| x.count > 0);
+        let pair = |m: &str| {
+            st(m)
+                .map(|x| {
+                    format!(
+                        "{} / {}",
+                        crate::units::duration_us(x.p50 as f64),
+                        crate::units::duration_us(x.p99 as f64)
+                    )
+                })
+                .unwrap_or_else(|| "-".into())
+        };
+        let per_request = st(metric::AGENT_PROCESSING)
+            .filter(|_| p.requests > 0)
+            .map(|x| format!("{:.0}", x.count as f64 / p.requests as f64))
+            .unwrap_or_else(|| "-".into());
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&p.name),
+            escape(&p.kind),
+            escape(&p.model),
+            crate::units::per_s(p.throughput_rps),
+            if p.requests > 0 {
+                crate::units::percent(p.errors as f64 / p.requests as f64)
+            } else {
+                "-".into()
+            },
+            pair(metric::API),
+            pair(metric::PORT_PROGRAMMED),
+            pair(metric::NEIGHBOR_CONVERGED),
+            per_request,
+            st(metric::GOAL_STATE_NEIGHBORS)
+                .map(|x| {
+                    let n = crate::units::thousands(x.max as i64);
+                    if x.max == 1 {
+                        format!("{n} neighbor")
+                    } else {
+                        format!("{n} neighbors")
+                    }
+                })
+                .unwrap_or_else(|| "-".into()),
+            pair(metric::CP_PUSH),
+        );
+    }
+    out.push_str("</table></div>");
+}
+
 fn figure(out: &mut String, id: &str, svg: &str, note: &str) {
     let _ = write!(out, "<figure id=\"{id}\">{svg}");
     if !note.is_empty() {
@@ -228,6 +291,7 @@ pub fn page(run: &RunData) -> String {
 
     out.push_str("<h2>Summary per stage (measured phases)</h2>");
     metric_table(&mut out, s, "stages", &s.metrics);
+    side_by_side_table(&mut out, s);
     out.push_str("<h2>SLO</h2>");
     slo_table(&mut out, &s.slo);
 
@@ -264,7 +328,7 @@ pub fn page(run: &RunData) -> String {
         &mut out,
         "chart-throughput",
         &charts::time_lines("Throughput over time", "per second", &thr, &s.phases),
-        "Shaded: phases (grey: setup and teardown).",
+        "Shaded: phases (grey: not in the headline figures: setup, teardown, contrast, past the knee).",
     );
 
     out.push_str("<h2>Latency over time</h2>");

@@ -302,3 +302,28 @@ fn bad_run_folders_name_the_file() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&dir2).unwrap();
 }
+
+#[test]
+fn contrast_phases_are_shown_side_by_side_with_the_judged_ones() {
+    let dir = copy("smoke", "contrast");
+    let html = std::fs::read_to_string(reports::render(&dir).unwrap()).unwrap();
+    assert!(!html.contains("id=\"side-by-side\""), "no contrast, no table");
+    // The same run with its measured phase marked a contrast, beside a copy judged as load.
+    let path = dir.join("summary.json");
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let phases = s["phases"].as_array_mut().unwrap();
+    let load = phases.iter().position(|p| p["kind"] == "load").unwrap();
+    let mut contrast = phases[load].clone();
+    contrast["kind"] = "contrast".into();
+    contrast["name"] = "other-mode".into();
+    phases.push(contrast);
+    std::fs::write(&path, serde_json::to_string(&s).unwrap()).unwrap();
+    let html = std::fs::read_to_string(reports::render(&dir).unwrap()).unwrap();
+    let judged = row(&html, "side-by-side", s["phases"][load]["name"].as_str().unwrap()).expect("load row");
+    let other = row(&html, "side-by-side", "other-mode").expect("contrast row");
+    assert_eq!((judged[1].as_str(), other[1].as_str()), ("load", "contrast"));
+    // Same figures, since it is the same phase: p50 / p99 of neighbor_converged.
+    assert_eq!(judged[7], other[7]);
+    assert!(judged[7].contains(" / "), "{}", judged[7]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -304,3 +304,37 @@ fn bulks_across_routed_subnets_groups_and_two_subnet_ports_are_exact() {
     });
     check(&ps, &[0..100, 100..101, 101..350, 350..400]);
 }
+
+#[test]
+fn switching_to_incremental_sends_only_what_hosts_lack() {
+    // 40 ports bound in Alcor's fan-out (4 per host), then one more after the switch; no
+    // groups, so that every neighbor is L2.
+    let mut all = ports(41, |_| vec!["c"]);
+    all.iter_mut().for_each(|p| p.groups.clear());
+    let mut store = store();
+    for (n, p) in all.iter().enumerate() {
+        add(&mut store, p, n);
+    }
+    let mut dpm = Dpm::new(FanoutMode::Alcor);
+    let ids: Vec<String> = all[..40].iter().map(|p| p.id.clone()).collect();
+    dpm.bind(&store, &ids);
+    dpm.set_mode(FanoutMode::Incremental);
+    let last = &all[40];
+    let messages = dpm.bind(&store, std::slice::from_ref(&last.id));
+    let key = neighbor_key(NeighborType::L2, &last.id);
+    for m in &messages {
+        let keys: Vec<String> = Records::decode(m.bytes.clone())
+            .unwrap()
+            .neighbors
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        if m.host == ip(last.host) {
+            // Its host already holds the subnet: the port alone, no neighbors.
+            assert!(keys.is_empty(), "own host got {} neighbors", keys.len());
+        } else {
+            assert_eq!(keys, std::slice::from_ref(&key), "host {}", m.host);
+        }
+    }
+    assert_eq!(messages.len(), HOSTS as usize);
+}

@@ -399,6 +399,12 @@ pub struct PhaseSpec {
     /// Open and step: requests in flight at most; beyond it requests wait (and their latency,
     /// measured from the intended time, shows the wait).
     pub max_in_flight: usize,
+    /// The embedded control plane's fan-out for this phase (default: `target.fanout`).
+    pub fanout: Option<FanoutMode>,
+    /// Measured for contrast, beside the phases the scenario is about: shown in the report's
+    /// side-by-side table and on the console, but neither in the headline figures nor judged
+    /// by the SLO.
+    pub contrast: bool,
 }
 
 impl Default for PhaseSpec {
@@ -419,6 +425,8 @@ impl Default for PhaseSpec {
             step_duration: None,
             checks: Vec::new(),
             max_in_flight: 10_000,
+            fanout: None,
+            contrast: false,
         }
     }
 }
@@ -442,6 +450,14 @@ impl PhaseSpec {
 
     /// A one-line description of the model with its parameters.
     pub fn describe(&self) -> String {
+        let model = self.describe_model();
+        match self.fanout {
+            Some(f) => format!("{model}, fan-out {f}"),
+            None => model,
+        }
+    }
+
+    fn describe_model(&self) -> String {
         match self.model {
             ModelKind::Open => {
                 let stages: Vec<String> = self

@@ -216,6 +216,21 @@ pub fn validate(s: &Scenario) -> Problems {
             ));
         }
         validate_phase(&f, ph, Role::Load, &s.slo, slo_ok, &mut p);
+        if ph.fanout.is_some() && t.kind != TargetKind::Embedded {
+            p.push((
+                format!("{f}.fanout"),
+                format!(
+                    "only the embedded control plane can change its fan-out, not \"{}\"",
+                    t.kind
+                ),
+            ));
+        }
+    }
+    if !s.phases.is_empty() && s.phases.iter().all(|ph| ph.contrast) {
+        p.push((
+            "phases".into(),
+            "every phase is a contrast: at least one must be what the scenario is about (contrast = false)".into(),
+        ));
     }
     if let Some(td) = &s.teardown {
         validate_phase("teardown", td, Role::Teardown, &s.slo, slo_ok, &mut p);
@@ -254,6 +269,23 @@ fn validate_checks(field: &str, checks: &[String], p: &mut Problems) -> bool {
 
 fn validate_phase(f: &str, ph: &PhaseSpec, role: Role, slo: &[String], slo_ok: bool, p: &mut Problems) {
     let mut bad = |field: &str, m: String| p.push((format!("{f}.{field}"), m));
+    if ph.contrast && ph.model == ModelKind::Step {
+        bad(
+            "contrast",
+            "a step search finds its own knee; run it as a scenario of its own".into(),
+        );
+    }
+    if role != Role::Load {
+        if ph.contrast {
+            bad("contrast", "only a measured phase can be a contrast".into());
+        }
+        if ph.fanout.is_some() {
+            bad(
+                "fanout",
+                "set target.setup_fanout for setup; teardown uses target.fanout".into(),
+            );
+        }
+    }
     if role != Role::Load && ph.mix != super::Mix::default() {
         bad(
             "mix",
@@ -355,4 +387,43 @@ fn validate_phase(f: &str, ph: &PhaseSpec, role: Role, slo: &[String], slo_ok: b
         bad("duration", "must be more than 0".into());
     }
     validate_checks(&format!("{f}.checks"), &ph.checks, p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Source;
+
+    fn problems(text: &str) -> Problems {
+        let src = Source::parse("t.toml".into(), text.into()).unwrap();
+        validate(&src.deserialize().unwrap())
+    }
+
+    const OPEN: &str = "model='open'\nrate=5\nduration='2s'\n";
+
+    #[test]
+    fn contrast_phases_need_a_judged_phase_and_fanout_needs_the_embedded_target() {
+        let fine = problems(&format!(
+            "name='x'\n[[phases]]\n{OPEN}[[phases]]\n{OPEN}fanout='incremental'\ncontrast=true\n"
+        ));
+        assert!(fine.is_empty(), "{fine:?}");
+        let alone = problems(&format!("name='x'\n[[phases]]\n{OPEN}contrast=true\n"));
+        assert!(
+            alone
+                .iter()
+                .any(|(f, m)| f == "phases" && m.contains("contrast = false")),
+            "{alone:?}"
+        );
+        let remote = problems(&format!(
+            "name='x'\n[target]\nkind='alcor'\nurl='http://127.0.0.1:1'\n[[phases]]\n{OPEN}fanout='incremental'\n"
+        ));
+        assert!(
+            remote
+                .iter()
+                .any(|(f, m)| f == "phases[0].fanout" && m.contains("embedded")),
+            "{remote:?}"
+        );
+        let setup = problems(&format!("name='x'\n[setup]\ncontrast=true\n[[phases]]\n{OPEN}"));
+        assert!(setup.iter().any(|(f, _)| f == "setup.contrast"), "{setup:?}");
+    }
 }
