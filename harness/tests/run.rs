@@ -153,6 +153,7 @@ fn every_bundled_scenario_validates() {
         "sg-remote-group",
         "knee-search",
         "alcor-rally-ports",
+        "closed-vs-open",
     ] {
         assert!(listed.contains(name), "{name} not listed:\n{listed}");
         assert!(!listed.contains("(invalid"), "{listed}");
