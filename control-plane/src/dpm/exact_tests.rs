@@ -36,6 +36,16 @@ struct Entry {
     key: String,
 }
 
+/// The neighbor keys of a message, in wire order, repeats kept.
+fn keys(m: &HostMessage) -> Vec<String> {
+    Records::decode(m.bytes.clone())
+        .unwrap()
+        .neighbors
+        .into_iter()
+        .map(|e| e.key)
+        .collect()
+}
+
 fn ip(h: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 1)) + h)
 }
@@ -226,12 +236,7 @@ fn check(ports: &[P], batches: &[std::ops::Range<usize>]) {
         let want = expected(&ports[..r.end], &ports[r.clone()]);
         let mut got: BTreeMap<Ipv4Addr, BTreeSet<String>> = BTreeMap::new();
         for m in &messages {
-            let keys: Vec<String> = Records::decode(m.bytes.clone())
-                .unwrap()
-                .neighbors
-                .into_iter()
-                .map(|e| e.key)
-                .collect();
+            let keys = keys(m);
             let distinct: BTreeSet<String> = keys.iter().cloned().collect();
             assert_eq!(
                 keys.len(),
@@ -323,12 +328,7 @@ fn switching_to_incremental_sends_only_what_hosts_lack() {
     let messages = dpm.bind(&store, std::slice::from_ref(&last.id));
     let key = neighbor_key(NeighborType::L2, &last.id);
     for m in &messages {
-        let keys: Vec<String> = Records::decode(m.bytes.clone())
-            .unwrap()
-            .neighbors
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
+        let keys = keys(m);
         if m.host == ip(last.host) {
             // Its host already holds the subnet: the port alone, no neighbors.
             assert!(keys.is_empty(), "own host got {} neighbors", keys.len());
