@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cost::Work;
 use crate::ids::IdList;
-use crate::state::{HostState, neighbor_kind};
+use crate::neighbor_ref::NeighborRef;
+use crate::state::HostState;
 use crate::validate::{self, MessageSubnets, parse_ipv4};
-use crate::wire::{DecodedV2, GoalStateV2View};
+use crate::wire::{DecodedV2, GoalStateV2View, WireNeighbor};
 
 /// How an agent treats input that the real agent would reject.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,10 +217,11 @@ struct Applier<'a> {
 /// Applies a V2 goal state (the streaming RPC). The reply reports PORT, ROUTER and DHCP.
 pub fn apply_v2(state: &mut HostState, msg: GoalStateV2, opts: ApplyOptions) -> Applied {
     let decoded = DecodedV2 {
-        neighbors: msg.neighbor_states.into_values().collect(),
+        neighbors: msg.neighbor_states.into_values().map(WireNeighbor::Decoded).collect(),
         view: GoalStateV2View {
             format_version: msg.format_version,
-            host_resources: msg.host_resources,
+            // Not used in applying (see GoalStateV2View::host_resources).
+            host_resources: Vec::new(),
             vpc_states: msg.vpc_states,
             subnet_states: msg.subnet_states,
             port_states: msg.port_states,
@@ -246,7 +248,16 @@ pub fn apply_decoded_v2(state: &mut HostState, msg: DecodedV2, opts: ApplyOption
     a.state.reserve_neighbors(NeighborType::L2, neighbors.len());
     view.router_states.into_values().for_each(|s| a.router(s));
     view.port_states.into_values().for_each(|s| a.port(s, &subnets));
-    neighbors.into_iter().for_each(|s| a.neighbor(s, &subnets));
+    for n in neighbors {
+        match n {
+            WireNeighbor::Checked(entry) if !a.strict() => {
+                // Checked by decode_v2, so it parses; an empty state would count as invalid.
+                a.neighbor_in_place(&NeighborRef::parse(&entry).unwrap_or_default())
+            }
+            n @ WireNeighbor::Checked(_) => a.neighbor(n.to_state(), &subnets),
+            WireNeighbor::Decoded(s) => a.neighbor(s, &subnets),
+        }
+    }
     view.dhcp_states.into_values().for_each(|s| a.dhcp(s));
     a.context(
         view.vpc_states.into_values(),
@@ -290,6 +301,12 @@ impl<'a> Applier<'a> {
 
     fn strict(&self) -> bool {
         self.opts.mode == ValidationMode::Strict
+    }
+
+    /// Runs a validation in strict mode only: lenient mode applies whatever it can, so the
+    /// checks (address parsing, a subnet lookup per neighbor) would be work thrown away.
+    fn check(&self, validate: impl FnOnce() -> Result<(), validate::Invalid>) -> Result<(), validate::Invalid> {
+        if self.strict() { validate() } else { Ok(()) }
     }
 
     /// Records an outcome; `report` adds it to the reply.
@@ -368,8 +385,8 @@ impl<'a> Applier<'a> {
         let mut charge = Charge::None;
         let status = match op {
             Err(_) => self.reject(&id, "unknown operation_type"),
-            Ok(op) => match (self.strict(), validate::port(op, &cfg, subnets)) {
-                (true, Err(reason)) => self.reject(&id, reason),
+            Ok(op) => match self.check(|| validate::port(op, &cfg, subnets)) {
+                Err(reason) => self.reject(&id, reason),
                 _ => {
                     let as_delete = op == OperationType::Delete
                         || (op == OperationType::Update && cfg.device_id.is_empty() && cfg.device_owner.is_empty());
@@ -401,48 +418,24 @@ impl<'a> Applier<'a> {
         );
     }
 
+    /// A neighbor decoded by prost: the V1 path, strict validation, and entries the in-place
+    /// reader left to prost.
     fn neighbor(&mut self, s: NeighborState, subnets: &MessageSubnets) {
         // Per-neighbor timing only where the reply reports it: reading the clock twice per
         // neighbor is a measurable share of a 100k-neighbor message.
         let started = self.report_neighbors.then(Instant::now);
-        let op = OperationType::try_from(s.operation_type);
-        self.out.ops.add(op);
-        self.out.counts.neighbor += 1;
         let cfg = s.configuration.unwrap_or_default();
-        if self.opts.collect_ids {
-            self.out.neighbor_ids.push(&cfg.id);
-        }
+        let n = NeighborRef::from_decoded(s.operation_type, &cfg);
+        let op = OperationType::try_from(s.operation_type);
+        let invalid = match op {
+            Ok(op) => self.check(|| validate::neighbor(op, &cfg, subnets)).err(),
+            Err(_) => None,
+        };
+        let (status, charge) = self.apply_neighbor(&n, invalid);
         let report_id = if self.report_neighbors {
             cfg.id.clone()
         } else {
             String::new()
-        };
-        let mut charge = Charge::None;
-        let status = match op {
-            Err(_) => self.reject(&cfg.id, "unknown operation_type"),
-            Ok(op) => match (self.strict(), validate::neighbor(op, &cfg, subnets)) {
-                (true, Err(reason)) => self.reject(&cfg.id, reason),
-                _ => {
-                    let kind = neighbor_kind(&cfg);
-                    let host_ip = parse_ipv4(&cfg.host_ip_address);
-                    let local = host_ip.is_some() && host_ip == self.opts.local_ip;
-                    match op {
-                        OperationType::Info | OperationType::Get => {}
-                        _ if local => self.out.skipped_local_neighbors += 1,
-                        OperationType::Delete => {
-                            self.state.remove_neighbor(kind, &cfg.id);
-                            self.out.work.neighbors += 1;
-                            charge = Charge::Neighbor;
-                        }
-                        _ => {
-                            self.state.put_neighbor(kind, cfg, host_ip);
-                            self.out.work.neighbors += 1;
-                            charge = Charge::Neighbor;
-                        }
-                    }
-                    OperationStatus::Success
-                }
-            },
         };
         let report = self.report_neighbors;
         self.record(
@@ -456,6 +449,49 @@ impl<'a> Applier<'a> {
         );
     }
 
+    /// A neighbor read in place (V2, lenient): nothing allocated but a new entry's key. V2
+    /// replies carry no neighbor statuses, so only the outcome is counted.
+    fn neighbor_in_place(&mut self, n: &NeighborRef<'_>) {
+        let (status, _) = self.apply_neighbor(n, None);
+        self.out.outcomes.add(status);
+    }
+
+    /// Counts, collects and applies one neighbor; `invalid` is strict validation's verdict.
+    fn apply_neighbor(&mut self, n: &NeighborRef<'_>, invalid: Option<validate::Invalid>) -> (OperationStatus, Charge) {
+        let op = OperationType::try_from(n.operation_type);
+        self.out.ops.add(op);
+        self.out.counts.neighbor += 1;
+        if self.opts.collect_ids {
+            self.out.neighbor_ids.push(n.id);
+        }
+        let op = match (op, invalid) {
+            (Err(_), _) => return (self.reject(n.id, "unknown operation_type"), Charge::None),
+            (_, Some(reason)) => return (self.reject(n.id, reason), Charge::None),
+            (Ok(op), None) => op,
+        };
+        let kind = n.kind();
+        let host_ip = parse_ipv4(n.host_ip_address);
+        let local = host_ip.is_some() && host_ip == self.opts.local_ip;
+        let charge = match op {
+            OperationType::Info | OperationType::Get => Charge::None,
+            _ if local => {
+                self.out.skipped_local_neighbors += 1;
+                Charge::None
+            }
+            OperationType::Delete => {
+                self.state.remove_neighbor(kind, n.id);
+                self.out.work.neighbors += 1;
+                Charge::Neighbor
+            }
+            _ => {
+                self.state.put_neighbor(kind, n, host_ip);
+                self.out.work.neighbors += 1;
+                Charge::Neighbor
+            }
+        };
+        (OperationStatus::Success, charge)
+    }
+
     fn dhcp(&mut self, s: DhcpState) {
         let started = Instant::now();
         let op = OperationType::try_from(s.operation_type);
@@ -465,8 +501,8 @@ impl<'a> Applier<'a> {
         let id = cfg.id.clone();
         let status = match op {
             Err(_) => self.reject(&id, "unknown operation_type"),
-            Ok(op) => match (self.strict(), validate::dhcp(op, &cfg.mac_address, &cfg.ipv4_address)) {
-                (true, Err(reason)) => self.reject(&id, reason),
+            Ok(op) => match self.check(|| validate::dhcp(op, &cfg.mac_address, &cfg.ipv4_address)) {
+                Err(reason) => self.reject(&id, reason),
                 _ => {
                     match op {
                         OperationType::Create | OperationType::Update => {

@@ -18,6 +18,7 @@ pub mod event;
 pub mod export;
 pub mod fleet;
 pub mod ids;
+pub mod neighbor_ref;
 pub mod sample;
 pub mod service;
 pub mod state;

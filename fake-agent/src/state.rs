@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use alcor_schema::{
-    DhcpConfiguration, GatewayConfiguration, NeighborConfiguration, NeighborType, PortConfiguration,
-    RouterConfiguration, SecurityGroupConfiguration, SubnetConfiguration, VpcConfiguration,
+    DhcpConfiguration, GatewayConfiguration, NeighborType, PortConfiguration, RouterConfiguration,
+    SecurityGroupConfiguration, SubnetConfiguration, VpcConfiguration,
 };
 use rustc_hash::FxHashMap;
 
+use crate::neighbor_ref::NeighborRef;
 use crate::validate::{parse_ipv4, parse_mac};
 
 /// An interned id (subnet or VPC) inside one host's state.
@@ -66,14 +67,6 @@ pub struct Neighbor {
     pub host_mac: Option<[u8; 6]>,
     /// The port's addresses.
     pub fixed_ips: Box<[NeighborIp]>,
-}
-
-/// The kind of a neighbor entry, from its first fixed IP (L2 unless said otherwise).
-pub fn neighbor_kind(cfg: &NeighborConfiguration) -> NeighborType {
-    cfg.fixed_ips
-        .first()
-        .map(|f| f.neighbor_type())
-        .unwrap_or(NeighborType::L2)
 }
 
 /// Counts of what a host holds.
@@ -194,19 +187,18 @@ impl HostState {
 
     /// Stores (creates or replaces) a neighbor, keyed by its port id. `host_ip` is the
     /// already-parsed `host_ip_address`.
-    pub(crate) fn put_neighbor(&mut self, kind: NeighborType, cfg: NeighborConfiguration, host_ip: Option<Ipv4Addr>) {
+    pub(crate) fn put_neighbor(&mut self, kind: NeighborType, n: &NeighborRef<'_>, host_ip: Option<Ipv4Addr>) {
         let interner = &mut self.interner;
         let neighbor = Neighbor {
-            vpc: interner.intern(&cfg.vpc_id),
-            mac: parse_mac(&cfg.mac_address),
+            vpc: interner.intern(n.vpc_id),
+            mac: parse_mac(n.mac_address),
             host_ip,
-            host_mac: parse_mac(&cfg.host_mac_address),
-            fixed_ips: cfg
-                .fixed_ips
-                .iter()
+            host_mac: parse_mac(n.host_mac_address),
+            fixed_ips: n
+                .fixed_ips()
                 .map(|f| NeighborIp {
-                    subnet: interner.intern(&f.subnet_id),
-                    ip: parse_ipv4(&f.ip_address),
+                    subnet: interner.intern(f.subnet_id),
+                    ip: parse_ipv4(f.ip_address),
                     tunnel_id: f.tunnel_id,
                 })
                 .collect(),
@@ -216,11 +208,11 @@ impl HostState {
             NeighborType::L3 => &mut self.l3,
         };
         // Look up before inserting: a port joining a subnet the host knows repeats every
-        // neighbor it holds, and a replacement in place keeps the key and frees no entry.
-        match map.get_mut(cfg.id.as_str()) {
+        // neighbor it holds, and a replacement in place needs no key of its own.
+        match map.get_mut(n.id) {
             Some(slot) => *slot = neighbor,
             None => {
-                map.insert(cfg.id, neighbor);
+                map.insert(n.id.to_owned(), neighbor);
             }
         }
     }
@@ -265,13 +257,15 @@ mod tests {
         let mut state = HostState::default();
         state.reserve_neighbors(NeighborType::L2, 10_000);
         for i in 0..10_000 {
-            state.put_neighbor(NeighborType::L2, neighbor(i), None);
+            let cfg = neighbor(i);
+            state.put_neighbor(NeighborType::L2, &NeighborRef::from_decoded(0, &cfg), None);
         }
         let capacity = state.l2.capacity();
         // The same 10,000 and one new: room for what goes beyond the current size only.
         state.reserve_neighbors(NeighborType::L2, 10_001);
         for i in 0..10_001 {
-            state.put_neighbor(NeighborType::L2, neighbor(i), None);
+            let cfg = neighbor(i);
+            state.put_neighbor(NeighborType::L2, &NeighborRef::from_decoded(0, &cfg), None);
         }
         assert_eq!(state.l2.len(), 10_001);
         assert_eq!(state.l2.capacity(), capacity);
