@@ -82,10 +82,24 @@ fn delimited<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], NotFast> {
 }
 
 fn string<'a>(buf: &mut &'a [u8], wire: WireType) -> Result<&'a str, NotFast> {
+    std::str::from_utf8(message(buf, wire)?).map_err(|_| NotFast)
+}
+
+/// An embedded message (or any length-delimited value).
+fn message<'a>(buf: &mut &'a [u8], wire: WireType) -> Result<&'a [u8], NotFast> {
     if wire != WireType::LengthDelimited {
         return Err(NotFast);
     }
-    std::str::from_utf8(delimited(buf)?).map_err(|_| NotFast)
+    delimited(buf)
+}
+
+/// An embedded message that must appear at most once: protobuf merges repeats, which only
+/// prost does.
+fn once<'a>(slot: &mut Option<&'a [u8]>, buf: &mut &'a [u8], wire: WireType) -> Result<(), NotFast> {
+    if slot.replace(message(buf, wire)?).is_some() {
+        return Err(NotFast);
+    }
+    Ok(())
 }
 
 fn varint(buf: &mut &[u8], wire: WireType) -> Result<u64, NotFast> {
@@ -99,86 +113,57 @@ fn skip(buf: &mut &[u8], wire: WireType, tag: u32) -> Result<(), NotFast> {
     Ok(skip_field(wire, tag, buf, DecodeContext::default())?)
 }
 
+/// Calls `field` for each field of the message `buf`, with its tag, wire type and the buffer
+/// positioned at its value; `field` must consume the value (or [`skip`] it).
+fn fields<'a>(
+    mut buf: &'a [u8],
+    mut field: impl FnMut(u32, WireType, &mut &'a [u8]) -> Result<(), NotFast>,
+) -> Result<(), NotFast> {
+    while buf.has_remaining() {
+        let (tag, wire) = decode_key(&mut buf)?;
+        field(tag, wire, &mut buf)?;
+    }
+    Ok(())
+}
+
 impl<'a> NeighborRef<'a> {
     /// Reads one map entry (`key` = 1, `value` = 2: the `NeighborState`), checking everything
     /// prost would check, fixed IPs and address pairs included.
     pub fn parse(entry: &'a [u8]) -> Result<Self, NotFast> {
-        let mut buf = entry;
-        let mut state: Option<&'a [u8]> = None;
-        while buf.has_remaining() {
-            let (tag, wire) = decode_key(&mut buf)?;
-            match tag {
-                1 => {
-                    string(&mut buf, wire)?;
-                }
-                2 if wire == WireType::LengthDelimited => {
-                    if state.is_some() {
-                        return Err(NotFast); // merged by protobuf
-                    }
-                    state = Some(delimited(&mut buf)?);
-                }
-                2 => return Err(NotFast),
-                _ => skip(&mut buf, wire, tag)?,
-            }
-        }
+        let mut state = None;
+        fields(entry, |tag, wire, buf| match tag {
+            1 => string(buf, wire).map(drop),
+            2 => once(&mut state, buf, wire),
+            _ => skip(buf, wire, tag),
+        })?;
         let mut out = Self::default();
-        let mut buf = state.unwrap_or_default();
-        let mut config: Option<&'a [u8]> = None;
-        while buf.has_remaining() {
-            let (tag, wire) = decode_key(&mut buf)?;
-            match tag {
-                1 => out.operation_type = varint(&mut buf, wire)? as i32,
-                2 if wire == WireType::LengthDelimited => {
-                    if config.is_some() {
-                        return Err(NotFast);
-                    }
-                    config = Some(delimited(&mut buf)?);
-                }
-                2 => return Err(NotFast),
-                _ => skip(&mut buf, wire, tag)?,
-            }
-        }
+        let mut config = None;
+        fields(state.unwrap_or_default(), |tag, wire, buf| match tag {
+            1 => varint(buf, wire).map(|v| out.operation_type = v as i32),
+            2 => once(&mut config, buf, wire),
+            _ => skip(buf, wire, tag),
+        })?;
         let config = config.unwrap_or_default();
         out.fixed = Fixed::Wire(config);
-        let mut buf = config;
-        while buf.has_remaining() {
-            let (tag, wire) = decode_key(&mut buf)?;
+        fields(config, |tag, wire, buf| {
             match tag {
-                1 | 4 => {
-                    varint(&mut buf, wire)?;
-                }
-                2 | 6 => {
-                    string(&mut buf, wire)?;
-                }
-                3 => out.id = string(&mut buf, wire)?,
-                5 => out.vpc_id = string(&mut buf, wire)?,
-                7 => out.mac_address = string(&mut buf, wire)?,
-                8 => out.host_mac_address = string(&mut buf, wire)?,
-                9 => out.host_ip_address = string(&mut buf, wire)?,
-                10 => {
-                    if wire != WireType::LengthDelimited {
-                        return Err(NotFast);
-                    }
-                    FixedIpRef::parse(delimited(&mut buf)?)?;
-                }
-                11 => {
-                    if wire != WireType::LengthDelimited {
-                        return Err(NotFast);
-                    }
-                    let mut pair = delimited(&mut buf)?;
-                    while pair.has_remaining() {
-                        let (tag, wire) = decode_key(&mut pair)?;
-                        match tag {
-                            1 | 2 => {
-                                string(&mut pair, wire)?;
-                            }
-                            _ => skip(&mut pair, wire, tag)?,
-                        }
-                    }
-                }
-                _ => skip(&mut buf, wire, tag)?,
+                1 | 4 => drop(varint(buf, wire)?),
+                2 | 6 => drop(string(buf, wire)?),
+                3 => out.id = string(buf, wire)?,
+                5 => out.vpc_id = string(buf, wire)?,
+                7 => out.mac_address = string(buf, wire)?,
+                8 => out.host_mac_address = string(buf, wire)?,
+                9 => out.host_ip_address = string(buf, wire)?,
+                10 => drop(FixedIpRef::parse(message(buf, wire)?)?),
+                // allow_address_pairs: ip_address = 1, mac_address = 2.
+                11 => fields(message(buf, wire)?, |tag, wire, buf| match tag {
+                    1 | 2 => string(buf, wire).map(drop),
+                    _ => skip(buf, wire, tag),
+                })?,
+                _ => skip(buf, wire, tag)?,
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -232,64 +217,35 @@ impl<'a> NeighborRef<'a> {
 /// `ResourceIdType`) in place. The agent does not use the listing (it applies what the message
 /// carries), but a message whose listing would not decode must still fail as a whole.
 pub fn check_host_resources(entry: &[u8]) -> Result<(), NotFast> {
-    let mut buf = entry;
-    while buf.has_remaining() {
-        let (tag, wire) = decode_key(&mut buf)?;
-        match tag {
-            1 => {
-                string(&mut buf, wire)?;
-            }
-            2 => {
-                if wire != WireType::LengthDelimited {
-                    return Err(NotFast);
-                }
-                let mut list = delimited(&mut buf)?;
-                while list.has_remaining() {
-                    let (tag, wire) = decode_key(&mut list)?;
-                    if tag != 1 {
-                        skip(&mut list, wire, tag)?;
-                        continue;
-                    }
-                    if wire != WireType::LengthDelimited {
-                        return Err(NotFast);
-                    }
-                    let mut item = delimited(&mut list)?;
-                    while item.has_remaining() {
-                        let (tag, wire) = decode_key(&mut item)?;
-                        match tag {
-                            1 => {
-                                varint(&mut item, wire)?;
-                            }
-                            2 => {
-                                string(&mut item, wire)?;
-                            }
-                            _ => skip(&mut item, wire, tag)?,
-                        }
-                    }
-                }
-            }
-            _ => skip(&mut buf, wire, tag)?,
-        }
-    }
-    Ok(())
+    fields(entry, |tag, wire, buf| match tag {
+        1 => string(buf, wire).map(drop),
+        // HostResources: resources = 1, each a ResourceIdType (type = 1, id = 2).
+        2 => fields(message(buf, wire)?, |tag, wire, buf| match tag {
+            1 => fields(message(buf, wire)?, |tag, wire, buf| match tag {
+                1 => varint(buf, wire).map(drop),
+                2 => string(buf, wire).map(drop),
+                _ => skip(buf, wire, tag),
+            }),
+            _ => skip(buf, wire, tag),
+        }),
+        _ => skip(buf, wire, tag),
+    })
 }
 
 impl<'a> FixedIpRef<'a> {
-    fn parse(mut buf: &'a [u8]) -> Result<Self, NotFast> {
+    fn parse(buf: &'a [u8]) -> Result<Self, NotFast> {
         let mut out = Self::default();
-        while buf.has_remaining() {
-            let (tag, wire) = decode_key(&mut buf)?;
+        fields(buf, |tag, wire, buf| {
             match tag {
-                1 => out.neighbor_type = varint(&mut buf, wire)? as i32,
-                2 => out.subnet_id = string(&mut buf, wire)?,
-                3 => out.ip_address = string(&mut buf, wire)?,
-                4 => {
-                    string(&mut buf, wire)?;
-                }
-                5 => out.tunnel_id = varint(&mut buf, wire)? as u32,
-                _ => skip(&mut buf, wire, tag)?,
+                1 => out.neighbor_type = varint(buf, wire)? as i32,
+                2 => out.subnet_id = string(buf, wire)?,
+                3 => out.ip_address = string(buf, wire)?,
+                4 => drop(string(buf, wire)?),
+                5 => out.tunnel_id = varint(buf, wire)? as u32,
+                _ => skip(buf, wire, tag)?,
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }
