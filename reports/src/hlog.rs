@@ -85,6 +85,16 @@ pub struct Interval {
     pub histogram: Histogram<u64>,
 }
 
+/// How a log ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// On a whole line.
+    Whole,
+    /// In the middle of a line: the writer was stopped while writing it (a killed run, a full
+    /// disk). The partial line was left out; everything before it was read.
+    Cut,
+}
+
 /// Reads every tagged interval of a log.
 pub fn read(path: &Path) -> Result<Vec<Interval>, Error> {
     let mut out = Vec::new();
@@ -93,9 +103,17 @@ pub fn read(path: &Path) -> Result<Vec<Interval>, Error> {
 }
 
 /// Calls `f` with each tagged interval of a log in turn, without holding them all: a long run
-/// has tens of thousands of histograms.
-pub fn for_each(path: &Path, mut f: impl FnMut(Interval)) -> Result<(), Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+/// has tens of thousands of histograms. A last line cut mid-write is left out and said
+/// ([`Ending::Cut`]); a malformed whole line is an error naming its entry.
+pub fn for_each(path: &Path, mut f: impl FnMut(Interval)) -> Result<Ending, Error> {
+    let mut bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let ending = if bytes.last().is_some_and(|b| *b != b'\n') {
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        bytes.truncate(whole);
+        Ending::Cut
+    } else {
+        Ending::Whole
+    };
     let mut deserializer = Deserializer::new();
     for (i, entry) in IntervalLogIterator::new(&bytes).enumerate() {
         let entry = entry.map_err(|e| Error::format(path, format!("entry {}: {e:?}", i + 1)))?;
@@ -114,7 +132,7 @@ pub fn for_each(path: &Path, mut f: impl FnMut(Interval)) -> Result<(), Error> {
             histogram,
         });
     }
-    Ok(())
+    Ok(ending)
 }
 
 #[cfg(test)]
@@ -147,6 +165,30 @@ mod tests {
         assert_eq!(back[1].metric, "port_programmed");
         assert!((back[1].start_s - 1.0).abs() < 1e-6);
         assert_eq!(back[1].histogram.min(), 7);
+        assert_eq!(for_each(&path, drop).unwrap(), Ending::Whole);
+
+        // Cut in the middle of a third line: the two whole ones are read, and the cut is said.
+        let whole = std::fs::read(&path).unwrap();
+        let mut w = HlogWriter::create(&path, std::time::SystemTime::now(), "test").unwrap();
+        w.write("api", Duration::from_secs(0), Duration::from_secs(1), &a)
+            .unwrap();
+        w.flush().unwrap();
+        drop(w);
+        let one = std::fs::read(&path).unwrap();
+        let last_line = &one[one[..one.len() - 1].iter().rposition(|b| *b == b'\n').unwrap() + 1..];
+        let mut cut = whole.clone();
+        cut.extend_from_slice(&last_line[..last_line.len() / 2]);
+        std::fs::write(&path, &cut).unwrap();
+        let mut n = 0;
+        assert_eq!(for_each(&path, |_| n += 1).unwrap(), Ending::Cut);
+        assert_eq!(n, 2);
+
+        // A malformed whole line is still an error, naming its entry.
+        let mut bad = whole;
+        bad.extend_from_slice(b"Tag=api,0.000,1.000,1.0,notbase64!!\n");
+        std::fs::write(&path, &bad).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("x.hlog") && e.contains("entry"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -254,6 +254,13 @@ pub fn page(run: &RunData) -> String {
             escape(s.partial_reason.as_deref().unwrap_or("stopped early"))
         );
     }
+    for log in &run.cut_logs {
+        let _ = write!(
+            out,
+            "<p class=\"banner\" id=\"cut-log\">{} was cut mid-write (the run was stopped while writing it): its last, partial line is left out of these charts.</p>",
+            escape(log)
+        );
+    }
     let g = &s.generator;
     if g.fell_behind || g.saturated {
         let _ = write!(

@@ -61,6 +61,8 @@ pub struct RunData {
     pub samples: Vec<AgentSample>,
     /// `hosts.csv`.
     pub hosts: Vec<HostRow>,
+    /// The histogram logs whose last line was cut mid-write (and left out).
+    pub cut_logs: Vec<&'static str>,
 }
 
 impl RunData {
@@ -83,7 +85,8 @@ impl RunData {
             let mid = start_s + length_s / 2.0;
             spans.iter().find(|(a, b, _)| mid >= *a && mid <= *b).map(|s| s.2)
         };
-        hlog::for_each(&dir.join(files::INTERVALS), |i| {
+        let mut cut_logs = Vec::new();
+        let intervals_ending = hlog::for_each(&dir.join(files::INTERVALS), |i| {
             let h = &i.histogram;
             intervals.entry(i.metric.clone()).or_default().push(IntervalStats {
                 start_s: i.start_s,
@@ -110,6 +113,9 @@ impl RunData {
                     });
             }
         })?;
+        if intervals_ending == hlog::Ending::Cut {
+            cut_logs.push(files::INTERVALS);
+        }
         // The measured phases' own histograms, tagged `INDEX:metric`.
         let load: Vec<usize> = summary
             .phases
@@ -121,7 +127,7 @@ impl RunData {
         let mut measured: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
         let phases_log = dir.join(files::PHASES);
         if phases_log.is_file() {
-            hlog::for_each(&phases_log, |i| {
+            let phases_ending = hlog::for_each(&phases_log, |i| {
                 let Some((idx, metric)) = i.metric.split_once(':') else {
                     return;
                 };
@@ -139,6 +145,9 @@ impl RunData {
                     }
                 }
             })?;
+            if phases_ending == hlog::Ending::Cut {
+                cut_logs.push(files::PHASES);
+            }
         }
         for v in intervals.values_mut() {
             v.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
@@ -151,6 +160,7 @@ impl RunData {
             health: crate::health::read(&dir.join(files::GENERATOR))?,
             samples: samples::read_agent_samples(&dir.join(files::AGENT_SAMPLES))?,
             hosts: samples::read_hosts(&dir.join(files::HOSTS))?,
+            cut_logs,
             dir: dir.to_owned(),
         })
     }

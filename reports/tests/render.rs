@@ -327,3 +327,23 @@ fn contrast_phases_are_shown_side_by_side_with_the_judged_ones() {
     assert!(judged[7].contains(" / "), "{}", judged[7]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_log_cut_mid_write_renders_and_says_so() {
+    let dir = copy("smoke", "cut");
+    let path = dir.join("intervals.hlog");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Drop the last line's second half, as a run killed while writing it leaves the file.
+    let last = bytes[..bytes.len() - 1].iter().rposition(|b| *b == b'\n').unwrap() + 1;
+    let keep = last + (bytes.len() - last) / 2;
+    bytes.truncate(keep);
+    std::fs::write(&path, &bytes).unwrap();
+    let html = std::fs::read_to_string(reports::render(&dir).unwrap()).unwrap();
+    let banner = &html[html.find("id=\"cut-log\"").expect("banner")..];
+    assert!(
+        banner[..120].contains("intervals.hlog was cut mid-write"),
+        "{}",
+        &banner[..120]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
