@@ -2,7 +2,7 @@
 //! to subscribers (the harness).
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -125,22 +125,69 @@ pub struct WireEvent<'a> {
     pub error: Option<&'a str>,
 }
 
-/// Fans events out to subscribers. Unbounded per subscriber: a measurement tool must not drop
-/// records or slow the agents down because a reader lags.
+/// Fans events out to subscribers.
+///
+/// An in-process subscriber (the harness) is unbounded: a measurement tool must not drop
+/// records or slow the agents down because a reader lags, and the harness reads as fast as the
+/// fleet writes. A subscriber in another process (the TCP export) is bounded: a client that
+/// stops reading must not grow the fleet's memory without end, so what does not fit is dropped
+/// and counted, and the client is told.
 #[derive(Debug, Default)]
 pub struct EventBus {
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<AgentEvent>>>>,
+    subscribers: Mutex<Vec<Subscriber>>,
     active: AtomicBool,
+}
+
+#[derive(Debug)]
+enum Subscriber {
+    Unbounded(mpsc::UnboundedSender<Arc<AgentEvent>>),
+    Bounded {
+        tx: mpsc::Sender<Arc<AgentEvent>>,
+        dropped: Arc<AtomicU64>,
+    },
+}
+
+impl Subscriber {
+    /// Delivers (or, bounded and full, drops and counts); false once the receiver is gone.
+    fn deliver(&self, event: &Arc<AgentEvent>) -> bool {
+        match self {
+            Self::Unbounded(tx) => tx.send(event.clone()).is_ok(),
+            Self::Bounded { tx, dropped } => match tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+        }
+    }
 }
 
 impl EventBus {
     /// A new receiver of every event from now on.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<AgentEvent>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subs.push(tx);
-        self.active.store(true, Ordering::Release);
+        self.add(Subscriber::Unbounded(tx));
         rx
+    }
+
+    /// A new receiver of the events from now on that holds at most `capacity` unread ones;
+    /// the events that did not fit are counted in the returned counter.
+    pub fn subscribe_bounded(&self, capacity: usize) -> (mpsc::Receiver<Arc<AgentEvent>>, Arc<AtomicU64>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        self.add(Subscriber::Bounded {
+            tx,
+            dropped: dropped.clone(),
+        });
+        (rx, dropped)
+    }
+
+    fn add(&self, s: Subscriber) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subs.push(s);
+        self.active.store(true, Ordering::Release);
     }
 
     /// Whether anyone listens; agents skip collecting ids when nobody does.
@@ -152,9 +199,67 @@ impl EventBus {
     pub fn publish(&self, event: AgentEvent) {
         let event = Arc::new(event);
         let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subs.retain(|tx| tx.send(event.clone()).is_ok());
+        subs.retain(|s| s.deliver(&event));
         if subs.is_empty() {
             self.active.store(false, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(agent: u32) -> AgentEvent {
+        let now = Instant::now();
+        AgentEvent {
+            agent,
+            host_ip: Ipv4Addr::LOCALHOST,
+            rpc: Rpc::PushGoalStatesStream,
+            arrived: now,
+            completed: now,
+            bytes: 0,
+            counts: Default::default(),
+            ops: Default::default(),
+            outcomes: Default::default(),
+            port_ids: Default::default(),
+            neighbor_ids: Default::default(),
+            skipped_local_neighbors: 0,
+            decode_us: 0,
+            apply_us: 0,
+            cpu_us: 0,
+            simulated_us: 0,
+            total_us: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_bounded_subscriber_keeps_what_fits_counts_the_rest_and_goes_when_it_hangs_up() {
+        let bus = EventBus::default();
+        let mut all = bus.subscribe();
+        let (mut some, dropped) = bus.subscribe_bounded(4);
+        for i in 0..10 {
+            bus.publish(event(i));
+        }
+        // The unbounded one got everything; the bounded one the first 4, and 6 were counted.
+        assert_eq!(
+            (0..10).map(|_| all.try_recv().unwrap().agent).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (0..4).map(|_| some.try_recv().unwrap().agent).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        assert!(some.try_recv().is_err());
+        assert_eq!(dropped.load(Ordering::Relaxed), 6);
+        // Read, it takes events again.
+        bus.publish(event(10));
+        assert_eq!(some.try_recv().unwrap().agent, 10);
+        // Gone, it is forgotten; with nobody left the bus is inactive.
+        drop(some);
+        drop(all);
+        bus.publish(event(11));
+        assert!(!bus.is_active());
     }
 }

@@ -16,7 +16,16 @@
 //! `epoch_monotonic_ns + t * 1000`. This is exact, since every process on a host shares that clock.
 //! From another host, use `epoch_unix_us + t`, which is as accurate as the hosts' clock sync.
 //!
-//! A client receives the events from its connection on; a slow client is buffered, never dropped.
+//! A client receives the events from its connection on. Up to a buffer of events (the
+//! `buffer` given to [`Fleet::export_events`](crate::Fleet::export_events)) wait for a slow
+//! client; past it, events are dropped rather than held, and the client gets a line
+//!
+//! ```json
+//! {"type":"dropped","count":1234}
+//! ```
+//!
+//! with the total dropped for it so far, as soon as it has caught up. A client that sees one
+//! has an incomplete record of the run.
 
 use std::io;
 use std::sync::Arc;
@@ -63,6 +72,7 @@ pub(crate) async fn serve(
     bus: Arc<EventBus>,
     epoch: Epoch,
     hello: Hello,
+    buffer: usize,
     stop: CancellationToken,
 ) {
     loop {
@@ -74,7 +84,7 @@ pub(crate) async fn serve(
             Ok((stream, peer)) => {
                 let (bus, hello, stop) = (bus.clone(), hello.clone(), stop.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = stream_to(stream, &bus, epoch, &hello, stop).await {
+                    if let Err(e) = stream_to(stream, &bus, epoch, &hello, buffer, stop).await {
                         tracing::debug!(%peer, error = %e, "event client left");
                     }
                 });
@@ -89,9 +99,11 @@ async fn stream_to(
     bus: &EventBus,
     epoch: Epoch,
     hello: &Hello,
+    buffer: usize,
     stop: CancellationToken,
 ) -> io::Result<()> {
-    let mut rx = bus.subscribe();
+    let (mut rx, dropped) = bus.subscribe_bounded(buffer);
+    let mut told = 0;
     let mut out = BufWriter::new(stream);
     write_line(&mut out, hello).await?;
     out.flush().await?;
@@ -105,9 +117,22 @@ async fn stream_to(
         while let Ok(e) = rx.try_recv() {
             write_line(&mut out, &e.to_wire(&epoch)).await?;
         }
+        let count = dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if count > told {
+            told = count;
+            write_line(&mut out, &Dropped { kind: "dropped", count }).await?;
+        }
         out.flush().await?;
     }
     out.flush().await
+}
+
+/// Tells a client how many events it has missed so far.
+#[derive(Serialize)]
+struct Dropped {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    count: u64,
 }
 
 async fn write_line<T: Serialize>(out: &mut BufWriter<TcpStream>, value: &T) -> io::Result<()> {

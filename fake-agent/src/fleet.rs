@@ -254,9 +254,10 @@ impl Fleet {
         total
     }
 
-    /// Streams events as JSON lines to every client that connects to `addr` (loopback only).
-    /// Returns the bound address. See [`export`] for the format.
-    pub async fn export_events(&mut self, addr: SocketAddr) -> Result<SocketAddr, FleetError> {
+    /// Streams events as JSON lines to every client that connects to `addr` (loopback only),
+    /// holding at most `buffer` unread events per client (see [`export`] for the format and
+    /// what happens past it). Returns the bound address.
+    pub async fn export_events(&mut self, addr: SocketAddr, buffer: usize) -> Result<SocketAddr, FleetError> {
         if !addr.ip().is_loopback() {
             return Err(FleetError::Io(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -271,6 +272,7 @@ impl Fleet {
             self.shared.bus.clone(),
             self.shared.epoch,
             hello,
+            buffer,
             self.token.clone(),
         ));
         Ok(bound)

@@ -12,9 +12,9 @@ use tokio::net::TcpStream;
 #[tokio::test]
 async fn events_arrive_as_json_lines_with_an_aligned_clock() {
     let mut fleet = common::fleet([127, 2, 30, 1], 2, AgentConfig::default()).await;
-    let addr = fleet.export_events("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = fleet.export_events("127.0.0.1:0".parse().unwrap(), 1024).await.unwrap();
     assert!(
-        fleet.export_events("10.1.2.3:0".parse().unwrap()).await.is_err(),
+        fleet.export_events("10.1.2.3:0".parse().unwrap(), 1024).await.is_err(),
         "loopback only"
     );
 
@@ -53,4 +53,43 @@ async fn events_arrive_as_json_lines_with_an_aligned_clock() {
         "{before} <= {arrived_ns} <= {after}"
     );
     assert!(e["completed_us"].as_u64() >= e["arrived_us"].as_u64());
+}
+
+/// A client that stops reading costs the fleet at most its buffer: the rest is dropped, and
+/// once the client reads again it is told how many.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_told_what_it_missed() {
+    let mut fleet = common::fleet([127, 2, 31, 1], 1, AgentConfig::default()).await;
+    let addr = fleet.export_events("127.0.0.1:0".parse().unwrap(), 2).await.unwrap();
+    // A small receive window, so that the socket holds little of what is not read.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    assert!(lines.next_line().await.unwrap().unwrap().contains("hello"));
+    // 40 events of 10,000 neighbor ids (about 400 kB of JSON each), none read meanwhile.
+    let agent = &fleet.agents()[0];
+    let mut c = common::client(agent.addr()).await;
+    let pushes = 40;
+    for _ in 0..pushes {
+        common::push_v2(&mut c, sample::port_joining_subnet(agent.ip(), 10_000, 2, 1))
+            .await
+            .unwrap();
+    }
+    let (mut events, mut dropped) = (0u64, 0u64);
+    while events + dropped < pushes {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a line within 10 s")
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        match v["type"].as_str() {
+            Some("event") => events += 1,
+            Some("dropped") => dropped = v["count"].as_u64().unwrap(),
+            other => panic!("unexpected line type {other:?}"),
+        }
+    }
+    assert!(dropped > 0, "{events} events, none dropped");
+    assert_eq!(events + dropped, pushes);
 }

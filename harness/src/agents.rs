@@ -50,6 +50,11 @@ pub struct AgentsArgs {
     /// Do not export events.
     #[arg(long)]
     no_events: bool,
+    /// Unread events held for each event client; past it events are dropped, counted, and the
+    /// client is sent a `dropped` line (the fleet's memory stays bounded if a client stops
+    /// reading).
+    #[arg(long, default_value_t = 65_536)]
+    events_buffer: usize,
     /// Stop after this long (e.g. 30s, 5m) instead of waiting for Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -99,7 +104,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     );
     if !args.no_events {
         let bound = fleet
-            .export_events(args.events)
+            .export_events(args.events, args.events_buffer)
             .await
             .with_context(|| format!("exporting events on {}", args.events))?;
         println!("events: JSON lines on {bound}");
