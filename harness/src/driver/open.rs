@@ -9,7 +9,12 @@
 //!
 //! Requests are run by a pool of worker tasks fed through a channel, grown on demand up to
 //! `max_in_flight`: at tens of thousands of requests per second, a task and a semaphore permit
-//! per request cost more than the request itself.
+//! per request cost more than the request itself. The pool also shrinks: workers that were
+//! never needed at once over a window of [`WORKER_IDLE`] (the fewest idle at any request of the
+//! window, less one spare) are retired, each closing its connection as it leaves, so that a
+//! latency spike that grew the pool does not hold its tasks and connections for the rest of a
+//! long phase. (An idle timeout per worker would not do: the channel hands requests to waiting
+//! workers in turn, so at a steady rate every surplus worker keeps getting some.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +29,30 @@ use crate::scenario::RateStage;
 /// Planned requests the scheduler keeps queued ahead of the workers at most, whatever the
 /// rate: its memory does not grow with the rate.
 pub const MAX_BACKLOG: usize = 65_536;
+
+/// The window over which surplus workers are found. Long enough that a steady rate keeps its
+/// workers (and their kept-alive connections); short enough that the hundreds a stall spawned
+/// are gone seconds after it.
+pub const WORKER_IDLE: Duration = Duration::from_secs(2);
+
+/// Takes one retirement, if any is asked for, for a worker that then leaves `live`; the last
+/// worker never leaves (and calls off what is asked).
+fn retire_one(retire: &AtomicUsize, live: &AtomicUsize) -> bool {
+    if retire
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_err()
+    {
+        return false;
+    }
+    if live
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n > 1).then(|| n - 1))
+        .is_ok()
+    {
+        return true;
+    }
+    retire.store(0, Ordering::Release);
+    false
+}
 
 /// Runs `stages` in order; stops after `budget` requests, on `ctx.stop`, or when `work` has
 /// nothing left. With `hard_end` the phase ends when its stages' time is up: requests still due
@@ -42,7 +71,11 @@ pub async fn run(
 ) {
     let (tx, rx) = async_channel::unbounded::<(super::Planned, Instant)>();
     let idle = Arc::new(AtomicUsize::new(0));
-    let mut workers = 0usize;
+    // Workers alive, and how many the scheduler has asked to leave.
+    let live = Arc::new(AtomicUsize::new(0));
+    let retire = Arc::new(AtomicUsize::new(0));
+    // The fewest idle workers seen at a request since `window` began.
+    let (mut window, mut fewest_idle) = (Instant::now(), usize::MAX);
     let mut tasks = JoinSet::new();
     let mut issued = 0u64;
     let phase_start = Instant::now();
@@ -90,17 +123,41 @@ pub async fn run(
             issued += 1;
             due_untold += 1;
             k += 1;
-            if idle.load(Ordering::Acquire) == 0 && workers < max_in_flight {
-                workers += 1;
-                let (ctx, rx, idle) = (ctx.clone(), rx.clone(), idle.clone());
+            let idle_now = idle.load(Ordering::Acquire);
+            fewest_idle = fewest_idle.min(idle_now);
+            if now >= window + WORKER_IDLE {
+                // Workers idle at every request of the window were never needed: retire them,
+                // keeping one spare. Set, not added: the count is of the workers there are now,
+                // so it never asks more of them to leave than there are.
+                if fewest_idle > 1 && fewest_idle != usize::MAX {
+                    retire.store(fewest_idle - 1, Ordering::Release);
+                }
+                (window, fewest_idle) = (now, usize::MAX);
+            }
+            if idle_now == 0 && live.load(Ordering::Acquire) < max_in_flight {
+                // Demand again: retirements still pending are called off.
+                retire.store(0, Ordering::Release);
+                live.fetch_add(1, Ordering::AcqRel);
+                let (ctx, rx, idle, live, retire) =
+                    (ctx.clone(), rx.clone(), idle.clone(), live.clone(), retire.clone());
                 tasks.spawn(async move {
                     let mut conn = ctx.http.connection();
                     loop {
+                        if retire_one(&retire, &live) {
+                            return;
+                        }
                         idle.fetch_add(1, Ordering::AcqRel);
-                        let next = rx.recv().await;
+                        // Woken now and then to see whether it is retired, at low rates.
+                        let next = tokio::time::timeout(WORKER_IDLE, rx.recv()).await;
                         idle.fetch_sub(1, Ordering::AcqRel);
-                        let Ok((p, due)) = next else { return };
-                        ctx.execute(&mut conn, phase, p, due).await;
+                        match next {
+                            Err(_) => continue,
+                            Ok(Err(_)) => {
+                                live.fetch_sub(1, Ordering::AcqRel);
+                                return;
+                            }
+                            Ok(Ok((p, due))) => ctx.execute(&mut conn, phase, p, due).await,
+                        }
                     }
                 });
             }
@@ -160,5 +217,21 @@ pub async fn run(
                 tasks.abort_all();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retirements_are_taken_once_each_and_the_last_worker_stays() {
+        let (retire, live) = (AtomicUsize::new(5), AtomicUsize::new(3));
+        assert!(retire_one(&retire, &live));
+        assert!(retire_one(&retire, &live));
+        assert!(!retire_one(&retire, &live), "one worker always stays");
+        assert_eq!((live.load(Ordering::Relaxed), retire.load(Ordering::Relaxed)), (1, 0));
+        let (retire, live) = (AtomicUsize::new(0), AtomicUsize::new(3));
+        assert!(!retire_one(&retire, &live), "none asked");
     }
 }
