@@ -2,7 +2,9 @@
 //! on. Goose prints progress lines (`8 users launched.`) straight to the process's standard
 //! output; [`Console::claim`] moves standard output to standard error for the rest of the
 //! process and keeps the original for the command's own lines, so that stdout carries the
-//! verdict and nothing else.
+//! verdict and nothing else. While a live progress line is shown on standard error,
+//! [`Console::claim_quietly`] sends those library lines nowhere instead, since they would be
+//! spliced into it.
 
 use std::fs::File;
 use std::io::Write;
@@ -21,11 +23,25 @@ impl Console {
     /// standard error, so that libraries printing to stdout no longer reach it. Where that is
     /// not possible, prints to stdout as it is.
     pub fn claim() -> Self {
-        let out = rustix::io::dup(rustix::stdio::stdout()).ok().and_then(|fd| {
-            rustix::stdio::dup2_stdout(rustix::stdio::stderr())
-                .ok()
-                .map(|()| File::from(fd))
-        });
+        Self::claim_to(|| rustix::stdio::dup2_stdout(rustix::stdio::stderr()))
+    }
+
+    /// As [`Console::claim`], but file descriptor 1 goes to `/dev/null`: for while a live
+    /// progress line owns standard error.
+    pub fn claim_quietly() -> Self {
+        Self::claim_to(|| {
+            let null = File::options()
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))?;
+            rustix::stdio::dup2_stdout(&null)
+        })
+    }
+
+    fn claim_to(redirect: impl FnOnce() -> rustix::io::Result<()>) -> Self {
+        let out = rustix::io::dup(rustix::stdio::stdout())
+            .ok()
+            .and_then(|fd| redirect().ok().map(|()| File::from(fd)));
         Self { out }
     }
 

@@ -117,8 +117,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             .into());
         }
     }
-    let mut console = Console::claim();
     let progress = !args.quiet && std::io::stderr().is_terminal();
+    // With a live progress line on stderr, goose's stdout lines would be spliced into it.
+    let mut console = if progress {
+        Console::claim_quietly()
+    } else {
+        Console::claim()
+    };
     let outcome = harness::run::run(
         loaded,
         RunOptions {
