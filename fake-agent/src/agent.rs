@@ -138,6 +138,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
+#[derive(Default)]
 struct Decoded {
     applied: Applied,
     decode: Duration,
@@ -146,13 +147,11 @@ struct Decoded {
     cpu: Duration,
 }
 
-/// What processing a message took, for its event.
+/// What processing a message took, for its event: the decode and apply, then the simulated
+/// programming and the total replied.
 #[derive(Default)]
 struct Processed {
-    applied: Applied,
-    decode: Duration,
-    apply: Duration,
-    cpu: Duration,
+    done: Decoded,
     simulated: Duration,
     total: Duration,
 }
@@ -264,10 +263,7 @@ impl Agent {
             arrived,
             bytes,
             Some(Processed {
-                applied,
-                decode: done.decode,
-                apply: done.apply,
-                cpu: done.cpu,
+                done: Decoded { applied, ..done },
                 simulated: cost.total,
                 total,
             }),
@@ -310,10 +306,13 @@ impl Agent {
             return;
         }
         let Processed {
-            applied,
-            decode,
-            apply,
-            cpu,
+            done:
+                Decoded {
+                    applied,
+                    decode,
+                    apply,
+                    cpu,
+                },
             simulated,
             total,
         } = done.unwrap_or_default();
