@@ -185,6 +185,13 @@ impl HostState {
         }
     }
 
+    fn neighbors_mut(&mut self, kind: NeighborType) -> &mut FxHashMap<String, Neighbor> {
+        match kind {
+            NeighborType::L2 => &mut self.l2,
+            NeighborType::L3 => &mut self.l3,
+        }
+    }
+
     /// Stores (creates or replaces) a neighbor, keyed by its port id. `host_ip` is the
     /// already-parsed `host_ip_address`.
     pub(crate) fn put_neighbor(&mut self, kind: NeighborType, n: &NeighborRef<'_>, host_ip: Option<Ipv4Addr>) {
@@ -203,10 +210,7 @@ impl HostState {
                 })
                 .collect(),
         };
-        let map = match kind {
-            NeighborType::L2 => &mut self.l2,
-            NeighborType::L3 => &mut self.l3,
-        };
+        let map = self.neighbors_mut(kind);
         // Look up before inserting: a port joining a subnet the host knows repeats every
         // neighbor it holds, and a replacement in place needs no key of its own.
         match map.get_mut(n.id) {
@@ -222,19 +226,13 @@ impl HostState {
     /// reserved: reserving all `n` on top of a large map would rehash it (and fault in a table
     /// twice the size) for entries that are already there.
     pub(crate) fn reserve_neighbors(&mut self, kind: NeighborType, n: usize) {
-        let map = match kind {
-            NeighborType::L2 => &mut self.l2,
-            NeighborType::L3 => &mut self.l3,
-        };
+        let map = self.neighbors_mut(kind);
         map.reserve(n.saturating_sub(map.len()));
     }
 
     /// Removes a neighbor; true when it was there.
     pub(crate) fn remove_neighbor(&mut self, kind: NeighborType, id: &str) -> bool {
-        let map = match kind {
-            NeighborType::L2 => &mut self.l2,
-            NeighborType::L3 => &mut self.l3,
-        };
+        let map = self.neighbors_mut(kind);
         map.remove(id).is_some()
     }
 }
