@@ -447,7 +447,7 @@ async fn drive(
                 }
                 // A phase in another fan-out starts and ends on a quiet system, so that no
                 // message of one mode is timed in the other.
-                let switch = spec.fanout.filter(|m| *m != s.target.fanout && running.cp.is_some());
+                let switch = spec.fanout.filter(|m| *m != s.target.fanout);
                 if let (Some(mode), Some(cp)) = (switch, &running.cp) {
                     corr.settle(s.measure.correlation_timeout, stop).await;
                     cp.set_fanout(mode);
