@@ -134,18 +134,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unsent_requests_and_a_busy_host_are_named_with_their_numbers() {
+    /// A recorder with one ended load phase: `due` requests due, `sent` sent `lag_us` late
+    /// each, `unsent` never sent. Returns it with the time the phase was assessed at.
+    fn recorded(due: u64, sent: u64, lag_us: u64, unsent: u64) -> (Recorder, Duration) {
         let r = Recorder::new(std::time::Instant::now(), std::time::SystemTime::now(), None).unwrap();
         let p = r.begin_phase("load", PhaseKind::Load, "open".into(), None);
-        r.due(p, 1000);
-        for _ in 0..600 {
-            r.issued(p, Some(1_000));
+        r.due(p, due);
+        for _ in 0..sent {
+            r.issued(p, Some(lag_us));
         }
-        r.unsent(p, 400);
+        r.unsent(p, unsent);
         std::thread::sleep(Duration::from_millis(20));
         r.end_phase();
         let now = r.elapsed();
+        (r, now)
+    }
+
+    #[test]
+    fn unsent_requests_and_a_busy_host_are_named_with_their_numbers() {
+        let (r, now) = recorded(1000, 600, 1_000, 400);
         let h = r.with_phases(|ps| {
             let end = ps[0].length(now).as_secs_f64();
             assess(ps, &[row(0.0, 0.5, 7.1, 0.0), row(end + 5.0, 0.1, 0.1, 0.0)], now, 2)
@@ -162,16 +169,7 @@ mod tests {
 
     #[test]
     fn a_generator_that_kept_up_on_a_quiet_host_is_healthy() {
-        let r = Recorder::new(std::time::Instant::now(), std::time::SystemTime::now(), None).unwrap();
-        let p = r.begin_phase("load", PhaseKind::Load, "open".into(), None);
-        r.due(p, 1000);
-        for _ in 0..1000 {
-            r.issued(p, Some(2_000));
-        }
-        r.unsent(p, 3);
-        std::thread::sleep(Duration::from_millis(20));
-        r.end_phase();
-        let now = r.elapsed();
+        let (r, now) = recorded(1000, 1000, 2_000, 3);
         let h = r.with_phases(|ps| assess(ps, &[row(0.0, 0.7, 1.2, 0.01)], now, 2));
         assert!(!h.fell_behind && !h.saturated, "{h:?}");
         assert!(h.reasons.is_empty());
