@@ -3,11 +3,10 @@
 //! and the host were. A run whose generator fell behind measured less than it offered; this
 //! file is where that shows, interval by interval.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::Error;
+use crate::csvfile::{CsvWriter, field, read_rows};
 
 /// One interval of generator health.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -39,26 +38,17 @@ pub const HEADER: &str = "start_s,length_s,due,sent,completed,failed,send_lag_p9
 
 /// Streams rows to `generator.csv`.
 #[derive(Debug)]
-pub struct HealthWriter {
-    path: PathBuf,
-    out: BufWriter<File>,
-}
+pub struct HealthWriter(CsvWriter);
 
 impl HealthWriter {
     /// Creates the file with its header.
     pub fn create(path: &Path) -> Result<Self, Error> {
-        let mut out = BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
-        writeln!(out, "{HEADER}").map_err(|e| Error::io(path, e))?;
-        Ok(Self {
-            path: path.to_owned(),
-            out,
-        })
+        CsvWriter::create(path, HEADER).map(Self)
     }
 
     /// Appends one row and flushes: rows come once per interval, and a run cut short keeps them.
     pub fn write(&mut self, r: &HealthRow) -> Result<(), Error> {
-        writeln!(
-            self.out,
+        self.0.line(format_args!(
             "{:.3},{:.3},{},{},{},{},{},{:.3},{:.2},{:.4}",
             r.start_s,
             r.length_s,
@@ -70,54 +60,35 @@ impl HealthWriter {
             r.process_cpu,
             r.load1,
             r.steal
-        )
-        .and_then(|()| self.out.flush())
-        .map_err(|e| Error::io(&self.path, e))
+        ))?;
+        self.0.flush()
     }
 }
 
 /// Reads `generator.csv`; a missing file (a run folder from before it existed) reads as empty.
 pub fn read(path: &Path) -> Result<Vec<HealthRow>, Error> {
-    let file = match File::open(path) {
-        Ok(f) => f,
+    match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let mut rows = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path, e))?;
-        if i == 0 || line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = |what: &str| Error::format(path, format!("line {}: {what}", i + 1));
-        if f.len() != 10 {
-            return Err(bad(&format!("{} fields, expected 10", f.len())));
-        }
-        let num = |k: usize| {
-            f[k].trim()
-                .parse::<f64>()
-                .map_err(|_| bad(&format!("`{}` is not a number", f[k])))
-        };
-        let int = |k: usize| {
-            f[k].trim()
-                .parse::<u64>()
-                .map_err(|_| bad(&format!("`{}` is not a count", f[k])))
-        };
-        rows.push(HealthRow {
-            start_s: num(0)?,
-            length_s: num(1)?,
-            due: int(2)?,
-            sent: int(3)?,
-            completed: int(4)?,
-            failed: int(5)?,
-            send_lag_p99_us: int(6)?,
-            process_cpu: num(7)?,
-            load1: num(8)?,
-            steal: num(9)?,
-        });
+        _ => {}
     }
-    Ok(rows)
+    read_rows(path, &[HEADER])?
+        .1
+        .into_iter()
+        .map(|(n, f)| {
+            Ok(HealthRow {
+                start_s: field(path, n, "start_s", &f[0])?,
+                length_s: field(path, n, "length_s", &f[1])?,
+                due: field(path, n, "due", &f[2])?,
+                sent: field(path, n, "sent", &f[3])?,
+                completed: field(path, n, "completed", &f[4])?,
+                failed: field(path, n, "failed", &f[5])?,
+                send_lag_p99_us: field(path, n, "send_lag_p99_us", &f[6])?,
+                process_cpu: field(path, n, "process_cpu", &f[7])?,
+                load1: field(path, n, "load1", &f[8])?,
+                steal: field(path, n, "steal", &f[9])?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 pub mod bootstrap;
 pub mod charts;
 pub mod compare;
+mod csvfile;
 pub mod health;
 pub mod hlog;
 pub mod html;

@@ -2,12 +2,11 @@
 //! host (`hosts.csv`). Plain CSV with a header line, numbers only besides the host address,
 //! so that a spreadsheet or pandas reads them as they are.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::Error;
+use crate::csvfile::{CsvWriter, field, read_rows};
 
 /// One goal-state message as an agent processed it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,26 +56,17 @@ pub const HOSTS_HEADER: &str = "host,messages,bytes,neighbors";
 
 /// Streams agent samples to CSV.
 #[derive(Debug)]
-pub struct SampleWriter {
-    path: PathBuf,
-    out: BufWriter<File>,
-}
+pub struct SampleWriter(CsvWriter);
 
 impl SampleWriter {
     /// Creates the file with its header.
     pub fn create(path: &Path) -> Result<Self, Error> {
-        let mut out = BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
-        writeln!(out, "{AGENT_SAMPLES_HEADER}").map_err(|e| Error::io(path, e))?;
-        Ok(Self {
-            path: path.to_owned(),
-            out,
-        })
+        CsvWriter::create(path, AGENT_SAMPLES_HEADER).map(Self)
     }
 
     /// Appends one row.
     pub fn write(&mut self, s: &AgentSample) -> Result<(), Error> {
-        writeln!(
-            self.out,
+        self.0.line(format_args!(
             "{:.6},{},{},{},{},{},{},{},{}",
             s.t_s,
             s.host,
@@ -87,67 +77,22 @@ impl SampleWriter {
             s.decode_us,
             s.apply_us,
             s.cpu_us.map(|c| c.to_string()).unwrap_or_default()
-        )
-        .map_err(|e| Error::io(&self.path, e))
+        ))
     }
 
     /// Flushes.
     pub fn flush(&mut self) -> Result<(), Error> {
-        self.out.flush().map_err(|e| Error::io(&self.path, e))
+        self.0.flush()
     }
 }
 
 /// Writes `hosts.csv`.
 pub fn write_hosts(path: &Path, rows: &[HostRow]) -> Result<(), Error> {
-    let mut out = BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
-    let mut go = || -> std::io::Result<()> {
-        writeln!(out, "{HOSTS_HEADER}")?;
-        for r in rows {
-            writeln!(out, "{},{},{},{}", r.host, r.messages, r.bytes, r.neighbors)?;
-        }
-        out.flush()
-    };
-    go().map_err(|e| Error::io(path, e))
-}
-
-/// A CSV file's rows: (line number, fields).
-type Rows = Vec<(usize, Vec<String>)>;
-
-/// Splits a CSV file into rows of fields after checking its header against the accepted ones
-/// (newest first); returns the index of the header found. Errors name the line.
-fn read_rows(path: &Path, headers: &[&str]) -> Result<(usize, Rows), Error> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut rows = Vec::new();
-    let mut version = 0;
-    let mut width = 0;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path, e))?;
-        if i == 0 {
-            version = headers
-                .iter()
-                .position(|h| line.trim() == *h)
-                .ok_or_else(|| Error::format(path, format!("line 1: expected header `{}`", headers[0])))?;
-            width = headers[version].split(',').count();
-            continue;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<String> = line.split(',').map(str::to_owned).collect();
-        if fields.len() != width {
-            return Err(Error::format(
-                path,
-                format!("line {}: {} fields, expected {width}", i + 1, fields.len()),
-            ));
-        }
-        rows.push((i + 1, fields));
+    let mut out = CsvWriter::create(path, HOSTS_HEADER)?;
+    for r in rows {
+        out.line(format_args!("{},{},{},{}", r.host, r.messages, r.bytes, r.neighbors))?;
     }
-    Ok((version, rows))
-}
-
-fn field<T: std::str::FromStr>(path: &Path, line: usize, name: &str, v: &str) -> Result<T, Error> {
-    v.parse()
-        .map_err(|_| Error::format(path, format!("line {line}: {name} `{v}` is not a number")))
+    out.flush()
 }
 
 fn host(path: &Path, line: usize, v: &str) -> Result<Ipv4Addr, Error> {
