@@ -173,8 +173,8 @@ fn side_by_side_table(out: &mut String, s: &Summary) {
         .iter()
         .filter(|p| p.kind == "load" || p.kind == "contrast")
         .collect();
-    out.push_str("<h2>Side by side</h2><p class=\"note\">The phases the scenario is about (<code>load</code>: in the headline figures, judged by the SLO) beside the ones measured for contrast (<code>contrast</code>: neither). Latencies p50 / p99; goal-state messages per request counts every message an agent received during the phase.</p>");
-    out.push_str("<div class=\"scroll\"><table id=\"side-by-side\"><tr><th>phase</th><th>kind</th><th>model</th><th>achieved</th><th>errors</th><th>api</th><th>port_programmed</th><th>neighbor_converged</th><th>messages per request</th><th>largest goal state</th><th>push</th></tr>");
+    out.push_str("<h2>Side by side</h2><p class=\"note\">The phases the scenario is about (<code>load</code>: in the headline figures, judged by the SLO) beside the ones measured for contrast (<code>contrast</code>: neither), the figures that tell them apart first. Latencies p50 / p99; goal-state messages per request counts every message an agent received during the phase.</p>");
+    out.push_str("<div class=\"scroll\"><table id=\"side-by-side\"><tr><th>phase</th><th>kind</th><th>achieved</th><th>errors</th><th>neighbor_converged</th><th>port_programmed</th><th>api</th><th>push</th><th>messages per request</th><th>largest goal state</th><th>model</th></tr>");
     for p in rows {
         let st = |m: &str| p.metrics.get(m).filter(|x| x.count > 0);
         let pair = |m: &str| {
@@ -197,16 +197,16 @@ fn side_by_side_table(out: &mut String, s: &Summary) {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&p.name),
             escape(&p.kind),
-            escape(&p.model),
             crate::units::per_s(p.throughput_rps),
             if p.requests > 0 {
                 crate::units::percent(p.errors as f64 / p.requests as f64)
             } else {
                 "-".into()
             },
-            pair(metric::API),
-            pair(metric::PORT_PROGRAMMED),
             pair(metric::NEIGHBOR_CONVERGED),
+            pair(metric::PORT_PROGRAMMED),
+            pair(metric::API),
+            pair(metric::CP_PUSH),
             per_request,
             st(metric::GOAL_STATE_NEIGHBORS)
                 .map(|x| {
@@ -218,7 +218,7 @@ fn side_by_side_table(out: &mut String, s: &Summary) {
                     }
                 })
                 .unwrap_or_else(|| "-".into()),
-            pair(metric::CP_PUSH),
+            escape(&p.model),
         );
     }
     out.push_str("</table></div>");
