@@ -199,7 +199,13 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         "  {:<20} {:>10} {:>10} {:>10} {:>8}",
         "latency", "p50", "p99", "max", "count"
     ));
-    for m in ["api", "port_programmed", "neighbor_converged"] {
+    use reports::summary::metric as m;
+    let stages: &[&str] = if s.target == "neutron" {
+        &[m::API, m::PORT_ACTIVE, m::POLL_RESOLUTION]
+    } else {
+        &[m::API, m::PORT_PROGRAMMED, m::NEIGHBOR_CONVERGED]
+    };
+    for &m in stages {
         let v = |stat: &str| {
             s.value(&format!("{m}.{stat}"))
                 .map(units::duration_us)

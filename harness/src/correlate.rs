@@ -50,21 +50,22 @@ impl Pending {
     }
 }
 
-fn stage_metric(op: Op, converged: bool) -> &'static str {
-    match (op, converged) {
-        (Op::Update, false) => "port_programmed.update",
-        (Op::Update, true) => "neighbor_converged.update",
-        (_, false) => metric::PORT_PROGRAMMED,
-        (_, true) => metric::NEIGHBOR_CONVERGED,
-    }
+/// What tells the correlator that a port is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Agent messages: `port_programmed` on the own host, `neighbor_converged` on every host.
+    Agents,
+    /// The control plane's own word, polled ([`Correlator::reached`]): `port_active`, one stage.
+    Status,
 }
 
-/// Matches requests with agent messages.
+/// Matches requests with agent messages, or with the status the control plane reports.
 #[derive(Debug)]
 pub struct Correlator {
     rec: Arc<Recorder>,
     state: Mutex<State>,
     timeout: Duration,
+    source: Source,
 }
 
 #[derive(Debug, Default)]
@@ -82,13 +83,68 @@ struct State {
 const SWEEP_CHUNK: usize = 2048;
 
 impl Correlator {
-    /// A correlator recording into `rec`; ports not done within `timeout` fail.
+    /// A correlator of agent messages recording into `rec`; ports not done within `timeout` fail.
     pub fn new(rec: Arc<Recorder>, timeout: Duration) -> Self {
+        Self::with_source(rec, timeout, Source::Agents)
+    }
+
+    /// A correlator whose ports are done when `source` says so.
+    pub fn with_source(rec: Arc<Recorder>, timeout: Duration, source: Source) -> Self {
         Self {
             rec,
             state: Mutex::new(State::default()),
             timeout,
+            source,
         }
+    }
+
+    /// What tells it a port is done.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// How long a port may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The metric of a stage: the own host (`converged` false) or every host.
+    fn stage_metric(&self, op: Op, converged: bool) -> &'static str {
+        match (self.source, op, converged) {
+            (Source::Status, Op::Update, _) => "port_active.update",
+            (Source::Status, _, _) => metric::PORT_ACTIVE,
+            (Source::Agents, Op::Update, false) => "port_programmed.update",
+            (Source::Agents, Op::Update, true) => "neighbor_converged.update",
+            (Source::Agents, _, false) => metric::PORT_PROGRAMMED,
+            (Source::Agents, _, true) => metric::NEIGHBOR_CONVERGED,
+        }
+    }
+
+    /// The control plane reports `port` done (ACTIVE) as of `at`, which may be up to
+    /// `resolution` after it really was (the polling's resolution, recorded beside it).
+    pub fn reached(&self, port: &str, at: Instant, resolution: Duration) {
+        let done = {
+            let mut s = self.lock();
+            match s.pending.get_mut(port) {
+                Some(p) if p.programmed.is_none() => {
+                    p.programmed = Some(at);
+                    p.last = Some(at);
+                    p.remaining.clear();
+                    s.pending.remove(port)
+                }
+                _ => None,
+            }
+        };
+        if let Some(p) = done {
+            self.rec
+                .sample(p.phase, metric::POLL_RESOLUTION, resolution.as_micros() as u64);
+            self.succeed(p);
+        }
+    }
+
+    /// Whether `port` is still waiting.
+    pub fn is_pending(&self, port: &str) -> bool {
+        self.lock().pending.contains_key(port)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -221,10 +277,13 @@ impl Correlator {
         let converged = p.last.map(|t| t.saturating_duration_since(p.start));
         if let Some(d) = programmed {
             self.rec
-                .sample(p.phase, stage_metric(p.op, false), d.as_micros() as u64);
+                .sample(p.phase, self.stage_metric(p.op, false), d.as_micros() as u64);
         }
-        if let Some(d) = converged {
-            self.rec.sample(p.phase, stage_metric(p.op, true), d.as_micros() as u64);
+        if let Some(d) = converged
+            && self.source == Source::Agents
+        {
+            self.rec
+                .sample(p.phase, self.stage_metric(p.op, true), d.as_micros() as u64);
         }
         if let Some(w) = p.waiter.take() {
             let _ = w.send(Outcome { programmed, converged });
@@ -243,15 +302,17 @@ impl Correlator {
             let programmed = p.programmed.map(|t| t.saturating_duration_since(p.start));
             if let Some(d) = programmed {
                 self.rec
-                    .sample(p.phase, stage_metric(p.op, false), d.as_micros() as u64);
+                    .sample(p.phase, self.stage_metric(p.op, false), d.as_micros() as u64);
             }
             let np = u64::from(programmed.is_none());
+            // With one stage (status), there is no convergence to miss.
+            let nc = u64::from(self.source == Source::Agents);
             match counts.iter_mut().find(|c| c.0 == p.phase) {
                 Some(c) => {
                     c.1 += np;
-                    c.2 += 1;
+                    c.2 += nc;
                 }
-                None => counts.push((p.phase, np, 1)),
+                None => counts.push((p.phase, np, nc)),
             }
             if let Some(w) = p.waiter.take() {
                 let _ = w.send(Outcome {
@@ -430,5 +491,32 @@ mod tests {
         let rx = corr.expect("p", phase, Op::Create, old, OWN, vec![], true).unwrap();
         corr.sweep();
         assert_eq!(rx.await.unwrap(), Outcome::default());
+    }
+
+    #[test]
+    fn a_status_source_has_one_stage_with_its_resolution() {
+        let rec = Arc::new(Recorder::new(Instant::now(), std::time::SystemTime::now(), None).unwrap());
+        let phase = rec.begin_phase("load", PhaseKind::Load, "open".into(), None);
+        let corr = Correlator::with_source(rec.clone(), Duration::from_millis(50), Source::Status);
+        let start = Instant::now() - Duration::from_millis(300);
+        corr.expect("up", phase, Op::Create, start, OWN, vec![], false);
+        corr.expect("never", phase, Op::Create, start, OWN, vec![], false);
+        corr.reached("up", start + Duration::from_millis(200), Duration::from_millis(40));
+        corr.reached("unknown", Instant::now(), Duration::ZERO);
+        assert!(!corr.is_pending("up") && corr.is_pending("never"));
+        assert_eq!(corr.sweep(), 1);
+        rec.with_phases(|p| {
+            let st = p[0].stats();
+            assert_eq!(st[metric::PORT_ACTIVE].count, 1);
+            assert!(
+                (199_000..=201_000).contains(&st[metric::PORT_ACTIVE].p50),
+                "{:?}",
+                st[metric::PORT_ACTIVE]
+            );
+            assert_eq!(st[metric::POLL_RESOLUTION].count, 1);
+            assert!(!st.contains_key(metric::PORT_PROGRAMMED) && !st.contains_key(metric::NEIGHBOR_CONVERGED));
+            // The port never ACTIVE failed its one stage; there is no convergence to miss.
+            assert_eq!((p[0].not_programmed, p[0].not_converged), (1, 0));
+        });
     }
 }

@@ -557,7 +557,9 @@ impl Recorder {
             requests: p.requests,
             rate: g.last_rate,
             api_p99_us: p99(reports::summary::metric::API),
-            programmed_p99_us: p99(reports::summary::metric::PORT_PROGRAMMED),
+            // Whichever stage tells this target's ports are in place (agents, or Neutron's status).
+            programmed_p99_us: p99(reports::summary::metric::PORT_PROGRAMMED)
+                .max(p99(reports::summary::metric::PORT_ACTIVE)),
             failed: p.errors,
             not_converged: p.not_converged,
             unsent: p.unsent,

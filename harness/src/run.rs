@@ -12,14 +12,17 @@ use fake_agent::{AgentConfig, Fleet, FleetConfig};
 use reports::summary::{Errors, PhaseSummary, ScenarioInfo, SloResult, SloStatus, StepSearch, Summary, Throughput};
 use tokio_util::sync::CancellationToken;
 
-use crate::correlate::Correlator;
+use crate::correlate::{Correlator, Source};
 use crate::driver::closed::{self, ClosedParams};
 use crate::driver::{Ctx, Work, open, step};
 use crate::record::{PhaseKind, PhaseRecord, Recorder};
-use crate::scenario::{Loaded, ModelKind, PhaseSpec, Scenario, TargetKind};
+use crate::scenario::{HostsSpec, Loaded, ModelKind, PhaseSpec, Scenario, TargetKind};
 use crate::slo::Check;
-use crate::target::{HttpClient, RestTarget, ServiceUrls, SouthboundTarget, Target};
+use crate::target::{HttpClient, NeutronTarget, RestTarget, ServiceUrls, SouthboundTarget, Target, active, neutron};
 use crate::topology::{Model, Op, Topology};
+
+/// How long cleaning up what a run made in Neutron may take (about 10 deletes a second there).
+const NEUTRON_CLEANUP_LIMIT: Duration = Duration::from_secs(600);
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +80,13 @@ struct Running {
     ctx: Option<Arc<Ctx>>,
     step: Option<StepSearch>,
     target_kind: TargetKind,
+    /// A Neutron target, to clean up after the run.
+    neutron: Option<Arc<NeutronTarget>>,
+    /// Polls Neutron's port status (`port_active`), with its own stop: it must outlive the
+    /// run's stop token until the last ports have settled.
+    poller: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
+    /// What the reader must know beyond the verdict (the summary's `warnings`).
+    warnings: Vec<String>,
 }
 
 /// Runs a loaded scenario and writes its folder.
@@ -99,6 +109,9 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         ctx: None,
         step: None,
         target_kind: s.target.kind,
+        neutron: None,
+        poller: None,
+        warnings: Vec::new(),
     };
     // Ctrl-C or SIGTERM: stop, and say so.
     let signal = {
@@ -143,6 +156,29 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             tracing::warn!(failed, "ports never programmed or converged");
         }
     }
+    if let Some((task, poll_stop)) = running.poller.take() {
+        poll_stop.cancel();
+        let _ = task.await;
+    }
+    if let (Some(n), Some(ctx)) = (running.neutron.take(), &running.ctx) {
+        running.warnings.extend(n.binding_warning());
+        let left = n.clean(&mut ctx.http.connection(), NEUTRON_CLEANUP_LIMIT).await;
+        if !left.is_empty() {
+            let file = dir.join("neutron-leftovers.txt");
+            let _ = std::fs::write(&file, left.join("\n") + "\n");
+            let w = format!(
+                "{} resource(s) the run made in Neutron could not be deleted (listed in {}), e.g. {}",
+                left.len(),
+                file.display(),
+                left.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            );
+            tracing::warn!("{w}");
+            running.warnings.push(w);
+        }
+    }
+    for w in &running.warnings {
+        tracing::warn!("{w}");
+    }
     // Every producer stops before anything reads the folder: the ticker, the control plane's
     // pushes, the agents, and the events still on their way to the recorder.
     if let Some(t) = running.ticker.take() {
@@ -179,6 +215,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         wall,
         start,
         partial_reason,
+        std::mem::take(&mut running.warnings),
         running.step.take(),
         running.target_kind,
         opts.repeat.max(1),
@@ -218,8 +255,35 @@ async fn drive(
         .as_ref()
         .map(|a| a.parse::<std::net::SocketAddr>())
         .transpose()?;
+    let http = HttpClient::new(t.request_timeout).with_headers(headers(&t.headers)?);
+    // Neutron: its hosts are those its agents report (or the scenario lists); no fleet runs,
+    // the simulated agents would receive nothing.
+    let neutron_hosts = if t.kind == TargetKind::Neutron {
+        let url = t.url.as_deref().ok_or_else(|| anyhow!("target.url is required"))?;
+        let api = neutron::Api::new(url)?;
+        let alive = neutron::discover_hosts(&api, &mut http.connection())
+            .await
+            .with_context(|| format!("asking Neutron at {url} for its hosts"))?;
+        let hosts = match &t.hosts {
+            Some(HostsSpec::List(given)) => {
+                running.warnings.extend(neutron::check_hosts(given, &alive));
+                given.clone()
+            }
+            _ => alive,
+        };
+        if hosts.is_empty() {
+            return Err(neutron::no_hosts(url));
+        }
+        tracing::info!(hosts = hosts.len(), "Neutron hosts");
+        Some((api, hosts))
+    } else {
+        None
+    };
     // Agents.
-    let hosts = if external.is_some() {
+    let hosts = if let Some((_, names)) = &neutron_hosts {
+        // Addresses only label the hosts in the harness's model; nothing is sent to them.
+        fake_agent::fleet::host_ips(s.agents.base_ip, names.len())?
+    } else if external.is_some() {
         fake_agent::fleet::host_ips(s.agents.base_ip, s.agents.count)?
     } else {
         let fleet = Fleet::start(
@@ -242,20 +306,24 @@ async fn drive(
         hosts
     };
     let tag = match t.kind {
-        // A real Alcor keeps what earlier runs created: make ids unique per run.
-        TargetKind::Alcor => {
+        // A real Alcor (or Neutron) keeps what earlier runs created: make ids unique per run.
+        TargetKind::Alcor | TargetKind::Neutron => {
             (s.seed as u32) ^ (SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs() as u32)
         }
         _ => s.seed as u32,
     };
-    let topo = Arc::new(Topology::build(s, hosts.clone(), tag));
+    let mut topo = Topology::build(s, hosts.clone(), tag);
+    if let Some((_, names)) = &neutron_hosts {
+        topo.host_names = names.clone();
+    }
+    let topo = Arc::new(topo);
     let push = PushConfig {
         protocol: t.protocol,
         channels_per_host: t.channels_per_host,
         agent_port: external.map(|a| a.port()).unwrap_or(s.agents.port),
         ..Default::default()
     };
-    let http = HttpClient::new(t.request_timeout);
+    let mut watch = None;
     let (target, base_url) = match t.kind {
         TargetKind::Embedded => {
             let cp = ControlPlane::start(ControlPlaneConfig {
@@ -317,18 +385,61 @@ async fn drive(
             let sb = SouthboundTarget::new(Ncm::new(push), topo.clone(), addrs);
             (Target::Southbound(Arc::new(sb)), "http://127.0.0.1".to_owned())
         }
+        TargetKind::Neutron => {
+            let (api, _) = neutron_hosts
+                .clone()
+                .ok_or_else(|| anyhow!("Neutron's hosts are unknown"))?;
+            let tx = if t.wait_active {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                watch = Some(rx);
+                Some(tx)
+            } else {
+                None
+            };
+            let n = Arc::new(NeutronTarget::new(api, topo.clone(), tx));
+            running.neutron = Some(n.clone());
+            (Target::Neutron(n), t.url.clone().unwrap_or_default())
+        }
     };
-    let corr = Arc::new(Correlator::new(rec.clone(), s.measure.correlation_timeout));
+    let source = if t.kind == TargetKind::Neutron {
+        Source::Status
+    } else {
+        Source::Agents
+    };
+    let corr = Arc::new(Correlator::with_source(
+        rec.clone(),
+        s.measure.correlation_timeout,
+        source,
+    ));
     let ctx = Arc::new(Ctx {
         rec: rec.clone(),
         corr: corr.clone(),
         model: Mutex::new(Model::new(topo.clone(), s)),
         target: target.clone(),
-        http,
+        http: http.clone(),
         stop: stop.clone(),
-        correlate: external.is_none(),
+        correlate: external.is_none() && (t.kind != TargetKind::Neutron || t.wait_active),
     });
     running.ctx = Some(ctx.clone());
+    if let (Some(rx), Some(n)) = (watch, &running.neutron) {
+        let poll_stop = CancellationToken::new();
+        let cfg = active::PollConfig {
+            interval: t.poll_interval,
+            batch: t.poll_batch,
+            rate: t.poll_rate,
+            give_up: s.measure.correlation_timeout,
+        };
+        let task = tokio::spawn(active::run(
+            n.clone(),
+            http.connection(),
+            rx,
+            corr.clone(),
+            rec.clone(),
+            cfg,
+            poll_stop.clone(),
+        ));
+        running.poller = Some((task, poll_stop));
+    }
     // Agent events to the correlator.
     if let Some(f) = &running.fleet {
         let mut events = f.subscribe();
@@ -363,14 +474,24 @@ async fn drive(
         }));
     }
     // Everything but ports.
-    if let Target::Rest(r) = &target {
-        let mut conn = http.connection();
-        for c in r.setup_calls() {
-            if stop.is_cancelled() {
-                return Ok(());
+    match &target {
+        Target::Rest(r) => {
+            let mut conn = http.connection();
+            for c in r.setup_calls() {
+                if stop.is_cancelled() {
+                    return Ok(());
+                }
+                conn.must(&c).await.context("building the topology")?;
             }
-            conn.must(&c).await.context("building the topology")?;
         }
+        Target::Neutron(n) => {
+            let mut conn = http.connection();
+            tokio::select! {
+                r = n.build(&mut conn) => r.context("building the topology in Neutron")?,
+                _ = stop.cancelled() => return Ok(()),
+            }
+        }
+        Target::Southbound(_) => {}
     }
     let grace = Duration::from_secs(5);
     let sizes = s.topology_sizes();
@@ -396,14 +517,14 @@ async fn drive(
             if let (Some(mode), Some(cp)) = (switch, &running.cp) {
                 cp.set_fanout(mode);
             }
-            if let (Some(bulk), Target::Rest(r)) = (s.topology.bulk, &target) {
+            if let Some(bulk) = s.topology.bulk {
                 let phase = rec.begin_phase(
                     &spec.name,
                     PhaseKind::Setup,
                     format!("bulk: {bulk} ports per request"),
                     None,
                 );
-                bulk_setup(&ctx, r, phase, add, bulk as usize).await;
+                bulk_setup(&ctx, phase, add, bulk as usize).await;
             } else {
                 run_phase(
                     &ctx,
@@ -512,8 +633,8 @@ async fn drive(
     Ok(())
 }
 
-/// Creates `n` ports through `/ports/bulk`, `per` at a time, one request after the other.
-async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: usize) {
+/// Creates `n` ports in bulk requests of `per` ports, one request after the other.
+async fn bulk_setup(ctx: &Arc<Ctx>, phase: usize, n: u64, per: usize) {
     let mut left = n as usize;
     let mut conn = ctx.http.connection();
     while left > 0 && !ctx.stop.is_cancelled() {
@@ -532,7 +653,14 @@ async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: u
                 ctx.expect(phase, p, start, false);
             }
             let ports: Vec<_> = group.iter().map(|p| p.port.clone()).collect();
-            let result = conn.send(&r.create_bulk(&ports)).await;
+            let result = match ctx.target.create_bulk(&ports) {
+                None => Err("no_call".to_owned()),
+                Some(Err(e)) => Err(e),
+                Some(Ok(call)) => match conn.send_for_body(&call).await {
+                    Ok(body) => ctx.target.answered_bulk(&ports, &body),
+                    Err(e) => Err(e),
+                },
+            };
             // One answer for the whole body: its latency is recorded once, as the request it was.
             ctx.rec.answered(
                 phase,
@@ -545,6 +673,21 @@ async fn bulk_setup(ctx: &Arc<Ctx>, r: &RestTarget, phase: usize, n: u64, per: u
             }
         }
     }
+}
+
+/// Extra request headers, `${NAME}` expanded from the environment.
+fn headers(given: &std::collections::BTreeMap<String, String>) -> anyhow::Result<crate::target::Headers> {
+    given
+        .iter()
+        .map(|(k, v)| {
+            let value = crate::scenario::expand_env(v).map_err(|e| anyhow!("target.headers.{k}: {e}"))?;
+            Ok((
+                http::HeaderName::from_bytes(k.as_bytes()).with_context(|| format!("target.headers.{k}"))?,
+                http::HeaderValue::from_str(&value)
+                    .with_context(|| format!("target.headers.{k}: not a valid header value"))?,
+            ))
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -622,6 +765,7 @@ fn summarize(
     wall: SystemTime,
     start: Instant,
     partial_reason: Option<String>,
+    warnings: Vec<String>,
     step_search: Option<StepSearch>,
     target: TargetKind,
     repeats: u32,
@@ -718,6 +862,7 @@ fn summarize(
         duration_s: start.elapsed().as_secs_f64(),
         partial: partial_reason.is_some(),
         partial_reason,
+        warnings,
         phases,
         metrics: rec.merged(|p| p.kind == PhaseKind::Load),
         throughput,

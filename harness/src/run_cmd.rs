@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use harness::console::{self, Console};
 use harness::run::{RunOptions, Verdict};
-use harness::scenario;
+use harness::scenario::{self, HostsSpec, TargetKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::UsageError;
@@ -178,11 +178,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
 pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     let l = load(&args.scenario, &args.set)?;
     let s = &l.scenario;
+    let hosts = match (&s.target.kind, &s.target.hosts) {
+        (TargetKind::Neutron, Some(HostsSpec::List(l))) => format!("{} listed hosts", l.len()),
+        (TargetKind::Neutron, _) => "hosts discovered from Neutron".to_owned(),
+        _ => format!("{} agents", s.agents.count),
+    };
     println!(
-        "{}: valid ({} target, {} agents, {} measured phase(s), {} SLO check(s))",
+        "{}: valid ({} target, {hosts}, {} measured phase(s), {} SLO check(s))",
         l.path.display(),
         s.target.kind,
-        s.agents.count,
         s.phases.len(),
         s.slo.len()
     );

@@ -10,13 +10,14 @@ use reports::summary::{SloResult, SloStatus, Stats, Summary, metric};
 pub use reports::summary::SCALARS;
 
 /// Metrics a check may name.
-pub const METRICS: [&str; 13] = [
+pub const METRICS: [&str; 14] = [
     metric::API,
     "api.create",
     "api.update",
     "api.delete",
     metric::PORT_PROGRAMMED,
     metric::NEIGHBOR_CONVERGED,
+    metric::PORT_ACTIVE,
     metric::AGENT_PROCESSING,
     metric::GOAL_STATE_BYTES,
     metric::GOAL_STATE_NEIGHBORS,
@@ -73,6 +74,14 @@ pub struct Check {
 }
 
 impl Check {
+    /// The metric it judges (`port_programmed` of `port_programmed.p99`), or the scalar.
+    pub fn metric(&self) -> &str {
+        if SCALARS.contains(&self.key.as_str()) {
+            return &self.key;
+        }
+        self.key.rsplit_once('.').map_or(self.key.as_str(), |(m, _)| m)
+    }
+
     /// Parses a check; the error says what is wrong in words a user can act on.
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();

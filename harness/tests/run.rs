@@ -154,6 +154,9 @@ fn every_bundled_scenario_validates() {
         "knee-search",
         "alcor-rally-ports",
         "closed-vs-open",
+        "neutron-smoke",
+        "neutron-rally",
+        "neutron-knee",
     ] {
         assert!(listed.contains(name), "{name} not listed:\n{listed}");
         assert!(!listed.contains("(invalid"), "{listed}");

@@ -10,7 +10,12 @@ use crate::summary::{SloResult, Stats, Summary, format_value, metric};
 use crate::{Error, files};
 
 /// Stages shown first, in this order.
-pub const STAGES: [&str; 3] = [metric::API, metric::PORT_PROGRAMMED, metric::NEIGHBOR_CONVERGED];
+pub const STAGES: [&str; 4] = [
+    metric::API,
+    metric::PORT_ACTIVE,
+    metric::PORT_PROGRAMMED,
+    metric::NEIGHBOR_CONVERGED,
+];
 
 /// HTML-escapes text.
 pub fn escape(s: &str) -> String {
@@ -64,7 +69,7 @@ fn metric_table(out: &mut String, s: &Summary, id: &str, metrics: &std::collecti
     );
     let errors = |m: &str| match m {
         metric::API => Some(s.errors.requests_failed),
-        metric::PORT_PROGRAMMED => Some(s.errors.not_programmed),
+        metric::PORT_PROGRAMMED | metric::PORT_ACTIVE => Some(s.errors.not_programmed),
         metric::NEIGHBOR_CONVERGED => Some(s.errors.not_converged),
         metric::AGENT_PROCESSING => Some(s.errors.agent_errors),
         _ => None,
@@ -261,6 +266,9 @@ pub fn page(run: &RunData) -> String {
             escape(log)
         );
     }
+    for w in &s.warnings {
+        let _ = write!(out, "<p class=\"banner\" data-warning>{}</p>", escape(w));
+    }
     let g = &s.generator;
     if g.fell_behind || g.saturated {
         let _ = write!(
@@ -342,7 +350,11 @@ pub fn page(run: &RunData) -> String {
     for st in STAGES {
         let series = charts::interval_quantiles(run.series(st));
         if series.iter().all(|s| s.points.is_empty()) {
-            let _ = write!(out, "<p class=\"note\">No {st} samples.</p>");
+            // A stage this target does not have (port_active beside agents, or agent stages
+            // beside Neutron) is left out; one it has but never reached is said.
+            if s.metrics.contains_key(st) || s.phases.iter().any(|p| p.metrics.contains_key(st)) {
+                let _ = write!(out, "<p class=\"note\">No {st} samples.</p>");
+            }
             continue;
         }
         figure(

@@ -38,6 +38,10 @@ pub struct Summary {
     /// Why the run stopped early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_reason: Option<String>,
+    /// What a reader must know to trust the figures, beyond the verdict: ports a control plane
+    /// could not bind, resources a run could not clean up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Phases in the order they ran (setup, measured, teardown).
     pub phases: Vec<PhaseSummary>,
     /// Every metric over the measured phases together, by name (see [`metric`]).
@@ -74,6 +78,14 @@ pub mod metric {
     pub const PORT_PROGRAMMED: &str = "port_programmed";
     /// Port-create request to the last host that must learn the new neighbor having applied it, µs.
     pub const NEIGHBOR_CONVERGED: &str = "neighbor_converged";
+    /// Port-create request to the control plane reporting the port `ACTIVE` (Neutron: its
+    /// status, polled), µs. An upper bound: see [`POLL_RESOLUTION`].
+    pub const PORT_ACTIVE: &str = "port_active";
+    /// How far `port_active` may lie after the moment the port went `ACTIVE`: from the last poll
+    /// that saw it not yet `ACTIVE` to the answer of the first that did, µs.
+    pub const POLL_RESOLUTION: &str = "port_active.resolution";
+    /// One status poll of the control plane (a batched `GET`), request to answer, µs.
+    pub const POLL: &str = "poll";
     /// An agent's own time for one message (decode + apply + simulated programming), µs.
     pub const AGENT_PROCESSING: &str = "agent_processing";
     /// How late the open model sent a request against its intended time, µs.
@@ -95,7 +107,15 @@ pub mod metric {
         let base = name.split('.').next().unwrap_or(name);
         matches!(
             base,
-            API | PORT_PROGRAMMED | NEIGHBOR_CONVERGED | AGENT_PROCESSING | SEND_LAG | CP_COMPUTE | CP_ENCODE | CP_PUSH
+            API | PORT_PROGRAMMED
+                | NEIGHBOR_CONVERGED
+                | PORT_ACTIVE
+                | POLL
+                | AGENT_PROCESSING
+                | SEND_LAG
+                | CP_COMPUTE
+                | CP_ENCODE
+                | CP_PUSH
         )
     }
 }

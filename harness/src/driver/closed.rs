@@ -15,6 +15,7 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::prelude::*;
 
 use super::{Ctx, Work};
+use crate::correlate::Source;
 use crate::target::Target;
 use crate::topology::Op;
 
@@ -89,28 +90,6 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
     let start = Instant::now();
     let waiter = run.ctx.begin(run.phase, &p, start, None, true);
     let result = match &run.ctx.target {
-        Target::Rest(r) => {
-            let (method, call) = match p.op {
-                Op::Create => (GooseMethod::Post, r.create(&p.port)),
-                Op::Update => (GooseMethod::Put, r.update(&p.port)),
-                Op::Delete => (GooseMethod::Delete, r.delete(&p.port)),
-            };
-            let mut rb = user.get_request_builder(&method, &call.to.url())?;
-            if let Some(b) = &call.body {
-                rb = rb
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.clone());
-            }
-            let req = GooseRequest::builder()
-                .method(method)
-                .name(p.op.name())
-                .set_request_builder(rb)
-                .build();
-            match user.request(req).await {
-                Ok(resp) => crate::target::outcome(resp.response).await,
-                Err(_) => Err("transport".into()),
-            }
-        }
         Target::Southbound(s) => {
             let r = s.apply(p.op, &p.port, &p.neighbors).await;
             let _ = user
@@ -118,6 +97,38 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
                 .await;
             r
         }
+        rest => match rest.call(p.op, &p.port) {
+            None => Err("no_call".into()),
+            Some(Err(e)) => Err(e),
+            Some(Ok(call)) => {
+                let method = match p.op {
+                    Op::Create => GooseMethod::Post,
+                    Op::Update => GooseMethod::Put,
+                    Op::Delete => GooseMethod::Delete,
+                };
+                let mut rb = user.get_request_builder(&method, &call.to.url())?;
+                for (k, v) in run.ctx.http.headers().iter() {
+                    rb = rb.header(k, v);
+                }
+                if let Some(b) = &call.body {
+                    rb = rb
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(b.clone());
+                }
+                let req = GooseRequest::builder()
+                    .method(method)
+                    .name(p.op.name())
+                    .set_request_builder(rb)
+                    .build();
+                match user.request(req).await {
+                    Ok(resp) => match crate::target::outcome(resp.response).await {
+                        Ok(body) => rest.answered(p.op, &p.port, &body),
+                        Err(e) => Err(e),
+                    },
+                    Err(_) => Err("transport".into()),
+                }
+            }
+        },
     };
     run.ctx.finish(run.phase, &p, start, &result);
     if result.is_ok()
@@ -128,10 +139,14 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        for (name, d) in [
-            ("port_programmed", outcome.programmed),
-            ("neighbor_converged", outcome.converged),
-        ] {
+        let stages: &[(&str, Option<Duration>)] = match run.ctx.corr.source() {
+            Source::Agents => &[
+                ("port_programmed", outcome.programmed),
+                ("neighbor_converged", outcome.converged),
+            ],
+            Source::Status => &[("port_active", outcome.programmed)],
+        };
+        for &(name, d) in stages {
             let _ = user
                 .record_custom_request_duration("E2E", name, d.unwrap_or_default(), d.is_some(), None, None)
                 .await;

@@ -18,7 +18,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::correlate::{Correlator, Outcome};
+use crate::correlate::{Correlator, Outcome, Source};
 use crate::record::Recorder;
 use crate::scenario::Mix;
 use crate::target::{Connection, HttpClient, Target};
@@ -39,7 +39,8 @@ pub struct Ctx {
     pub http: HttpClient,
     /// Cancelled on Ctrl-C or when a component fails.
     pub stop: CancellationToken,
-    /// False when no agent events can arrive (a real agent outside the fleet).
+    /// False when nothing can tell that a port is done (a real agent outside the fleet, or a
+    /// Neutron run with `wait_active = false`).
     pub correlate: bool,
 }
 
@@ -123,7 +124,14 @@ impl Ctx {
     /// Expects the programming of a create or move, without counting a request (a bulk body
     /// is one request for many ports).
     pub fn expect(&self, phase: usize, p: &Planned, start: Instant, wait: bool) -> Option<oneshot::Receiver<Outcome>> {
-        if self.correlate && p.op != Op::Delete {
+        // A control plane's status says nothing new after a rebind (the port may still read
+        // ACTIVE from before), so only creates are correlated by status.
+        let wanted = match p.op {
+            Op::Create => true,
+            Op::Update => self.corr.source() == Source::Agents,
+            Op::Delete => false,
+        };
+        if self.correlate && wanted {
             self.corr
                 .expect(&p.port.id, phase, p.op, start, p.own, p.neighbors.clone(), wait)
         } else {

@@ -102,6 +102,9 @@ pub enum TargetKind {
     Alcor,
     /// No REST: goal states pushed straight to agents.
     Southbound,
+    /// A real OpenStack Neutron by URL (its `/v2.0` API): server-assigned ids, hosts that
+    /// Neutron's agents report, and `port_active` (status polled) instead of agent messages.
+    Neutron,
 }
 
 impl std::fmt::Display for TargetKind {
@@ -110,6 +113,7 @@ impl std::fmt::Display for TargetKind {
             Self::Embedded => "embedded",
             Self::Alcor => "alcor",
             Self::Southbound => "southbound",
+            Self::Neutron => "neutron",
         })
     }
 }
@@ -142,6 +146,33 @@ pub struct TargetSpec {
     /// How long one REST request may take before it counts as failed.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// REST targets: extra headers on every request; `${NAME}` is replaced by the environment
+    /// variable NAME when the run starts, so that tokens stay out of scenario files
+    /// (`headers = { "X-Auth-Token" = "${OS_TOKEN}" }`).
+    pub headers: BTreeMap<String, String>,
+    /// Neutron: the hosts ports are bound to: `"discover"` (default: the hosts of the alive L2
+    /// agents in `GET /v2.0/agents`) or a list of host names.
+    pub hosts: Option<HostsSpec>,
+    /// Neutron: wait for each created port to become `ACTIVE` (`port_active`); off when nothing
+    /// on the hosts plugs ports (the API is then all that is measured).
+    pub wait_active: bool,
+    /// Neutron: how often the ports waiting to become `ACTIVE` are polled.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Neutron: port ids per status poll (`GET /v2.0/ports?id=…&id=…`).
+    pub poll_batch: usize,
+    /// Neutron: status polls per second at most, so that polling does not become the load.
+    pub poll_rate: f64,
+}
+
+/// `target.hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HostsSpec {
+    /// `"discover"`.
+    Named(String),
+    /// Host names as the control plane knows them.
+    List(Vec<String>),
 }
 
 impl Default for TargetSpec {
@@ -157,6 +188,12 @@ impl Default for TargetSpec {
             urls: BTreeMap::new(),
             agent: None,
             request_timeout: Duration::from_secs(30),
+            headers: BTreeMap::new(),
+            hosts: None,
+            wait_active: true,
+            poll_interval: Duration::from_millis(250),
+            poll_batch: 100,
+            poll_rate: 20.0,
         }
     }
 }
@@ -541,4 +578,63 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Loaded, ScenarioErrors>
         text: source.text().to_owned(),
         overrides: overrides.to_vec(),
     })
+}
+
+/// Checks `${NAME}` references in `text` without reading the environment (at load time).
+pub fn expand_env_syntax(text: &str) -> Result<(), String> {
+    expand_with(text, |_| Some(String::new())).map(drop)
+}
+
+/// `text` with every `${NAME}` replaced by the environment variable NAME; an unset variable is
+/// an error naming it. Written here rather than taken from a crate: one pattern, no defaults,
+/// no shell semantics, which is all a header value needs.
+pub fn expand_env(text: &str) -> Result<String, String> {
+    expand_with(text, |name| std::env::var(name).ok())
+}
+
+fn expand_with(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("`{text}`: `${{` without a closing `}}`"))?;
+        let name = &after[..end];
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!("`${{{name}}}`: not an environment variable name"));
+        }
+        out.push_str(&lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn references_are_expanded_and_bad_ones_named() {
+        let look = |n: &str| (n == "OS_TOKEN").then(|| "tok".to_owned());
+        assert_eq!(expand_with("Bearer ${OS_TOKEN}!", look).unwrap(), "Bearer tok!");
+        assert_eq!(expand_with("plain", look).unwrap(), "plain");
+        assert!(
+            expand_with("${MISSING}", look)
+                .unwrap_err()
+                .contains("MISSING is not set")
+        );
+        assert!(
+            expand_with("${OS_TOKEN", look)
+                .unwrap_err()
+                .contains("without a closing")
+        );
+        assert!(expand_with("${1X}", look).unwrap_err().contains("not an environment"));
+        assert!(expand_env_syntax("${ANY_NAME}").is_ok());
+    }
 }

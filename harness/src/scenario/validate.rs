@@ -59,10 +59,64 @@ pub fn validate(s: &Scenario) -> Problems {
                 }
             }
         }
+        TargetKind::Neutron => {
+            match &t.url {
+                None => bad(
+                    "target.url",
+                    "required for kind = \"neutron\": the API root, e.g. http://127.0.0.1:9696".into(),
+                ),
+                Some(u) => {
+                    if let Err(e) = crate::register::loopback_url(u) {
+                        bad("target.url", format!("{e:#}"));
+                    }
+                }
+            }
+            if !t.urls.is_empty() {
+                bad("target.urls", "Neutron serves every resource from target.url".into());
+            }
+            match &t.hosts {
+                Some(super::HostsSpec::Named(n)) if n != "discover" => {
+                    bad("target.hosts", format!("`{n}`: \"discover\" or a list of host names"))
+                }
+                Some(super::HostsSpec::List(l)) if l.is_empty() || l.iter().any(String::is_empty) => {
+                    bad("target.hosts", "a list of non-empty host names".into())
+                }
+                _ => {}
+            }
+            if t.poll_interval < std::time::Duration::from_millis(10) {
+                bad("target.poll_interval", "must be at least 10ms".into());
+            }
+            if !(1..=500).contains(&t.poll_batch) {
+                bad("target.poll_batch", "must be 1 to 500 (ids travel in the URL)".into());
+            }
+            if !(t.poll_rate > 0.0 && t.poll_rate <= 1000.0) {
+                bad("target.poll_rate", "must be in (0, 1000] polls/s".into());
+            }
+        }
         TargetKind::Embedded | TargetKind::Southbound => {
             if t.url.is_some() || !t.urls.is_empty() {
-                bad("target.url", format!("only for kind = \"alcor\", not \"{}\"", t.kind));
+                bad(
+                    "target.url",
+                    format!("only for kind = \"alcor\" or \"neutron\", not \"{}\"", t.kind),
+                );
             }
+        }
+    }
+    if t.kind != TargetKind::Neutron && t.hosts.is_some() {
+        bad(
+            "target.hosts",
+            "only for kind = \"neutron\"; other targets use the simulated agents as hosts".into(),
+        );
+    }
+    if t.kind == TargetKind::Southbound && !t.headers.is_empty() {
+        bad("target.headers", "southbound has no REST API to send headers to".into());
+    }
+    for (k, v) in &t.headers {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            bad(&format!("target.headers.{k}"), "not a valid header name".into());
+        }
+        if let Err(e) = super::expand_env_syntax(v) {
+            bad(&format!("target.headers.{k}"), e);
         }
     }
     if let Some(agent) = &t.agent {
@@ -204,9 +258,9 @@ pub fn validate(s: &Scenario) -> Problems {
         }
     }
     // Phases.
-    let slo_ok = validate_checks("slo", &s.slo, &mut p);
+    let slo_ok = validate_checks("slo", &s.slo, t.kind, &mut p);
     let mut names = HashSet::new();
-    validate_phase("setup", &s.setup, Role::Setup, &s.slo, slo_ok, &mut p);
+    validate_phase("setup", &s.setup, Role::Setup, t.kind, &s.slo, slo_ok, &mut p);
     for (i, ph) in s.phases.iter().enumerate() {
         let f = format!("phases[{i}]");
         if !ph.name.is_empty() && !names.insert(ph.name.as_str()) {
@@ -215,7 +269,7 @@ pub fn validate(s: &Scenario) -> Problems {
                 format!("`{}` is used by an earlier phase", ph.name),
             ));
         }
-        validate_phase(&f, ph, Role::Load, &s.slo, slo_ok, &mut p);
+        validate_phase(&f, ph, Role::Load, t.kind, &s.slo, slo_ok, &mut p);
         if ph.fanout.is_some() && t.kind != TargetKind::Embedded {
             p.push((
                 format!("{f}.fanout"),
@@ -233,7 +287,7 @@ pub fn validate(s: &Scenario) -> Problems {
         ));
     }
     if let Some(td) = &s.teardown {
-        validate_phase("teardown", td, Role::Teardown, &s.slo, slo_ok, &mut p);
+        validate_phase("teardown", td, Role::Teardown, t.kind, &s.slo, slo_ok, &mut p);
     }
     let m = &s.measure;
     if m.correlation_timeout.is_zero() {
@@ -256,18 +310,61 @@ enum Role {
     Teardown,
 }
 
-fn validate_checks(field: &str, checks: &[String], p: &mut Problems) -> bool {
+fn validate_checks(field: &str, checks: &[String], target: TargetKind, p: &mut Problems) -> bool {
     let mut ok = true;
     for (i, c) in checks.iter().enumerate() {
-        if let Err(e) = Check::parse(c) {
-            p.push((format!("{field}[{i}]"), e));
-            ok = false;
+        match Check::parse(c) {
+            Err(e) => {
+                p.push((format!("{field}[{i}]"), e));
+                ok = false;
+            }
+            Ok(check) => {
+                if let Some(why) = meaningless(target, check.metric()) {
+                    p.push((format!("{field}[{i}]"), why));
+                    ok = false;
+                }
+            }
         }
     }
     ok
 }
 
-fn validate_phase(f: &str, ph: &PhaseSpec, role: Role, slo: &[String], slo_ok: bool, p: &mut Problems) {
+/// Why `metric` cannot be measured against `target`, if it cannot: such a check would fail or
+/// pass on figures that do not exist.
+pub fn meaningless(target: TargetKind, metric: &str) -> Option<String> {
+    use reports::summary::metric as m;
+    let agent_side = [
+        m::PORT_PROGRAMMED,
+        m::NEIGHBOR_CONVERGED,
+        m::AGENT_PROCESSING,
+        m::GOAL_STATE_BYTES,
+        m::GOAL_STATE_NEIGHBORS,
+        m::CP_COMPUTE,
+        m::CP_ENCODE,
+        m::CP_PUSH,
+    ];
+    match target {
+        TargetKind::Neutron if agent_side.contains(&metric) => Some(format!(
+            "`{metric}` has no meaning for kind = \"neutron\": Neutron pushes no Alcor goal states to the \
+             simulated agents (measure port_active, the create to ACTIVE time, instead)"
+        )),
+        TargetKind::Neutron => None,
+        _ if metric == m::PORT_ACTIVE => Some(format!(
+            "`{metric}` is measured only for kind = \"neutron\" (here: port_programmed, neighbor_converged)"
+        )),
+        _ => None,
+    }
+}
+
+fn validate_phase(
+    f: &str,
+    ph: &PhaseSpec,
+    role: Role,
+    target: TargetKind,
+    slo: &[String],
+    slo_ok: bool,
+    p: &mut Problems,
+) {
     let mut bad = |field: &str, m: String| p.push((format!("{f}.{field}"), m));
     if ph.contrast && ph.model == ModelKind::Step {
         bad(
@@ -386,7 +483,7 @@ fn validate_phase(f: &str, ph: &PhaseSpec, role: Role, slo: &[String], slo_ok: b
     if ph.duration.is_some_and(|d| d.is_zero()) {
         bad("duration", "must be more than 0".into());
     }
-    validate_checks(&format!("{f}.checks"), &ph.checks, p);
+    validate_checks(&format!("{f}.checks"), &ph.checks, target, p);
 }
 
 #[cfg(test)]
@@ -425,5 +522,33 @@ mod tests {
         );
         let setup = problems(&format!("name='x'\n[setup]\ncontrast=true\n[[phases]]\n{OPEN}"));
         assert!(setup.iter().any(|(f, _)| f == "setup.contrast"), "{setup:?}");
+    }
+
+    #[test]
+    fn neutron_needs_its_url_and_refuses_what_it_cannot_measure() {
+        let has = |ps: &Problems, field: &str, text: &str| ps.iter().any(|(f, m)| f == field && m.contains(text));
+        let fine = problems(&format!(
+            "name='x'\nslo=['port_active.p99 < 5s', 'api.p99 < 1s']\n[target]\nkind='neutron'\nurl='http://127.0.0.1:9696'\n\
+             hosts=['a', 'b']\nheaders={{ X-Auth-Token = '${{OS_TOKEN}}' }}\n[[phases]]\n{OPEN}"
+        ));
+        assert!(fine.is_empty(), "{fine:?}");
+        let bare = problems(&format!("name='x'\n[target]\nkind='neutron'\n[[phases]]\n{OPEN}"));
+        assert!(has(&bare, "target.url", "required"), "{bare:?}");
+        let agents = problems(&format!(
+            "name='x'\nslo=['neighbor_converged.p99 < 5s']\n[target]\nkind='neutron'\nurl='http://127.0.0.1:9696'\n\
+             hosts='everything'\n[[phases]]\n{OPEN}checks=['port_programmed.p50 < 1s']\n"
+        ));
+        assert!(has(&agents, "slo[0]", "no meaning"), "{agents:?}");
+        assert!(has(&agents, "phases[0].checks[0]", "port_active"), "{agents:?}");
+        assert!(has(&agents, "target.hosts", "discover"), "{agents:?}");
+        let embedded = problems(&format!(
+            "name='x'\nslo=['port_active.p99 < 5s']\n[target]\nhosts=['a']\nheaders={{ 'bad header' = 'x' }}\n[[phases]]\n{OPEN}"
+        ));
+        assert!(has(&embedded, "slo[0]", "only for kind = \"neutron\""), "{embedded:?}");
+        assert!(has(&embedded, "target.hosts", "only for kind"), "{embedded:?}");
+        assert!(
+            has(&embedded, "target.headers.bad header", "header name"),
+            "{embedded:?}"
+        );
     }
 }

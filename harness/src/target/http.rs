@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST, HeaderValue};
+use http::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -87,22 +87,41 @@ pub struct HttpCall {
     pub body: Option<Bytes>,
 }
 
-/// Makes [`Connection`]s with one per-request timeout.
-#[derive(Debug, Clone, Copy)]
+/// Extra headers sent with every request (a token, say).
+pub type Headers = Arc<[(HeaderName, HeaderValue)]>;
+
+/// Makes [`Connection`]s with one per-request timeout and one set of extra headers.
+#[derive(Debug, Clone)]
 pub struct HttpClient {
     timeout: Duration,
+    headers: Headers,
 }
 
 impl HttpClient {
     /// A client whose requests fail as `timeout` after `timeout` (connecting included).
     pub fn new(timeout: Duration) -> Self {
-        Self { timeout }
+        Self {
+            timeout,
+            headers: Arc::new([]),
+        }
+    }
+
+    /// The same client sending `headers` with every request.
+    pub fn with_headers(mut self, headers: Headers) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The extra headers (for goose's requests, which do not go through [`Connection`]).
+    pub fn headers(&self) -> &Headers {
+        &self.headers
     }
 
     /// A new, not yet connected sender; it connects to each origin on first use.
     pub fn connection(&self) -> Connection {
         Connection {
             timeout: self.timeout,
+            headers: self.headers.clone(),
             open: Vec::new(),
         }
     }
@@ -112,6 +131,7 @@ impl HttpClient {
 #[derive(Debug)]
 pub struct Connection {
     timeout: Duration,
+    headers: Headers,
     // A Vec, not a map: a run talks to one origin, or one per Alcor service.
     open: Vec<Open>,
 }
@@ -174,18 +194,24 @@ fn status_outcome(status: StatusCode) -> Result<(), String> {
 impl Connection {
     /// Sends a call; `Err` carries the failure kind (`http_409`, `timeout`, `transport`).
     pub async fn send(&mut self, c: &HttpCall) -> Result<(), String> {
+        self.send_for_body(c).await.map(drop)
+    }
+
+    /// Sends a call and returns the answer's body when it succeeded (a control plane that
+    /// assigns ids says them there).
+    pub async fn send_for_body(&mut self, c: &HttpCall) -> Result<Bytes, String> {
         match self.exchange(c).await {
-            Ok((status, _)) => status_outcome(status),
+            Ok((status, body)) => status_outcome(status).map(|()| body),
             Err(Failure::Timeout) => Err("timeout".into()),
             Err(Failure::Transport(_)) => Err("transport".into()),
         }
     }
 
-    /// Sends a setup call; failure is an error naming the call.
-    pub async fn must(&mut self, c: &HttpCall) -> anyhow::Result<()> {
+    /// Sends a setup call and returns the answer's body; failure is an error naming the call.
+    pub async fn must(&mut self, c: &HttpCall) -> anyhow::Result<Bytes> {
         let what = || format!("{} {}", c.method, c.to.url());
         match self.exchange(c).await {
-            Ok((status, _)) if status.is_success() => Ok(()),
+            Ok((status, body)) if status.is_success() => Ok(body),
             Ok((status, body)) => bail!(
                 "{}: {status}: {}",
                 what(),
@@ -213,7 +239,7 @@ impl Connection {
     }
 
     async fn exchange_untimed(&mut self, c: &HttpCall) -> Result<(StatusCode, Bytes), Failure> {
-        let mut req = request(c);
+        let mut req = request(c, &self.headers);
         // A kept-alive connection the server has closed fails before anything is written, and
         // hyper hands the request back: sent again once on a new connection, as a pooled client
         // would. A request that may have been written is never resent.
@@ -272,12 +298,15 @@ impl Connection {
     }
 }
 
-fn request(c: &HttpCall) -> Request<Full<Bytes>> {
+fn request(c: &HttpCall, extra: &[(HeaderName, HeaderValue)]) -> Request<Full<Bytes>> {
     let mut req = Request::new(Full::new(c.body.clone().unwrap_or_default()));
     *req.method_mut() = c.method.clone();
     *req.uri_mut() = c.to.path.clone();
     let h = req.headers_mut();
     h.insert(HOST, c.to.origin.host.clone());
+    for (k, v) in extra {
+        h.insert(k.clone(), v.clone());
+    }
     if c.body.is_some() {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
@@ -296,14 +325,14 @@ async fn connect(origin: &Origin) -> Result<(SendRequest<Full<Bytes>>, Conn), Fa
         .map_err(|e| transport(&e))
 }
 
-/// A goose answer as the recorder counts it: `Ok`, or the failure kind (`http_409`,
+/// A goose answer as the recorder counts it: its body, or the failure kind (`http_409`,
 /// `timeout`, `transport`). Reads the body so the connection goes back to goose's pool.
-pub async fn outcome(resp: Result<reqwest::Response, reqwest::Error>) -> Result<(), String> {
+pub async fn outcome(resp: Result<reqwest::Response, reqwest::Error>) -> Result<Bytes, String> {
     match resp {
         Ok(resp) => {
             let status = resp.status();
-            let _ = resp.bytes().await;
-            status_outcome(status)
+            let body = resp.bytes().await.unwrap_or_default();
+            status_outcome(status).map(|()| body)
         }
         Err(e) if e.is_timeout() => Err("timeout".into()),
         Err(_) => Err("transport".into()),
@@ -451,6 +480,36 @@ mod tests {
             conn.send(&call(&url, Method::POST, None)).await,
             Err("transport".into())
         );
+    }
+
+    #[tokio::test]
+    async fn extra_headers_go_with_every_request_and_the_body_comes_back() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).await.unwrap();
+                head.extend_from_slice(&chunk[..n]);
+            }
+            let body = r#"{"port":{"id":"abc"}}"#;
+            let reply = format!("HTTP/1.1 201 Created\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            s.write_all(reply.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&head).to_ascii_lowercase()
+        });
+        let headers: Headers = Arc::new([(
+            HeaderName::from_static("x-auth-token"),
+            HeaderValue::from_static("secret-token"),
+        )]);
+        let mut conn = HttpClient::new(Duration::from_secs(5))
+            .with_headers(headers)
+            .connection();
+        let body = conn.send_for_body(&call(&url, Method::POST, Some("{}"))).await.unwrap();
+        assert_eq!(&body[..], br#"{"port":{"id":"abc"}}"#);
+        let head = server.await.unwrap();
+        assert!(head.contains("x-auth-token: secret-token"), "{head}");
     }
 
     #[test]

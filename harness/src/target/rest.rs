@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::http::{Endpoint, HttpCall, Origin};
 use crate::register::NodeInfo;
-use crate::topology::{PortPlan, Topology};
+use crate::topology::{PortPlan, Rule, Topology};
 
 /// A port create's body, serialized straight from borrowed fields: this runs once per request,
 /// and a `serde_json::Value` tree would allocate every key and value first.
@@ -31,7 +31,7 @@ struct PortBody<'a> {
 }
 
 /// `prefix` and `rest` as one JSON string, written without building it first.
-struct Prefixed<'a>(&'static str, &'a str);
+pub(super) struct Prefixed<'a>(pub(super) &'static str, pub(super) &'a str);
 
 impl Serialize for Prefixed<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -40,32 +40,52 @@ impl Serialize for Prefixed<'_> {
 }
 
 #[derive(Serialize)]
-struct FixedIp<'a> {
-    subnet_id: &'a str,
+pub(super) struct FixedIp<'a> {
+    pub(super) subnet_id: &'a str,
 }
 
 #[derive(Serialize)]
-struct One<T> {
-    port: T,
+pub(super) struct One<T> {
+    pub(super) port: T,
 }
 
 #[derive(Serialize)]
-struct Many<T> {
-    ports: Vec<T>,
+pub(super) struct Many<T> {
+    pub(super) ports: Vec<T>,
 }
 
 #[derive(Serialize)]
-struct HostOnly<'a> {
+pub(super) struct HostOnly<'a> {
     #[serde(rename = "binding:host_id")]
-    host_id: &'a str,
+    pub(super) host_id: &'a str,
 }
 
-fn json_bytes<T: Serialize>(v: &T) -> Bytes {
+pub(super) fn json_bytes<T: Serialize>(v: &T) -> Bytes {
     // Room for a port body at once rather than growing from a few bytes by doubling.
     let mut out = Vec::with_capacity(512);
     // Serializing these types cannot fail: no maps with non-string keys, no failing Serialize.
     let _ = serde_json::to_writer(&mut out, v);
     Bytes::from(out)
+}
+
+/// A security-group rule's fields as Alcor's and Neutron's APIs both take them, naming its
+/// group and remote group by the ids the target knows them by.
+pub(super) fn rule_json(r: &Rule, group: &str, remote_group: Option<&str>) -> Value {
+    let mut rule = json!({ "security_group_id": group, "direction": r.direction, "ethertype": "IPv4" });
+    if r.protocol != "any" {
+        rule["protocol"] = json!(r.protocol);
+    }
+    if let Some([lo, hi]) = r.ports {
+        rule["port_range_min"] = json!(lo);
+        rule["port_range_max"] = json!(hi);
+    }
+    if let Some(rg) = remote_group {
+        rule["remote_group_id"] = json!(rg);
+    }
+    if let Some(p) = &r.remote_ip_prefix {
+        rule["remote_ip_prefix"] = json!(p);
+    }
+    rule
 }
 
 /// Base URLs per Alcor service.
@@ -278,22 +298,8 @@ impl RestTarget {
         for g in &t.groups {
             let pid = self.pid(g.project);
             for r in &g.rules {
-                let mut rule = json!({
-                    "id": r.id, "security_group_id": g.id, "direction": r.direction, "ethertype": "IPv4",
-                });
-                if r.protocol != "any" {
-                    rule["protocol"] = json!(r.protocol);
-                }
-                if let Some([lo, hi]) = r.ports {
-                    rule["port_range_min"] = json!(lo);
-                    rule["port_range_max"] = json!(hi);
-                }
-                if let Some(rg) = r.remote_group {
-                    rule["remote_group_id"] = json!(t.groups[rg].id);
-                }
-                if let Some(p) = &r.remote_ip_prefix {
-                    rule["remote_ip_prefix"] = json!(p);
-                }
+                let mut rule = rule_json(r, &g.id, r.remote_group.map(|rg| t.groups[rg].id.as_str()));
+                rule["id"] = json!(r.id);
                 out.push(call(
                     Method::POST,
                     self.urls
