@@ -206,6 +206,14 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         &[m::API, m::PORT_PROGRAMMED, m::NEIGHBOR_CONVERGED]
     };
     for &m in stages {
+        if s.target == "neutron" && m != m::API && !s.phases.iter().any(|p| p.metrics.contains_key(m)) {
+            if m == m::PORT_ACTIVE {
+                out.push(format!(
+                    "  {m:<20} not measured (target.wait_active = false: nothing waited for ports to go ACTIVE)"
+                ));
+            }
+            continue;
+        }
         let v = |stat: &str| {
             s.value(&format!("{m}.{stat}"))
                 .map(units::duration_us)

@@ -377,54 +377,68 @@ pub fn page(run: &RunData) -> String {
         "",
     );
 
-    out.push_str("<h2>Goal-state size vs agent processing time</h2>");
-    let dropped = run.samples.len() > charts::MAX_SCATTER;
-    let fit_n = charts::fit(
-        &run.samples
-            .iter()
-            .map(|s| (s.neighbors as f64, s.processing_us as f64))
-            .collect::<Vec<_>>(),
-    );
-    let fit_b = charts::fit(
-        &run.samples
-            .iter()
-            .map(|s| (s.bytes as f64, s.processing_us as f64))
-            .collect::<Vec<_>>(),
-    );
-    let mut note = format!("{} messages.", run.samples.len());
-    if dropped {
+    if run.samples.is_empty() {
+        // A target that pushes nothing to the simulated agents (Neutron), or a run that sent
+        // nothing: no empty charts.
         let _ = write!(
-            note,
-            " Showing an even sample of at most {} points; the fits use all of them.",
-            charts::MAX_SCATTER
+            out,
+            "<h2>Agents</h2><p class=\"note\" id=\"no-agent-messages\">No goal-state message reached the simulated agents{}.</p>",
+            if s.target == "neutron" {
+                ": Neutron pushes none to them; its ports are followed by their status instead (port_active)"
+            } else {
+                ""
+            }
         );
-    }
-    if let Some((a, b)) = fit_n {
-        let _ = write!(note, " Fitted cost: {a:.1} µs + {b:.4} µs per neighbor state");
-    }
-    if let Some((_, b)) = fit_b {
-        let _ = write!(note, "; {:.4} µs per KB.", b * 1000.0);
-    }
-    figure(
-        &mut out,
-        "chart-size-vs-time",
-        &charts::size_vs_time(&run.samples, "Agent processing time by goal-state size", fit_n),
-        &note,
-    );
+    } else {
+        out.push_str("<h2>Goal-state size vs agent processing time</h2>");
+        let dropped = run.samples.len() > charts::MAX_SCATTER;
+        let fit_n = charts::fit(
+            &run.samples
+                .iter()
+                .map(|s| (s.neighbors as f64, s.processing_us as f64))
+                .collect::<Vec<_>>(),
+        );
+        let fit_b = charts::fit(
+            &run.samples
+                .iter()
+                .map(|s| (s.bytes as f64, s.processing_us as f64))
+                .collect::<Vec<_>>(),
+        );
+        let mut note = format!("{} messages.", run.samples.len());
+        if dropped {
+            let _ = write!(
+                note,
+                " Showing an even sample of at most {} points; the fits use all of them.",
+                charts::MAX_SCATTER
+            );
+        }
+        if let Some((a, b)) = fit_n {
+            let _ = write!(note, " Fitted cost: {a:.1} µs + {b:.4} µs per neighbor state");
+        }
+        if let Some((_, b)) = fit_b {
+            let _ = write!(note, "; {:.4} µs per KB.", b * 1000.0);
+        }
+        figure(
+            &mut out,
+            "chart-size-vs-time",
+            &charts::size_vs_time(&run.samples, "Agent processing time by goal-state size", fit_n),
+            &note,
+        );
 
-    out.push_str("<h2>Per-host load</h2>");
-    let _ = write!(
-        out,
-        "<p class=\"note\">{} hosts; messages per host p50 {} / max {}; bytes per host p50 {} / max {}.</p>",
-        s.hosts.hosts, s.hosts.messages.p50, s.hosts.messages.max, s.hosts.bytes.p50, s.hosts.bytes.max
-    );
-    figure(
-        &mut out,
-        "chart-hosts-messages",
-        &charts::host_load(&run.hosts, false),
-        "",
-    );
-    figure(&mut out, "chart-hosts-bytes", &charts::host_load(&run.hosts, true), "");
+        out.push_str("<h2>Per-host load</h2>");
+        let _ = write!(
+            out,
+            "<p class=\"note\">{} hosts; messages per host p50 {} / max {}; bytes per host p50 {} / max {}.</p>",
+            s.hosts.hosts, s.hosts.messages.p50, s.hosts.messages.max, s.hosts.bytes.p50, s.hosts.bytes.max
+        );
+        figure(
+            &mut out,
+            "chart-hosts-messages",
+            &charts::host_load(&run.hosts, false),
+            "",
+        );
+        figure(&mut out, "chart-hosts-bytes", &charts::host_load(&run.hosts, true), "");
+    }
 
     growth_table(&mut out, s);
 
