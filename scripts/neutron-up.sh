@@ -177,39 +177,32 @@ quota_security_group = -1
 quota_security_group_rule = -1
 CONF
 if [ "$OVN" -gt 0 ]; then
-  cat >"$ETC/ml2_conf.ini" <<CONF
+  MECH=ovn; OVERLAY=geneve; OVERLAY_OPTS="max_header_size = 38"
+else
+  MECH=openvswitch; OVERLAY=vxlan; OVERLAY_OPTS=""
+fi
+cat >"$ETC/ml2_conf.ini" <<CONF
 [ml2]
-type_drivers = local,flat,vlan,geneve
-tenant_network_types = geneve
-mechanism_drivers = ovn
+type_drivers = local,flat,vlan,$OVERLAY
+tenant_network_types = $OVERLAY
+mechanism_drivers = $MECH
 extension_drivers = port_security
 overlay_ip_version = 4
-[ml2_type_geneve]
+[ml2_type_$OVERLAY]
 vni_ranges = 1:65536
-max_header_size = 38
+$OVERLAY_OPTS
 [ml2_type_vlan]
 network_vlan_ranges = physnet1:100:4000
 [ml2_type_flat]
 flat_networks = *
+CONF
+if [ "$OVN" -gt 0 ]; then
+  cat >>"$ETC/ml2_conf.ini" <<CONF
 [ovn]
 ovn_nb_connection = tcp:127.0.0.1:$NB_PORT
 ovn_sb_connection = tcp:127.0.0.1:$SB_PORT
 ovn_metadata_enabled = false
 enable_distributed_floating_ip = false
-CONF
-else
-  cat >"$ETC/ml2_conf.ini" <<CONF
-[ml2]
-type_drivers = local,flat,vlan,vxlan
-tenant_network_types = vxlan
-mechanism_drivers = openvswitch
-extension_drivers = port_security
-[ml2_type_vxlan]
-vni_ranges = 1:100000
-[ml2_type_vlan]
-network_vlan_ranges = physnet1:100:4000
-[ml2_type_flat]
-flat_networks = *
 CONF
 fi
 

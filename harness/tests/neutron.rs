@@ -175,7 +175,10 @@ fn a_neutron_run_builds_drives_correlates_and_leaves_neutron_as_it_was() {
         assert!(s.metrics[metric::POLL_RESOLUTION].count == active.count);
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("neutron") && html.contains("no-agent-messages"), "no empty agent charts");
+    assert!(
+        html.contains("neutron") && html.contains("no-agent-messages"),
+        "no empty agent charts"
+    );
     // Neutron as it was: nothing the run made is left.
     for (what, key) in [
         ("ports", "ports"),

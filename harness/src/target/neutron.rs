@@ -12,15 +12,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
 use http::Method;
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::http::{Connection, Endpoint, HttpCall, Origin};
-use super::rest::{FixedIp, HostOnly, Many, One, Prefixed, json_bytes, rule_json};
+use super::rest::{FixedIp, HostOnly, Many, One, PortBody, Prefixed, json_bytes, rule_json};
 use crate::topology::{PortPlan, Topology};
 
 /// Agent types whose hosts bind ports (L2 agents); DHCP, L3 and metadata agents do not.
@@ -58,20 +57,6 @@ struct Made {
     groups: Vec<String>,
     /// Whether every resource but ports was made.
     complete: bool,
-}
-
-#[derive(Serialize)]
-struct PortBody<'a> {
-    project_id: &'a str,
-    network_id: &'a str,
-    name: Prefixed<'a>,
-    fixed_ips: [FixedIp<'a>; 1],
-    #[serde(rename = "binding:host_id")]
-    host_id: &'a str,
-    device_id: Prefixed<'a>,
-    device_owner: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    security_groups: Vec<&'a str>,
 }
 
 /// What the harness reads of a created port.
@@ -205,57 +190,28 @@ impl NeutronTarget {
     /// before a failure is still cleaned up by [`clean`](Self::clean).
     pub async fn build(&self, conn: &mut Connection) -> anyhow::Result<()> {
         let t = self.topo.clone();
-        let id_of = |body: &Bytes, kind: &str| -> anyhow::Result<String> {
-            let v: Value = serde_json::from_slice(body).with_context(|| format!("creating a {kind}: not JSON"))?;
-            v[kind]["id"]
-                .as_str()
-                .map(str::to_owned)
-                .with_context(|| format!("creating a {kind}: the answer has no {kind}.id"))
-        };
+        let made = || self.made.write().unwrap_or_else(|e| e.into_inner());
         for (v, vpc) in t.vpcs.iter().enumerate() {
             let pid = &t.projects[vpc.project].id;
-            let body = conn
-                .must(&self.call(
-                    Method::POST,
-                    "/networks",
-                    Some(json!({ "network": { "name": format!("alcor-scale-vpc-{v}"), "project_id": pid } })),
-                ))
+            let net = self
+                .create_one(
+                    conn,
+                    "networks",
+                    "network",
+                    json!({ "name": format!("alcor-scale-vpc-{v}"), "project_id": pid }),
+                )
                 .await?;
-            let net = id_of(&body, "network")?;
-            self.made
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .networks
-                .push(net.clone());
+            made().networks.push(net.clone());
             for &s in &vpc.subnets {
-                let sn = &t.subnets[s];
-                let body = conn
-                    .must(&self.call(
-                        Method::POST,
-                        "/subnets",
-                        Some(
-                            json!({ "subnet": { "network_id": net, "project_id": pid, "cidr": sn.cidr,
-                                                  "ip_version": 4, "name": format!("alcor-scale-subnet-{s}") } }),
-                        ),
-                    ))
-                    .await?;
-                let id = id_of(&body, "subnet")?;
-                self.made.write().unwrap_or_else(|e| e.into_inner()).subnets.push(id);
+                let body = json!({ "network_id": net, "project_id": pid, "cidr": t.subnets[s].cidr,
+                                   "ip_version": 4, "name": format!("alcor-scale-subnet-{s}") });
+                let id = self.create_one(conn, "subnets", "subnet", body).await?;
+                made().subnets.push(id);
             }
             if vpc.router.is_some() {
-                let body = conn
-                    .must(&self.call(
-                        Method::POST,
-                        "/routers",
-                        Some(json!({ "router": { "name": format!("alcor-scale-router-{v}"), "project_id": pid } })),
-                    ))
-                    .await?;
-                let router = id_of(&body, "router")?;
-                self.made
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .routers
-                    .push((v, router.clone()));
+                let body = json!({ "name": format!("alcor-scale-router-{v}"), "project_id": pid });
+                let router = self.create_one(conn, "routers", "router", body).await?;
+                made().routers.push((v, router.clone()));
                 for &s in &vpc.subnets {
                     let subnet = self.made().subnets[s].clone();
                     conn.must(&self.call(
@@ -264,25 +220,14 @@ impl NeutronTarget {
                         Some(json!({ "subnet_id": subnet })),
                     ))
                     .await?;
-                    self.made
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .interfaces
-                        .push((router.clone(), subnet));
+                    made().interfaces.push((router.clone(), subnet));
                 }
             }
         }
         for g in &t.groups {
-            let body = conn
-                .must(&self.call(
-                    Method::POST,
-                    "/security-groups",
-                    Some(json!({ "security_group": { "name": format!("alcor-scale-{}", g.name),
-                                                     "project_id": t.projects[g.project].id } })),
-                ))
-                .await?;
-            let id = id_of(&body, "security_group")?;
-            self.made.write().unwrap_or_else(|e| e.into_inner()).groups.push(id);
+            let body = json!({ "name": format!("alcor-scale-{}", g.name), "project_id": t.projects[g.project].id });
+            let id = self.create_one(conn, "security-groups", "security_group", body).await?;
+            made().groups.push(id);
         }
         for (gi, g) in t.groups.iter().enumerate() {
             for r in &g.rules {
@@ -299,8 +244,20 @@ impl NeutronTarget {
                 conn.must(&c).await?;
             }
         }
-        self.made.write().unwrap_or_else(|e| e.into_inner()).complete = true;
+        made().complete = true;
         Ok(())
+    }
+
+    /// `POST /v2.0/{path}` with `{kind: fields}`; the id Neutron gave it.
+    async fn create_one(&self, conn: &mut Connection, path: &str, kind: &str, fields: Value) -> anyhow::Result<String> {
+        let body = conn
+            .must(&self.call(Method::POST, &format!("/{path}"), Some(json!({ kind: fields }))))
+            .await?;
+        let v: Value = serde_json::from_slice(&body).with_context(|| format!("creating a {kind}: not JSON"))?;
+        v[kind]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("creating a {kind}: the answer has no {kind}.id"))
     }
 
     fn port_body<'a>(&'a self, made: &'a Made, p: &'a PortPlan) -> Result<PortBody<'a>, String> {
@@ -310,6 +267,7 @@ impl NeutronTarget {
             return Err("not_built".into());
         };
         Ok(PortBody {
+            id: None,
             project_id: &topo.projects[p.project].id,
             network_id: network,
             name: Prefixed("port-", &p.id),

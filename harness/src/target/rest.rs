@@ -14,20 +14,22 @@ use crate::register::NodeInfo;
 use crate::topology::{PortPlan, Rule, Topology};
 
 /// A port create's body, serialized straight from borrowed fields: this runs once per request,
-/// and a `serde_json::Value` tree would allocate every key and value first.
+/// and a `serde_json::Value` tree would allocate every key and value first. Alcor takes the
+/// harness's id; Neutron refuses one (`id` absent).
 #[derive(Serialize)]
-struct PortBody<'a> {
-    id: &'a str,
-    project_id: &'a str,
-    network_id: &'a str,
-    name: Prefixed<'a>,
-    fixed_ips: [FixedIp<'a>; 1],
+pub(super) struct PortBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) id: Option<&'a str>,
+    pub(super) project_id: &'a str,
+    pub(super) network_id: &'a str,
+    pub(super) name: Prefixed<'a>,
+    pub(super) fixed_ips: [FixedIp<'a>; 1],
     #[serde(rename = "binding:host_id")]
-    host_id: &'a str,
-    device_id: Prefixed<'a>,
-    device_owner: &'static str,
+    pub(super) host_id: &'a str,
+    pub(super) device_id: Prefixed<'a>,
+    pub(super) device_owner: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    security_groups: Vec<&'a str>,
+    pub(super) security_groups: Vec<&'a str>,
 }
 
 /// `prefix` and `rest` as one JSON string, written without building it first.
@@ -171,7 +173,7 @@ impl RestTarget {
         let t = &self.topo;
         let subnet = &t.subnets[p.subnet];
         PortBody {
-            id: &p.id,
+            id: Some(&p.id),
             project_id: self.pid(p.project),
             network_id: &t.vpcs[subnet.vpc].id,
             name: Prefixed("port-", &p.id),
