@@ -40,7 +40,7 @@ pub const SERVICE_PORTS: [u16; 7] = [9001, 9002, 9003, 9006, 9007, 9008, 9009];
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ControlPlaneConfig {
-    /// Where the REST API listens (loopback only).
+    /// Where the REST API listens (any address; the command line defaults to loopback).
     pub listen: SocketAddr,
     /// Listen on Alcor's per-service ports (9001 VPC … 9009 gateway) of `listen`'s address
     /// instead, every route on each, so that a driver configured for a real Alcor works.
@@ -82,12 +82,6 @@ impl ControlPlane {
                 FanoutMode::Incremental => INCREMENTAL_COALESCE_WINDOW,
                 FanoutMode::Alcor => Duration::ZERO,
             });
-        }
-        if !config.listen.ip().is_loopback() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("control plane address {} is not loopback", config.listen),
-            ));
         }
         let addrs: Vec<SocketAddr> = if config.per_service_ports {
             SERVICE_PORTS

@@ -53,11 +53,23 @@ impl Default for FleetConfig {
 /// Why a fleet could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
-    /// An agent address outside loopback.
-    #[error("agent address {0} is not in 127.0.0.0/8: agents listen only on loopback")]
-    NotLoopback(Ipv4Addr),
-    /// Not enough loopback addresses after the base address.
-    #[error("{count} agents starting at {base} run past the end of 127.0.0.0/8")]
+    /// An address no host can listen on (unspecified, broadcast, multicast).
+    #[error("agent address {0} cannot be an agent's: give a unicast address of this host")]
+    NotUnicast(Ipv4Addr),
+    /// An agent address this host does not have.
+    #[error(
+        "agent {index} cannot listen on {addr}: the address is not on this host. Agents listen on \
+         127.0.0.0/8 as they are, or on addresses the host has: `alcor-scale net up --cidr BLOCK` adds \
+         a block to a dummy interface (needs CAP_NET_ADMIN)"
+    )]
+    NotLocal {
+        /// Agent index.
+        index: usize,
+        /// Address.
+        addr: SocketAddr,
+    },
+    /// Not enough addresses after the base address.
+    #[error("{count} agents starting at {base} run past the end of {}", if base.is_loopback() { "127.0.0.0/8" } else { "the address space" })]
     RangeExhausted {
         /// Requested count.
         count: usize,
@@ -99,16 +111,18 @@ pub enum FleetError {
     Io(#[from] std::io::Error),
 }
 
-/// The addresses of `count` agents from `base`, skipping x.y.z.0 and x.y.z.255.
+/// The addresses of `count` agents from `base`, skipping x.y.z.0 and x.y.z.255. Loopback
+/// fleets stay in 127.0.0.0/8; others may use any unicast block the host has (see
+/// `alcor-scale net up`).
 pub fn host_ips(base: Ipv4Addr, count: usize) -> Result<Vec<Ipv4Addr>, FleetError> {
-    if !base.is_loopback() {
-        return Err(FleetError::NotLoopback(base));
+    if base.is_unspecified() || base.is_broadcast() || base.is_multicast() {
+        return Err(FleetError::NotUnicast(base));
     }
     let mut out = Vec::with_capacity(count);
     let mut next = u32::from(base);
     while out.len() < count {
         let ip = Ipv4Addr::from(next);
-        if !ip.is_loopback() {
+        if ip.is_loopback() != base.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
             return Err(FleetError::RangeExhausted { count, base });
         }
         if !matches!(ip.octets()[3], 0 | 255) {
@@ -177,7 +191,10 @@ impl Fleet {
         let mut agents = Vec::with_capacity(ips.len());
         for (index, ip) in ips.into_iter().enumerate() {
             let addr = SocketAddr::new(IpAddr::V4(ip), fleet.port);
-            let listener = listen(addr).map_err(|source| FleetError::Bind { index, addr, source })?;
+            let listener = listen(addr).map_err(|source| match source.kind() {
+                std::io::ErrorKind::AddrNotAvailable => FleetError::NotLocal { index, addr },
+                _ => FleetError::Bind { index, addr, source },
+            })?;
             let addr = listener.local_addr()?;
             let agent = Arc::new(Agent::new(index as u32, addr, config.clone(), shared.clone()));
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -254,16 +271,11 @@ impl Fleet {
         total
     }
 
-    /// Streams events as JSON lines to every client that connects to `addr` (loopback only),
+    /// Streams events as JSON lines to every client that connects to `addr` (any address: a
+    /// harness on another machine reads it),
     /// holding at most `buffer` unread events per client (see [`export`] for the format and
     /// what happens past it). Returns the bound address.
     pub async fn export_events(&mut self, addr: SocketAddr, buffer: usize) -> Result<SocketAddr, FleetError> {
-        if !addr.ip().is_loopback() {
-            return Err(FleetError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("event export address {addr} is not loopback"),
-            )));
-        }
         let listener = TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
         let hello = export::Hello::new(&self.shared.epoch, &self.agents);
@@ -315,9 +327,18 @@ mod tests {
                 Ipv4Addr::new(127, 1, 1, 2)
             ]
         );
+        // Any unicast block, staying out of loopback when it starts outside it.
+        assert_eq!(
+            host_ips(Ipv4Addr::new(198, 18, 0, 254), 2).unwrap(),
+            [Ipv4Addr::new(198, 18, 0, 254), Ipv4Addr::new(198, 18, 1, 1)]
+        );
         assert!(matches!(
-            host_ips(Ipv4Addr::new(10, 0, 0, 1), 1),
-            Err(FleetError::NotLoopback(_))
+            host_ips(Ipv4Addr::new(126, 255, 255, 254), 2),
+            Err(FleetError::RangeExhausted { .. })
+        ));
+        assert!(matches!(
+            host_ips(Ipv4Addr::new(224, 0, 0, 1), 1),
+            Err(FleetError::NotUnicast(_))
         ));
         assert!(matches!(
             host_ips(Ipv4Addr::new(127, 255, 255, 250), 10),

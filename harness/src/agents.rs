@@ -9,7 +9,7 @@ use clap::Args;
 use fake_agent::{AgentConfig, AgentStats, CostModel, Fleet, FleetConfig, FleetError, ValidationMode};
 
 use crate::UsageError;
-use crate::register::{NodeInfo, loopback_url, register_nodes};
+use crate::register::{NodeInfo, register_nodes, target_url};
 
 /// Options of `alcor-scale agents`.
 #[derive(Debug, Args)]
@@ -22,7 +22,8 @@ pub struct AgentsArgs {
     /// Number of agents.
     #[arg(long, default_value_t = 100)]
     count: usize,
-    /// Address of the first agent; the others follow (loopback only).
+    /// Address of the first agent; the others follow. 127.0.0.0/8, or a block the host has
+    /// (`alcor-scale net up`).
     #[arg(long, default_value = "127.1.0.1")]
     base_ip: Ipv4Addr,
     /// gRPC port of every agent (Alcor dials 50001).
@@ -68,7 +69,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     let register_url = args
         .register_with
         .as_deref()
-        .map(loopback_url)
+        .map(target_url)
         .transpose()
         .map_err(UsageError)?;
     let fleet_cfg = FleetConfig {
@@ -86,7 +87,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut fleet = match Fleet::start(&fleet_cfg, agent_cfg).await {
         Ok(f) => f,
-        Err(e @ (FleetError::NotLoopback(_) | FleetError::RangeExhausted { .. })) => {
+        Err(e @ (FleetError::NotUnicast(_) | FleetError::RangeExhausted { .. } | FleetError::NotLocal { .. })) => {
             return Err(UsageError(anyhow::Error::new(e).context("--base-ip/--count")).into());
         }
         Err(e) => return Err(anyhow::Error::new(e).context("starting the fleet")),

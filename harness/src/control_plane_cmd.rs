@@ -8,8 +8,6 @@ use anyhow::Context;
 use clap::Args;
 use control_plane::{ControlPlane, ControlPlaneConfig, FanoutMode, PushConfig, PushProtocol};
 
-use crate::UsageError;
-
 /// Options of `alcor-scale control-plane`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -17,7 +15,7 @@ use crate::UsageError;
   alcor-scale control-plane --per-service-ports --fanout incremental
   alcor-scale agents --count 50 --register-with http://127.0.0.1:9009 &   # then drive the REST API")]
 pub struct ControlPlaneArgs {
-    /// REST listen address (loopback only).
+    /// REST listen address (any address; the default stays on loopback).
     #[arg(long, default_value = "127.0.0.1:9009")]
     listen: SocketAddr,
     /// Listen on Alcor's per-service ports (9001 … 9009) of --listen's address instead.
@@ -52,9 +50,6 @@ pub struct ControlPlaneArgs {
 
 /// Runs the control plane until Ctrl-C (or `--duration`).
 pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
-    if !args.listen.ip().is_loopback() {
-        return Err(UsageError(anyhow::anyhow!("--listen {} is not a loopback address", args.listen)).into());
-    }
     let cfg = ControlPlaneConfig {
         listen: args.listen,
         per_service_ports: args.per_service_ports,

@@ -13,6 +13,7 @@ pub mod correlate;
 pub mod driver;
 pub mod environment;
 pub mod generator;
+pub mod net;
 pub mod progress;
 pub mod record;
 pub mod register;

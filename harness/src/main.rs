@@ -4,6 +4,7 @@
 
 mod agents;
 mod control_plane_cmd;
+mod net_cmd;
 mod report_cmd;
 mod run_cmd;
 
@@ -71,6 +72,8 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Compare a candidate run with a baseline; exit 1 on regression.
     Compare(report_cmd::CompareArgs),
+    /// Add or remove a block of addresses for agents on real addresses (needs CAP_NET_ADMIN).
+    Net(net_cmd::NetArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
             Command::List => run_cmd::list(),
             Command::Report(args) => report_cmd::report(args),
             Command::Compare(args) => report_cmd::compare_cmd(args),
+            Command::Net(args) => net_cmd::run(args).await.map(|()| exit::OK),
         }
     });
     match result {

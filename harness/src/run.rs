@@ -255,7 +255,10 @@ async fn drive(
         .as_ref()
         .map(|a| a.parse::<std::net::SocketAddr>())
         .transpose()?;
-    let http = HttpClient::new(t.request_timeout).with_headers(headers(&t.headers)?);
+    let mut http = HttpClient::new(t.request_timeout).with_headers(headers(&t.headers)?);
+    if t.uses_tls() {
+        http = http.with_tls(t.tls().client_config()?);
+    }
     // Neutron: its hosts are those its agents report (or the scenario lists); no fleet runs,
     // the simulated agents would receive nothing.
     let neutron_hosts = if t.kind == TargetKind::Neutron {

@@ -144,12 +144,13 @@ async fn agents_register_serve_export_and_stop_on_ctrl_c() {
 async fn bad_usage_exits_2_and_says_why() {
     for (args, expect) in [
         (
-            vec!["agents", "--base-ip", "10.1.0.1", "--duration", "1s"],
-            "not in 127.0.0.0/8",
+            // 192.0.2.0/24 is documentation-only: no host has it.
+            vec!["agents", "--base-ip", "192.0.2.1", "--duration", "1s"],
+            "not on this host",
         ),
         (
-            vec!["agents", "--register-with", "http://192.0.2.1:9007", "--duration", "1s"],
-            "not on loopback",
+            vec!["agents", "--register-with", "ftp://127.0.0.1:9007", "--duration", "1s"],
+            "only http:// and https://",
         ),
         (vec!["agents", "--cost-model", "linear:port=3"], "unknown key `port`"),
         (vec!["agents", "--mode", "picky"], "invalid validation mode `picky`"),

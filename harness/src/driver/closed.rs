@@ -65,6 +65,19 @@ pub struct ClosedParams {
     pub request_timeout: Duration,
 }
 
+/// Each user's first step: for an `https://` target, a client that verifies certificates as the
+/// harness's own does (the scenario's CA file, or none with `insecure`).
+async fn user_client(user: &mut GooseUser) -> TransactionResult {
+    let Some(run) = current() else { return Ok(()) };
+    if let Some(tls) = run.ctx.http.tls() {
+        let builder = reqwest::Client::builder()
+            .use_preconfigured_tls((**tls).clone())
+            .timeout(run.ctx.http.timeout());
+        user.set_client_builder(builder).await?;
+    }
+    Ok(())
+}
+
 async fn user_op(user: &mut GooseUser) -> TransactionResult {
     let Some(run) = current() else { return Ok(()) };
     if run.ctx.stop.is_cancelled() {
@@ -224,8 +237,11 @@ pub async fn run(ctx: &Arc<Ctx>, phase: usize, work: Work, params: &ClosedParams
         {
             attack = set(attack, GooseDefault::ReportFile, s)?;
         }
-        let attack = attack
-            .register_scenario(scenario!("tenant").register_transaction(transaction!(user_op).set_name("port_op")));
+        let attack = attack.register_scenario(
+            scenario!("tenant")
+                .register_transaction(transaction!(user_client).set_on_start())
+                .register_transaction(transaction!(user_op).set_name("port_op")),
+        );
         attack.execute().await.map_err(|e| format!("goose: {e:?}"))
     }
     .await;

@@ -136,16 +136,22 @@ pub struct TargetSpec {
     pub protocol: PushProtocol,
     /// Embedded and southbound: gRPC channels per host.
     pub channels_per_host: usize,
-    /// Alcor: base URL of every service (an API gateway), e.g. `http://127.0.0.1:9009`.
+    /// Alcor: base URL of every service (an API gateway), e.g. `http://127.0.0.1:9009`; Neutron:
+    /// the API root. `http://` or `https://`, on any host.
     pub url: Option<String>,
     /// Alcor: base URL per service (`vpc`, `subnet`, `port`, `node`, `security_group`,
     /// `route`), overriding `url` for that service.
     pub urls: BTreeMap<String, String>,
-    /// Southbound: one real agent at `host:port` instead of the fleet (loopback only).
+    /// Southbound: one real agent at `host:port` instead of the fleet.
     pub agent: Option<String>,
     /// How long one REST request may take before it counts as failed.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// `https://` targets: a PEM file of the CA certificates to trust instead of the platform's
+    /// (a test cluster's own CA).
+    pub ca_file: Option<PathBuf>,
+    /// `https://` targets: accept any certificate, unverified (self-signed test clusters).
+    pub insecure: bool,
     /// REST targets: extra headers on every request; `${NAME}` is replaced by the environment
     /// variable NAME when the run starts, so that tokens stay out of scenario files
     /// (`headers = { "X-Auth-Token" = "${OS_TOKEN}" }`).
@@ -163,6 +169,24 @@ pub struct TargetSpec {
     pub poll_batch: usize,
     /// Neutron: status polls per second at most, so that polling does not become the load.
     pub poll_rate: f64,
+}
+
+impl TargetSpec {
+    /// How `https://` URLs are verified.
+    pub fn tls(&self) -> crate::target::tls::TlsOptions {
+        crate::target::tls::TlsOptions {
+            ca_file: self.ca_file.clone(),
+            insecure: self.insecure,
+        }
+    }
+
+    /// Whether any URL of the target is `https://`.
+    pub fn uses_tls(&self) -> bool {
+        self.url
+            .iter()
+            .chain(self.urls.values())
+            .any(|u| u.starts_with("https://"))
+    }
 }
 
 /// `target.hosts`.
@@ -188,6 +212,8 @@ impl Default for TargetSpec {
             urls: BTreeMap::new(),
             agent: None,
             request_timeout: Duration::from_secs(30),
+            ca_file: None,
+            insecure: false,
             headers: BTreeMap::new(),
             hosts: None,
             wait_active: true,

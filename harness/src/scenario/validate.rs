@@ -54,7 +54,7 @@ pub fn validate(s: &Scenario) -> Problems {
                 .map(|u| ("target.url".to_owned(), u))
                 .chain(t.urls.iter().map(|(k, u)| (format!("target.urls.{k}"), u)))
             {
-                if let Err(e) = crate::register::loopback_url(u) {
+                if let Err(e) = crate::register::target_url(u) {
                     bad(&f, format!("{e:#}"));
                 }
             }
@@ -66,7 +66,7 @@ pub fn validate(s: &Scenario) -> Problems {
                     "required for kind = \"neutron\": the API root, e.g. http://127.0.0.1:9696".into(),
                 ),
                 Some(u) => {
-                    if let Err(e) = crate::register::loopback_url(u) {
+                    if let Err(e) = crate::register::target_url(u) {
                         bad("target.url", format!("{e:#}"));
                     }
                 }
@@ -108,6 +108,17 @@ pub fn validate(s: &Scenario) -> Problems {
             "only for kind = \"neutron\"; other targets use the simulated agents as hosts".into(),
         );
     }
+    if t.ca_file.is_some() {
+        if let Err(e) = t.tls().ca_certificates() {
+            bad("target.ca_file", format!("{e:#}"));
+        }
+        if !t.uses_tls() {
+            bad("target.ca_file", "only for https:// URLs".into());
+        }
+    }
+    if t.insecure && !t.uses_tls() {
+        bad("target.insecure", "only for https:// URLs".into());
+    }
     if t.kind == TargetKind::Southbound && !t.headers.is_empty() {
         bad("target.headers", "southbound has no REST API to send headers to".into());
     }
@@ -123,10 +134,8 @@ pub fn validate(s: &Scenario) -> Problems {
         if t.kind != TargetKind::Southbound {
             bad("target.agent", "only for kind = \"southbound\"".into());
         }
-        match agent.parse::<std::net::SocketAddr>() {
-            Ok(sa) if sa.ip().is_loopback() => {}
-            Ok(sa) => bad("target.agent", format!("{sa} is not on loopback")),
-            Err(_) => bad("target.agent", format!("`{agent}` is not host:port")),
+        if agent.parse::<std::net::SocketAddr>().is_err() {
+            bad("target.agent", format!("`{agent}` is not ip:port"));
         }
     }
     if t.channels_per_host == 0 {

@@ -20,28 +20,45 @@ use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 use url::Url;
 
-/// Where calls connect: `host:port` of an `http://` URL, with its `Host` header value.
+/// Where calls connect: `host:port` of an `http://` or `https://` URL, with its `Host` header
+/// value and, for `https://`, the name its certificate must carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     authority: Arc<str>,
     host: HeaderValue,
+    tls: Option<ServerName<'static>>,
 }
 
 impl Origin {
-    /// The origin of `url`, which must be `http://` (the harness speaks plain HTTP/1.1).
+    /// The origin of `url`, `http://` or `https://`.
     pub fn of(url: &Url) -> anyhow::Result<Self> {
-        if url.scheme() != "http" {
-            bail!("`{url}`: only http:// URLs are supported");
-        }
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => bail!("`{url}`: only http:// and https:// URLs are supported"),
+        };
         let host = url.host_str().with_context(|| format!("`{url}` has no host"))?;
-        let authority = format!("{host}:{}", url.port_or_known_default().unwrap_or(80));
+        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+        let authority = format!("{host}:{port}");
         Ok(Self {
             host: HeaderValue::from_str(&authority).with_context(|| format!("`{url}`: bad host"))?,
             authority: authority.into(),
+            tls: if tls {
+                Some(super::tls::server_name(host)?)
+            } else {
+                None
+            },
         })
+    }
+
+    /// Whether calls to it go over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 }
 
@@ -72,7 +89,8 @@ impl Endpoint {
 
     /// The full URL, for other clients (goose) and for messages.
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.origin, self.path)
+        let scheme = if self.origin.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.origin, self.path)
     }
 }
 
@@ -90,11 +108,13 @@ pub struct HttpCall {
 /// Extra headers sent with every request (a token, say).
 pub type Headers = Arc<[(HeaderName, HeaderValue)]>;
 
-/// Makes [`Connection`]s with one per-request timeout and one set of extra headers.
+/// Makes [`Connection`]s with one per-request timeout, one set of extra headers and one TLS
+/// configuration.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     timeout: Duration,
     headers: Headers,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl HttpClient {
@@ -103,7 +123,14 @@ impl HttpClient {
         Self {
             timeout,
             headers: Arc::new([]),
+            tls: None,
         }
+    }
+
+    /// The same client connecting to `https://` origins with `config`.
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// The same client sending `headers` with every request.
@@ -117,11 +144,22 @@ impl HttpClient {
         &self.headers
     }
 
+    /// The TLS configuration, when the target is `https://` (for goose's client too).
+    pub fn tls(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.tls.as_ref()
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// A new, not yet connected sender; it connects to each origin on first use.
     pub fn connection(&self) -> Connection {
         Connection {
             timeout: self.timeout,
             headers: self.headers.clone(),
+            tls: self.tls.clone(),
             open: Vec::new(),
         }
     }
@@ -132,11 +170,15 @@ impl HttpClient {
 pub struct Connection {
     timeout: Duration,
     headers: Headers,
+    tls: Option<Arc<rustls::ClientConfig>>,
     // A Vec, not a map: a run talks to one origin, or one per Alcor service.
     open: Vec<Open>,
 }
 
-type Conn = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+/// A connection's transport: plain TCP, or TLS over it.
+type Stream = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+
+type Conn = hyper::client::conn::http1::Connection<TokioIo<Stream>, Full<Bytes>>;
 
 /// One HTTP/1.1 connection.
 #[derive(Debug)]
@@ -281,7 +323,7 @@ impl Connection {
         let i = match self.open.iter().position(|o| &o.origin == origin) {
             Some(i) => i,
             None => {
-                let (sender, conn) = connect(origin).await?;
+                let (sender, conn) = connect(origin, self.tls.as_ref()).await?;
                 self.open.push(Open {
                     origin: origin.clone(),
                     sender,
@@ -313,13 +355,27 @@ fn request(c: &HttpCall, extra: &[(HeaderName, HeaderValue)]) -> Request<Full<By
     req
 }
 
-async fn connect(origin: &Origin) -> Result<(SendRequest<Full<Bytes>>, Conn), Failure> {
+async fn connect(
+    origin: &Origin,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(SendRequest<Full<Bytes>>, Conn), Failure> {
     let transport = |e: &dyn fmt::Display| Failure::Transport(format!("{origin}: {e}"));
-    let stream = TcpStream::connect(&*origin.authority)
+    let tcp = TcpStream::connect(&*origin.authority)
         .await
         .map_err(|e| transport(&e))?;
     // Requests are small and answered one at a time: Nagle would hold each for an ACK.
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let stream = match &origin.tls {
+        None => Either::Left(tcp),
+        Some(name) => {
+            let config = tls.ok_or_else(|| transport(&"https:// without a TLS configuration"))?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|e| transport(&e))?;
+            Either::Right(tls)
+        }
+    };
     hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| transport(&e))
@@ -518,7 +574,9 @@ mod tests {
         assert_eq!(o.to_string(), "localhost:80");
         let o = Origin::of(&Url::parse("http://[::1]:9009").unwrap()).unwrap();
         assert_eq!(o.to_string(), "[::1]:9009");
-        let e = Origin::of(&Url::parse("https://127.0.0.1:8443").unwrap()).unwrap_err();
-        assert!(e.to_string().contains("only http://"), "{e}");
+        let o = Origin::of(&Url::parse("https://127.0.0.1").unwrap()).unwrap();
+        assert_eq!((o.to_string().as_str(), o.is_tls()), ("127.0.0.1:443", true));
+        let e = Origin::of(&Url::parse("ftp://127.0.0.1:8443").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("only http:// and https://"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ mod http;
 pub mod neutron;
 mod rest;
 mod southbound;
+pub mod tls;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;

@@ -88,7 +88,7 @@ pub struct Api {
 impl Api {
     /// The API under `url`, its root (`http://127.0.0.1:9696`); `/v2.0` is added.
     pub fn new(url: &str) -> anyhow::Result<Self> {
-        let url = crate::register::loopback_url(url)?;
+        let url = crate::register::target_url(url)?;
         Ok(Self {
             origin: Origin::of(&url)?,
             prefix: format!("{}/v2.0", url.path().trim_end_matches('/')),

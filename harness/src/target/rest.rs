@@ -106,7 +106,7 @@ struct Base {
 
 impl Base {
     fn parse(raw: &str) -> anyhow::Result<Self> {
-        let url = crate::register::loopback_url(raw)?;
+        let url = crate::register::target_url(raw)?;
         Ok(Self {
             origin: Origin::of(&url)?,
             prefix: url.path().trim_end_matches('/').to_owned(),
