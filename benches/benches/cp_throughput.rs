@@ -33,6 +33,7 @@ async fn run(hosts: usize, mode: FanoutMode, base: Ipv4Addr) {
         base_ip: base,
         port: 50001,
         connections_per_agent: 2,
+        ..Default::default()
     };
     let fleet = Fleet::start(&fleet_cfg, AgentConfig::default()).await.expect("fleet");
     let cfg = ControlPlaneConfig {

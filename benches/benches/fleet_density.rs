@@ -42,6 +42,7 @@ async fn measure(count: usize) {
         base_ip: Ipv4Addr::new(127, 50, 0, 1),
         port: 50001,
         connections_per_agent: 0,
+        ..Default::default()
     };
     let fleet = Fleet::start(&cfg, AgentConfig::default()).await.expect("fleet starts");
     let start_time = started.elapsed();

@@ -17,7 +17,7 @@ use crate::agent::{Agent, AgentConfig, AgentStats, Shared};
 use crate::clock::Epoch;
 use crate::event::{AgentEvent, EventBus};
 use crate::export;
-use crate::service::AgentService;
+use crate::service::{AgentService, FleetRoute};
 
 /// Descriptors kept free for everything that is not an agent (logs, the control plane, clients).
 /// Descriptors kept spare beside the agents (logs, files, the harness's own connections).
@@ -29,14 +29,43 @@ pub const FD_RESERVE: u64 = 256;
 pub struct FleetConfig {
     /// Number of agents.
     pub count: usize,
-    /// Address of the first agent; the others follow (x.y.z.0 and x.y.z.255 are skipped).
-    /// Must be in 127.0.0.0/8: agents only ever listen on loopback.
+    /// Address of the first agent; the others follow (x.y.z.0 and x.y.z.255 are skipped):
+    /// 127.0.0.0/8, or a block the host has.
     pub base_ip: Ipv4Addr,
     /// Port every agent listens on (Alcor dials 50001); 0 picks a free port per agent.
     pub port: u16,
     /// Connections each agent is expected to hold at once, for the open-files budget (a
     /// controller pools up to 10 channels per host).
     pub connections_per_agent: u64,
+    /// One listener per agent, or one for the whole fleet.
+    pub listen: ListenMode,
+}
+
+/// How a fleet listens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListenMode {
+    /// Each agent its own listener on its own address: costs a descriptor per agent, and shares
+    /// the port with whatever else listens on other addresses of the host.
+    #[default]
+    PerAddress,
+    /// One wildcard listener (`0.0.0.0:port`) for the whole fleet; each connection goes to the
+    /// agent whose address it was made to, and one to an address no agent has is refused. Idle
+    /// agents cost no descriptor, so one process holds tens of thousands; the port is then the
+    /// fleet's on every address of the host.
+    Shared,
+}
+
+impl std::str::FromStr for ListenMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "per-address" => Ok(Self::PerAddress),
+            "shared" => Ok(Self::Shared),
+            _ => Err(format!("`{s}`: per-address or shared")),
+        }
+    }
 }
 
 impl Default for FleetConfig {
@@ -46,6 +75,7 @@ impl Default for FleetConfig {
             base_ip: Ipv4Addr::new(127, 1, 0, 1),
             port: alcor_schema::AGENT_GRPC_PORT,
             connections_per_agent: 2,
+            listen: ListenMode::PerAddress,
         }
     }
 }
@@ -133,8 +163,8 @@ pub fn host_ips(base: Ipv4Addr, count: usize) -> Result<Vec<Ipv4Addr>, FleetErro
     Ok(out)
 }
 
-/// Raises the open-files limit as far as allowed and checks that `count` agents fit.
-/// Returns the limit in force.
+/// Raises the open-files limit as far as allowed and checks that `count` agents fit, each with
+/// its own listener and `connections_per_agent` connections. Returns the limit in force.
 pub fn ensure_fd_budget(count: usize, connections_per_agent: u64) -> Result<u64, FleetError> {
     let per_agent = 1 + connections_per_agent;
     let needed = count as u64 * per_agent + FD_RESERVE;
@@ -179,7 +209,23 @@ impl Fleet {
     /// bound before this returns, so agents accept connections at once.
     pub async fn start(fleet: &FleetConfig, agent: AgentConfig) -> Result<Self, FleetError> {
         let ips = host_ips(fleet.base_ip, fleet.count)?;
-        ensure_fd_budget(fleet.count, fleet.connections_per_agent)?;
+        match fleet.listen {
+            ListenMode::PerAddress => {
+                ensure_fd_budget(fleet.count, fleet.connections_per_agent)?;
+            }
+            ListenMode::Shared => {
+                // Idle agents cost nothing; each open connection costs one descriptor.
+                let limit = rlimit::increase_nofile_limit(u64::MAX)?;
+                let expected = fleet.count as u64 * fleet.connections_per_agent;
+                if limit < expected + FD_RESERVE {
+                    tracing::warn!(
+                        limit,
+                        expected,
+                        "open-files limit below one descriptor per expected connection: connections past it are refused"
+                    );
+                }
+            }
+        }
         let shared = Arc::new(Shared {
             bus: Arc::new(EventBus::default()),
             epoch: Epoch::now(),
@@ -189,16 +235,7 @@ impl Fleet {
         let token = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut agents = Vec::with_capacity(ips.len());
-        for (index, ip) in ips.into_iter().enumerate() {
-            let addr = SocketAddr::new(IpAddr::V4(ip), fleet.port);
-            let listener = listen(addr).map_err(|source| match source.kind() {
-                std::io::ErrorKind::AddrNotAvailable => FleetError::NotLocal { index, addr },
-                _ => FleetError::Bind { index, addr, source },
-            })?;
-            let addr = listener.local_addr()?;
-            let agent = Arc::new(Agent::new(index as u32, addr, config.clone(), shared.clone()));
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            let service = AgentService::new(agent.clone());
+        let serve = |tasks: &mut JoinSet<()>, incoming: TcpIncoming, service: FleetRoute, label: String| {
             let stop = token.clone().cancelled_owned();
             tasks.spawn(async move {
                 // Large windows: goal states of 10k+ neighbors are megabytes.
@@ -209,10 +246,60 @@ impl Fleet {
                     .serve_with_incoming_shutdown(incoming, stop)
                     .await;
                 if let Err(e) = served {
-                    tracing::warn!(%addr, error = %e, "agent server ended with an error");
+                    tracing::warn!(addr = %label, error = %e, "agent server ended with an error");
                 }
             });
-            agents.push(agent);
+        };
+        match fleet.listen {
+            ListenMode::PerAddress => {
+                for (index, ip) in ips.into_iter().enumerate() {
+                    let addr = SocketAddr::new(IpAddr::V4(ip), fleet.port);
+                    let listener = listen(addr).map_err(|source| match source.kind() {
+                        std::io::ErrorKind::AddrNotAvailable => FleetError::NotLocal { index, addr },
+                        _ => FleetError::Bind { index, addr, source },
+                    })?;
+                    let addr = listener.local_addr()?;
+                    let agent = Arc::new(Agent::new(index as u32, addr, config.clone(), shared.clone()));
+                    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                    serve(
+                        &mut tasks,
+                        incoming,
+                        FleetRoute::One(AgentService::new(agent.clone())),
+                        addr.to_string(),
+                    );
+                    agents.push(agent);
+                }
+            }
+            ListenMode::Shared => {
+                let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), fleet.port);
+                let listener = listen(any).map_err(|source| FleetError::Bind {
+                    index: 0,
+                    addr: any,
+                    source,
+                })?;
+                let port = listener.local_addr()?.port();
+                // Each address must be the host's: a wildcard listener would accept for addresses
+                // the host lacks only in the sense that nothing can ever reach them.
+                for (index, ip) in ips.iter().enumerate().filter(|(_, ip)| !ip.is_loopback()) {
+                    let addr = SocketAddr::new(IpAddr::V4(*ip), 0);
+                    if let Err(e) = std::net::UdpSocket::bind(addr) {
+                        return Err(match e.kind() {
+                            std::io::ErrorKind::AddrNotAvailable => FleetError::NotLocal {
+                                index,
+                                addr: SocketAddr::new(IpAddr::V4(*ip), port),
+                            },
+                            _ => FleetError::Io(e),
+                        });
+                    }
+                }
+                for (index, ip) in ips.into_iter().enumerate() {
+                    let addr = SocketAddr::new(IpAddr::V4(ip), port);
+                    agents.push(Arc::new(Agent::new(index as u32, addr, config.clone(), shared.clone())));
+                }
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let route = FleetRoute::Many(Arc::new(agents.clone()));
+                serve(&mut tasks, incoming, route, any.to_string());
+            }
         }
         tracing::info!(count = agents.len(), first = %agents.first().map(|a| a.addr().to_string()).unwrap_or_default(), "fleet listening");
         Ok(Self {

@@ -30,6 +30,6 @@ pub use apply::{Applied, ApplyOptions, ValidationMode, apply_decoded_v2, apply_v
 pub use clock::Epoch;
 pub use cost::{CostModel, Profile, Work};
 pub use event::{AgentEvent, EventBus, Rpc, WireEvent};
-pub use fleet::{Fleet, FleetConfig, FleetError};
+pub use fleet::{Fleet, FleetConfig, FleetError, ListenMode};
 pub use ids::IdList;
 pub use state::{HostState, Neighbor, StateCounts};

@@ -116,13 +116,68 @@ where
         match req.uri().path() {
             PATH_V1 => Box::pin(async move { Ok(grpc.unary(Unary(agent), req).await) }),
             PATH_V2 => Box::pin(async move { Ok(grpc.streaming(Streamed(agent), req).await) }),
-            _ => Box::pin(async move {
-                let mut response = http::Response::new(tonic::body::Body::default());
-                let headers = response.headers_mut();
-                headers.insert(Status::GRPC_STATUS, (tonic::Code::Unimplemented as i32).into());
-                headers.insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
-                Ok(response)
-            }),
+            _ => Box::pin(async move { Ok(status_only(tonic::Code::Unimplemented)) }),
+        }
+    }
+}
+
+/// A response that is a gRPC status alone.
+fn status_only(code: tonic::Code) -> http::Response<tonic::body::Body> {
+    let mut response = http::Response::new(tonic::body::Body::default());
+    let headers = response.headers_mut();
+    headers.insert(Status::GRPC_STATUS, (code as i32).into());
+    headers.insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+    response
+}
+
+/// What a fleet's listener serves: one agent (its own listener), or every agent behind one
+/// wildcard listener, each request going to the agent whose address its connection was made to.
+#[derive(Debug, Clone)]
+pub enum FleetRoute {
+    /// One agent.
+    One(AgentService),
+    /// Agents sorted by address.
+    Many(Arc<Vec<Arc<Agent>>>),
+}
+
+impl NamedService for FleetRoute {
+    const NAME: &'static str = alcor_schema::GOAL_STATE_PROVISIONER;
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for FleetRoute
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        match self {
+            Self::One(s) => s.call(req),
+            Self::Many(agents) => {
+                let local = req
+                    .extensions()
+                    .get::<tonic::transport::server::TcpConnectInfo>()
+                    .and_then(|c| c.local_addr());
+                let agent = match local.map(|a| a.ip()) {
+                    Some(std::net::IpAddr::V4(ip)) => agents
+                        .binary_search_by_key(&ip, |a| a.ip())
+                        .ok()
+                        .map(|i| agents[i].clone()),
+                    _ => None,
+                };
+                match agent {
+                    Some(a) => AgentService::new(a).call(req),
+                    // Connected to an address of the host that no agent has.
+                    None => Box::pin(async move { Ok(status_only(tonic::Code::Unavailable)) }),
+                }
+            }
         }
     }
 }

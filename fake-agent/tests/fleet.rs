@@ -11,7 +11,7 @@ use alcor_schema::{
 };
 use common::*;
 use fake_agent::sample::{self, JoinIds};
-use fake_agent::{AgentConfig, CostModel, Rpc};
+use fake_agent::{AgentConfig, CostModel, Fleet, FleetConfig, ListenMode, Rpc};
 use prost::Message;
 use tonic::Code;
 
@@ -344,4 +344,53 @@ async fn oversized_messages_are_refused_and_the_default_limit_is_large() {
     let mut c = client(fleet.agents()[0].addr()).await;
     push_v2(&mut c, huge).await.unwrap();
     assert_eq!(fleet.agents()[0].state().counts().l2_neighbors, 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_listener_serves_every_agent_by_its_address_with_no_descriptor_each() {
+    let fds = || std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let before = fds();
+    // A port of its own: the wildcard listener holds it on every address of the host.
+    let cfg = FleetConfig {
+        count: 3000,
+        base_ip: Ipv4Addr::new(127, 21, 0, 1),
+        port: 50077,
+        connections_per_agent: 2,
+        listen: ListenMode::Shared,
+    };
+    let fleet = Fleet::start(&cfg, AgentConfig::default()).await.unwrap();
+    assert!(
+        fds() <= before + 8,
+        "3,000 idle agents hold {} descriptors",
+        fds() - before
+    );
+    let mut events = fleet.subscribe();
+    // Three agents far apart each get their own message.
+    for i in [0usize, 1499, 2999] {
+        let agent = &fleet.agents()[i];
+        assert_eq!(agent.addr().port(), 50077);
+        let mut c = client(agent.addr()).await;
+        push_v2(
+            &mut c,
+            neighbor_update(OperationType::Create, Ipv4Addr::new(127, 9, 9, 9)),
+        )
+        .await
+        .unwrap();
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((ev.agent as usize, ev.host_ip), (i, agent.ip()));
+        assert_eq!(fleet.agent_by_ip(agent.ip()).unwrap().stats().messages, 1);
+    }
+    // An address of the host that no agent has: refused, and no agent counts it.
+    let mut c = client("127.21.250.1:50077".parse().unwrap()).await;
+    let e = push_v2(
+        &mut c,
+        neighbor_update(OperationType::Create, Ipv4Addr::new(127, 9, 9, 9)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e}");
+    fleet.shutdown(std::time::Duration::from_secs(2)).await;
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytesize::ByteSize;
 use clap::Args;
-use fake_agent::{AgentConfig, AgentStats, CostModel, Fleet, FleetConfig, FleetError, ValidationMode};
+use fake_agent::{AgentConfig, AgentStats, CostModel, Fleet, FleetConfig, FleetError, ListenMode, ValidationMode};
 
 use crate::UsageError;
 use crate::register::{NodeInfo, register_nodes, target_url};
@@ -59,6 +59,11 @@ pub struct AgentsArgs {
     /// Stop after this long (e.g. 30s, 5m) instead of waiting for Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// `per-address` (a listener per agent) or `shared` (one wildcard listener on the port for
+    /// the whole fleet, routing by the address each connection was made to: idle agents cost no
+    /// descriptor, so one process holds tens of thousands).
+    #[arg(long, default_value = "per-address")]
+    listen: ListenMode,
     /// Connections each agent may hold at once, for the open-files budget.
     #[arg(long, default_value_t = 2)]
     connections_per_agent: u64,
@@ -77,6 +82,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         base_ip: args.base_ip,
         port: args.port,
         connections_per_agent: args.connections_per_agent,
+        listen: args.listen,
     };
     let agent_cfg = AgentConfig {
         mode: args.mode,

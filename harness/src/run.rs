@@ -295,6 +295,7 @@ async fn drive(
                 base_ip: s.agents.base_ip,
                 port: s.agents.port,
                 connections_per_agent: t.channels_per_host as u64 + 1,
+                listen: s.agents.listen,
             },
             AgentConfig {
                 mode: s.agents.validation,

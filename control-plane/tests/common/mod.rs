@@ -37,6 +37,7 @@ pub async fn start_with(base: [u8; 4], hosts: usize, push: PushConfig, fanout: F
         base_ip: Ipv4Addr::from(base),
         port: 50001,
         connections_per_agent: 4,
+        ..Default::default()
     };
     let fleet = Fleet::start(
         &fleet_cfg,

@@ -19,6 +19,7 @@ pub async fn fleet(base: [u8; 4], count: usize, cfg: AgentConfig) -> Fleet {
         base_ip: Ipv4Addr::from(base),
         port: 0,
         connections_per_agent: 2,
+        ..Default::default()
     };
     Fleet::start(&fleet_cfg, cfg).await.expect("fleet starts")
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use control_plane::{FanoutMode, PushProtocol};
+use fake_agent::fleet::ListenMode;
 use fake_agent::{CostModel, ValidationMode};
 use serde::{Deserialize, Serialize};
 
@@ -238,6 +239,8 @@ pub struct AgentsSpec {
     pub cost_model: CostModel,
     /// `lenient` or `strict` checking of what agents receive.
     pub validation: ValidationMode,
+    /// `per-address` (a listener per agent) or `shared` (one wildcard listener for the fleet).
+    pub listen: ListenMode,
 }
 
 impl Default for AgentsSpec {
@@ -248,6 +251,7 @@ impl Default for AgentsSpec {
             port: alcor_schema::AGENT_GRPC_PORT,
             cost_model: CostModel::None,
             validation: ValidationMode::Lenient,
+            listen: ListenMode::PerAddress,
         }
     }
 }
