@@ -17,7 +17,7 @@ use crate::agent::{Agent, AgentConfig, AgentStats, Shared};
 use crate::clock::Epoch;
 use crate::event::{AgentEvent, EventBus};
 use crate::export;
-use crate::service::{AgentService, FleetRoute};
+use crate::service::FleetRoute;
 
 /// Descriptors kept free for everything that is not an agent (logs, the control plane, clients).
 /// Descriptors kept spare beside the agents (logs, files, the harness's own connections).
@@ -261,12 +261,7 @@ impl Fleet {
                     let addr = listener.local_addr()?;
                     let agent = Arc::new(Agent::new(index as u32, addr, config.clone(), shared.clone()));
                     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                    serve(
-                        &mut tasks,
-                        incoming,
-                        FleetRoute::One(AgentService::new(agent.clone())),
-                        addr.to_string(),
-                    );
+                    serve(&mut tasks, incoming, FleetRoute::One(agent.clone()), addr.to_string());
                     agents.push(agent);
                 }
             }

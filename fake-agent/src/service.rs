@@ -27,25 +27,8 @@ use crate::event::Rpc;
 const PATH_V1: &str = "/alcor.schema.GoalStateProvisioner/PushNetworkResourceStates";
 const PATH_V2: &str = "/alcor.schema.GoalStateProvisioner/PushGoalStatesStream";
 
-/// The gRPC service of one agent.
-#[derive(Debug, Clone)]
-pub struct AgentService {
-    agent: Arc<Agent>,
-}
-
-impl AgentService {
-    /// The service for `agent`.
-    pub fn new(agent: Arc<Agent>) -> Self {
-        Self { agent }
-    }
-
-    fn grpc(&self) -> Grpc<RawRequestCodec> {
-        Grpc::new(RawRequestCodec).apply_max_message_size_config(Some(self.agent.config().max_message_size), None)
-    }
-}
-
-impl NamedService for AgentService {
-    const NAME: &'static str = alcor_schema::GOAL_STATE_PROVISIONER;
+fn grpc(agent: &Agent) -> Grpc<RawRequestCodec> {
+    Grpc::new(RawRequestCodec).apply_max_message_size_config(Some(agent.config().max_message_size), None)
 }
 
 type ReplyStream = Pin<Box<dyn Stream<Item = Result<GoalStateOperationReply, Status>> + Send>>;
@@ -97,27 +80,17 @@ impl StreamingService<Bytes> for Streamed {
     }
 }
 
-impl<B> tonic::codegen::Service<http::Request<B>> for AgentService
+/// One request to `agent`.
+fn serve<B>(agent: Arc<Agent>, req: http::Request<B>) -> BoxFuture<http::Response<tonic::body::Body>, Infallible>
 where
     B: tonic::codegen::Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let mut grpc = self.grpc();
-        let agent = self.agent.clone();
-        match req.uri().path() {
-            PATH_V1 => Box::pin(async move { Ok(grpc.unary(Unary(agent), req).await) }),
-            PATH_V2 => Box::pin(async move { Ok(grpc.streaming(Streamed(agent), req).await) }),
-            _ => Box::pin(async move { Ok(status_only(tonic::Code::Unimplemented)) }),
-        }
+    let mut grpc = grpc(&agent);
+    match req.uri().path() {
+        PATH_V1 => Box::pin(async move { Ok(grpc.unary(Unary(agent), req).await) }),
+        PATH_V2 => Box::pin(async move { Ok(grpc.streaming(Streamed(agent), req).await) }),
+        _ => Box::pin(async move { Ok(status_only(tonic::Code::Unimplemented)) }),
     }
 }
 
@@ -130,12 +103,13 @@ fn status_only(code: tonic::Code) -> http::Response<tonic::body::Body> {
     response
 }
 
-/// What a fleet's listener serves: one agent (its own listener), or every agent behind one
-/// wildcard listener, each request going to the agent whose address its connection was made to.
+/// The `alcor.schema.GoalStateProvisioner` service a fleet's listener serves: one agent (its
+/// own listener), or every agent behind one wildcard listener, each request going to the agent
+/// whose address its connection was made to.
 #[derive(Debug, Clone)]
 pub enum FleetRoute {
     /// One agent.
-    One(AgentService),
+    One(Arc<Agent>),
     /// Agents sorted by address.
     Many(Arc<Vec<Arc<Agent>>>),
 }
@@ -159,7 +133,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         match self {
-            Self::One(s) => s.call(req),
+            Self::One(a) => serve(a.clone(), req),
             Self::Many(agents) => {
                 let local = req
                     .extensions()
@@ -173,7 +147,7 @@ where
                     _ => None,
                 };
                 match agent {
-                    Some(a) => AgentService::new(a).call(req),
+                    Some(a) => serve(a, req),
                     // Connected to an address of the host that no agent has.
                     None => Box::pin(async move { Ok(status_only(tonic::Code::Unavailable)) }),
                 }
