@@ -36,10 +36,15 @@ pub struct NodeInfo {
 impl NodeInfo {
     /// The node for an agent at `ip:port`, named `{prefix}{index}` with the index zero-padded.
     pub fn for_agent(prefix: &str, index: usize, ip: Ipv4Addr, port: u16) -> Self {
+        Self::named(format!("{prefix}{index:05}"), ip, port)
+    }
+
+    /// The node for an agent at `ip:port`, named `name`.
+    pub fn named(name: String, ip: Ipv4Addr, port: u16) -> Self {
         let [a, b, c, d] = ip.octets();
         Self {
             node_id: format!("00000000-0000-4000-8000-{:012x}", u32::from(ip)),
-            node_name: format!("{prefix}{index:05}"),
+            node_name: name,
             local_ip: ip.to_string(),
             // Locally administered MACs that embed the IP, unique per agent.
             mac_address: format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}"),

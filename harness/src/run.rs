@@ -87,6 +87,8 @@ struct Running {
     poller: Option<(tokio::task::JoinHandle<()>, CancellationToken)>,
     /// What the reader must know beyond the verdict (the summary's `warnings`).
     warnings: Vec<String>,
+    /// A real Alcor's nodes this run created, removed at its end.
+    nodes: Option<(Arc<RestTarget>, Vec<String>)>,
 }
 
 /// Runs a loaded scenario and writes its folder.
@@ -112,6 +114,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         neutron: None,
         poller: None,
         warnings: Vec::new(),
+        nodes: None,
     };
     // Ctrl-C or SIGTERM: stop, and say so.
     let signal = {
@@ -174,6 +177,16 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             );
             tracing::warn!("{w}");
             running.warnings.push(w);
+        }
+    }
+    if let (Some((r, created)), Some(ctx)) = (running.nodes.take(), &running.ctx) {
+        let left = r.unregister(&mut ctx.http.connection(), &created).await;
+        if !left.is_empty() {
+            running.warnings.push(format!(
+                "{} node(s) the run registered could not be removed: {}",
+                left.len(),
+                left.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+            ));
         }
     }
     for w in &running.warnings {
@@ -319,6 +332,12 @@ async fn drive(
     let mut topo = Topology::build(s, hosts.clone(), tag);
     if let Some((_, names)) = &neutron_hosts {
         topo.host_names = names.clone();
+    }
+    if t.kind == TargetKind::Alcor {
+        // Node names carry the run's tag: a control plane keeps the nodes of earlier runs.
+        for (i, n) in topo.host_names.iter_mut().enumerate() {
+            *n = format!("as-{tag:08x}-host-{i:05}");
+        }
     }
     let topo = Arc::new(topo);
     let push = PushConfig {
@@ -481,6 +500,13 @@ async fn drive(
     match &target {
         Target::Rest(r) => {
             let mut conn = http.connection();
+            let reg = r
+                .register(&mut conn, s.agents.register)
+                .await
+                .context("registering the agents as nodes")?;
+            if t.kind == TargetKind::Alcor {
+                running.nodes = Some((r.clone(), reg.created));
+            }
             for c in r.setup_calls() {
                 if stop.is_cancelled() {
                     return Ok(());

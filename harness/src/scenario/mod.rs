@@ -241,6 +241,8 @@ pub struct AgentsSpec {
     pub validation: ValidationMode,
     /// `per-address` (a listener per agent) or `shared` (one wildcard listener for the fleet).
     pub listen: ListenMode,
+    /// REST targets: nodes the control plane already has: `replace`, `reuse` or `fail`.
+    pub register: crate::target::RegisterMode,
 }
 
 impl Default for AgentsSpec {
@@ -252,6 +254,7 @@ impl Default for AgentsSpec {
             cost_model: CostModel::None,
             validation: ValidationMode::Lenient,
             listen: ListenMode::PerAddress,
+            register: crate::target::RegisterMode::Replace,
         }
     }
 }

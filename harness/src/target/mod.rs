@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use http::{Connection, Endpoint, Headers, HttpCall, HttpClient, Origin, outcome};
 pub use neutron::NeutronTarget;
-pub use rest::{RestTarget, ServiceUrls};
+pub use rest::{RegisterMode, Registered, RestTarget, ServiceUrls};
 pub use southbound::SouthboundTarget;
 
 use crate::topology::{Op, PortPlan};

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use anyhow::Context;
 use bytes::Bytes;
 use http::Method;
 use serde::Serialize;
@@ -136,6 +137,8 @@ impl ServiceUrls {
 pub struct RestTarget {
     urls: ServiceUrls,
     topo: Arc<Topology>,
+    /// The node names ports are bound to, once registered (a reused node keeps its own name).
+    names: std::sync::OnceLock<Vec<String>>,
     agent_port: u16,
     /// Each project's port-create endpoint, built once: it is the same for every create.
     creates: Vec<Endpoint>,
@@ -160,6 +163,7 @@ impl RestTarget {
         Self {
             urls,
             topo,
+            names: std::sync::OnceLock::new(),
             agent_port,
             creates,
         }
@@ -167,6 +171,31 @@ impl RestTarget {
 
     fn pid(&self, project: usize) -> &str {
         &self.topo.projects[project].id
+    }
+
+    /// The node name of host `h`.
+    fn host_name(&self, h: usize) -> &str {
+        self.names.get().map_or(&self.topo.host_names[h], |n| &n[h])
+    }
+
+    /// Registers the hosts as nodes (see [`register_nodes`]); ports are then bound to the names
+    /// registered.
+    pub async fn register(&self, conn: &mut super::Connection, mode: RegisterMode) -> anyhow::Result<Registered> {
+        let t = &self.topo;
+        let nodes: Vec<NodeInfo> = t
+            .hosts
+            .iter()
+            .zip(&t.host_names)
+            .map(|(ip, name)| NodeInfo::named(name.clone(), *ip, self.agent_port))
+            .collect();
+        let r = register_nodes(&self.urls, conn, &nodes, mode).await?;
+        let _ = self.names.set(r.names.clone());
+        Ok(r)
+    }
+
+    /// Removes the nodes a run created.
+    pub async fn unregister(&self, conn: &mut super::Connection, created: &[String]) -> Vec<String> {
+        unregister_nodes(&self.urls, conn, created).await
     }
 
     fn port_body<'a>(&'a self, p: &'a PortPlan) -> PortBody<'a> {
@@ -178,7 +207,7 @@ impl RestTarget {
             network_id: &t.vpcs[subnet.vpc].id,
             name: Prefixed("port-", &p.id),
             fixed_ips: [FixedIp { subnet_id: &subnet.id }],
-            host_id: &t.host_names[p.host],
+            host_id: self.host_name(p.host),
             device_id: Prefixed("vm-", &p.id),
             device_owner: "compute:nova",
             security_groups: p.groups.iter().map(|g| t.groups[*g].id.as_str()).collect(),
@@ -217,7 +246,7 @@ impl RestTarget {
             to: self.urls.url("port", &path),
             body: Some(json_bytes(&One {
                 port: HostOnly {
-                    host_id: &self.topo.host_names[p.host],
+                    host_id: self.host_name(p.host),
                 },
             })),
         }
@@ -229,28 +258,11 @@ impl RestTarget {
         call(Method::DELETE, self.urls.url("port", &path), None)
     }
 
-    /// The calls that build everything but ports, in order: nodes, VPCs, subnets, routers and
-    /// their interfaces, security groups and rules.
+    /// The calls that build everything but nodes and ports, in order: VPCs, subnets, routers and
+    /// their interfaces, security groups and rules (nodes: [`register_nodes`]).
     pub fn setup_calls(&self) -> Vec<HttpCall> {
         let t = &self.topo;
-        let mut out = vec![call(
-            Method::POST,
-            self.urls.url("node", "/segments/createDefaultTable"),
-            Some(json!({})),
-        )];
-        let nodes: Vec<NodeInfo> = t
-            .hosts
-            .iter()
-            .enumerate()
-            .map(|(i, ip)| NodeInfo::for_agent(crate::topology::HOST_PREFIX, i, *ip, self.agent_port))
-            .collect();
-        for chunk in nodes.chunks(500) {
-            out.push(call(
-                Method::POST,
-                self.urls.url("node", "/nodes/bulk"),
-                Some(json!({ "host_infos": chunk })),
-            ));
-        }
+        let mut out = Vec::new();
         for (v, vpc) in t.vpcs.iter().enumerate() {
             let pid = self.pid(vpc.project);
             out.push(call(
@@ -312,4 +324,139 @@ impl RestTarget {
         }
         out
     }
+}
+
+/// What a run does with nodes its control plane already has (`[agents] register`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegisterMode {
+    /// Delete a node that exists (by id) and register it anew.
+    #[default]
+    Replace,
+    /// Keep a node that exists when it is the same agent (address and port), binding ports to
+    /// it under its existing name.
+    Reuse,
+    /// Stop the run.
+    Fail,
+}
+
+/// Nodes a run registered: what its end removes again.
+#[derive(Debug, Clone, Default)]
+pub struct Registered {
+    /// The name to bind each host's ports to, by host index.
+    pub names: Vec<String>,
+    /// Ids of the nodes this run created (reused ones are not its to remove).
+    pub created: Vec<String>,
+}
+
+/// Registers `nodes` with the control plane's node manager (Alcor's default segment table
+/// first, then `/nodes/bulk` in batches), handling nodes that exist as `mode` says.
+pub async fn register_nodes(
+    urls: &ServiceUrls,
+    conn: &mut super::Connection,
+    nodes: &[NodeInfo],
+    mode: RegisterMode,
+) -> anyhow::Result<Registered> {
+    conn.must(&call(
+        Method::POST,
+        urls.url("node", "/segments/createDefaultTable"),
+        Some(json!({})),
+    ))
+    .await?;
+    let mut out = Registered::default();
+    for chunk in nodes.chunks(500) {
+        let bulk = call(
+            Method::POST,
+            urls.url("node", "/nodes/bulk"),
+            Some(json!({ "host_infos": chunk })),
+        );
+        match conn.send(&bulk).await {
+            Ok(()) => {
+                out.names.extend(chunk.iter().map(|n| n.node_name.clone()));
+                out.created.extend(chunk.iter().map(|n| n.node_id.clone()));
+                continue;
+            }
+            Err(e) if e == "http_409" => {}
+            Err(_) => {
+                conn.must(&bulk).await?;
+            }
+        }
+        match mode {
+            RegisterMode::Fail => {
+                // Says what exists, in the control plane's words.
+                let e = conn.must(&bulk).await.err();
+                anyhow::bail!(
+                    "{}; [agents] register = \"replace\" replaces nodes that exist, \"reuse\" keeps them",
+                    e.map(|e| format!("{e:#}")).unwrap_or_else(|| "nodes exist".into())
+                );
+            }
+            RegisterMode::Replace => {
+                for n in chunk {
+                    let del = call(Method::DELETE, urls.url("node", &format!("/nodes/{}", n.node_id)), None);
+                    match conn.send(&del).await {
+                        Ok(()) => {}
+                        Err(e) if e == "http_404" => {}
+                        Err(e) => anyhow::bail!("replacing node {}: DELETE answered {e}", n.node_id),
+                    }
+                }
+                conn.must(&bulk).await?;
+                out.names.extend(chunk.iter().map(|n| n.node_name.clone()));
+                out.created.extend(chunk.iter().map(|n| n.node_id.clone()));
+            }
+            RegisterMode::Reuse => {
+                for n in chunk {
+                    let one = call(
+                        Method::POST,
+                        urls.url("node", "/nodes"),
+                        Some(json!({ "host_info": n })),
+                    );
+                    match conn.send(&one).await {
+                        Ok(()) => {
+                            out.names.push(n.node_name.clone());
+                            out.created.push(n.node_id.clone());
+                        }
+                        Err(e) if e == "http_409" => {
+                            let get = call(Method::GET, urls.url("node", &format!("/nodes/{}", n.node_id)), None);
+                            let body = conn.must(&get).await.with_context(|| {
+                                format!(
+                                    "node {} conflicts with one of another id or name, which cannot be reused",
+                                    n.node_id
+                                )
+                            })?;
+                            let v: Value = serde_json::from_slice(&body).context("GET /nodes/{id}: not JSON")?;
+                            let have = &v["host_info"];
+                            if have["local_ip"] != json!(n.local_ip) || have["server_port"] != json!(n.server_port) {
+                                anyhow::bail!(
+                                    "node {} exists at {}:{}, not at this agent's {}:{}: it cannot be reused",
+                                    n.node_id,
+                                    have["local_ip"],
+                                    have["server_port"],
+                                    n.local_ip,
+                                    n.server_port
+                                );
+                            }
+                            out.names
+                                .push(have["node_name"].as_str().unwrap_or(&n.node_name).to_owned());
+                        }
+                        Err(e) => anyhow::bail!("registering node {}: {e}", n.node_id),
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the nodes a run created; returns those that could not be removed, with why.
+pub async fn unregister_nodes(urls: &ServiceUrls, conn: &mut super::Connection, ids: &[String]) -> Vec<String> {
+    let mut left = Vec::new();
+    for id in ids {
+        let del = call(Method::DELETE, urls.url("node", &format!("/nodes/{id}")), None);
+        match conn.send(&del).await {
+            Ok(()) => {}
+            Err(e) if e == "http_404" => {}
+            Err(e) => left.push(format!("node {id} ({e})")),
+        }
+    }
+    left
 }
