@@ -17,7 +17,9 @@ use crate::register::{NodeInfo, register_nodes, target_url};
   alcor-scale agents --count 1000
   alcor-scale agents --count 50 --cost-model aca-2021 --mode strict
   alcor-scale agents --count 200 --register-with http://127.0.0.1:9007
-  alcor-scale agents --count 10 --cost-model linear:port_us=500,neighbor_us=13 --duration 60s")]
+  alcor-scale agents --count 10 --cost-model linear:port_us=500,neighbor_us=13 --duration 60s
+  alcor-scale agents --count 10000 --listen shared
+  alcor-scale net up --cidr 198.18.0.0/20 && alcor-scale agents --count 4000 --base-ip 198.18.0.1")]
 pub struct AgentsArgs {
     /// Number of agents.
     #[arg(long, default_value_t = 100)]

@@ -6,7 +6,7 @@ use harness::net::{self, Block};
 /// `net` and its subcommands.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  alcor-scale net up --cidr 198.18.0.0/20            # 4,094 addresses on the dummy interface alcor-scale0
+  alcor-scale net up --cidr 198.18.0.0/20     # 4,094 addresses on the dummy interface
   alcor-scale agents --count 4000 --base-ip 198.18.0.1
   alcor-scale net down                               # removes exactly what `up` added
 
