@@ -21,9 +21,12 @@ pub struct Epoch {
 impl Epoch {
     /// Takes the epoch now.
     pub fn now() -> Self {
+        // rustix finds the vDSO on its first clock call, which takes about 10 µs: done before
+        // the two readings, it would otherwise put the monotonic reading that much after the
+        // `Instant`, and every same-host alignment off by as much.
+        let _ = monotonic_ns();
         let instant = Instant::now();
-        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-        let monotonic_ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        let monotonic_ns = monotonic_ns();
         let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)

@@ -14,7 +14,7 @@ use crate::clock::Epoch;
 use crate::ids::IdList;
 
 /// Which RPC carried the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Rpc {
     /// `PushGoalStatesStream` (GoalStateV2).
     PushGoalStatesStream,

@@ -111,6 +111,27 @@ impl Serialize for IdList {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for IdList {
+    /// Reads a JSON array of strings into one buffer (an exported event's id list).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = IdList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of ids")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<IdList, A::Error> {
+                let mut list = IdList::with_capacity(seq.size_hint().unwrap_or(0), 36);
+                while let Some(id) = seq.next_element::<String>()? {
+                    list.push(&id);
+                }
+                Ok(list)
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ pub mod export;
 pub mod fleet;
 pub mod ids;
 pub mod neighbor_ref;
+pub mod remote;
 pub mod sample;
 pub mod service;
 pub mod state;

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,8 @@ pub struct Correlator {
     state: Mutex<State>,
     timeout: Duration,
     source: Source,
+    /// Hosts that went away, each set with the count of ports that failed waiting on it.
+    lost: Mutex<Vec<(FxHashSet<Ipv4Addr>, Arc<AtomicU64>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +98,7 @@ impl Correlator {
             state: Mutex::new(State::default()),
             timeout,
             source,
+            lost: Mutex::default(),
         }
     }
 
@@ -205,6 +209,18 @@ impl Correlator {
         self.lock().pending.len()
     }
 
+    /// From now on, counts the ports that fail while waiting on any of `hosts` (as their own
+    /// host, or as a neighbor host still to learn them): what a fleet that went away leaves
+    /// unaccounted. Returns the counter.
+    pub fn watch_lost(&self, hosts: FxHashSet<Ipv4Addr>) -> Arc<AtomicU64> {
+        let n = Arc::new(AtomicU64::new(0));
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((hosts, n.clone()));
+        n
+    }
+
     /// Waits until no port is waiting, `limit` has passed, or `stop` is cancelled.
     pub async fn settle(&self, limit: Duration, stop: &CancellationToken) {
         let until = Instant::now() + limit;
@@ -296,8 +312,14 @@ impl Correlator {
         // (phase, not programmed, not converged); runs have a handful of phases.
         let mut counts: Vec<(usize, u64, u64)> = Vec::new();
         let mut n = 0;
+        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for mut p in ports {
             n += 1;
+            for (hosts, count) in &lost {
+                if (p.programmed.is_none() && hosts.contains(&p.own)) || p.remaining.iter().any(|h| hosts.contains(h)) {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             // A port programmed but never converged still has a programmed time.
             let programmed = p.programmed.map(|t| t.saturating_duration_since(p.start));
             if let Some(d) = programmed {

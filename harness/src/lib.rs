@@ -12,6 +12,7 @@ pub mod console;
 pub mod correlate;
 pub mod driver;
 pub mod environment;
+pub mod fleets;
 pub mod generator;
 pub mod net;
 pub mod progress;

@@ -89,11 +89,15 @@ struct Running {
     warnings: Vec<String>,
     /// A real Alcor's nodes this run created, removed at its end.
     nodes: Option<(Arc<RestTarget>, Vec<String>)>,
+    /// Fleets run apart, connected but not yet read.
+    remote: Option<crate::fleets::Remote>,
+    /// Fleets run apart, while their events are read.
+    following: Option<crate::fleets::Following>,
 }
 
 /// Runs a loaded scenario and writes its folder.
 pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> anyhow::Result<RunOutcome> {
-    let s = loaded.scenario.clone();
+    let mut s = loaded.scenario.clone();
     let dir = opts.out.clone().unwrap_or_else(|| default_dir(&s.name));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating run folder {}", dir.display()))?;
     std::fs::write(dir.join(reports::files::SCENARIO), &loaded.text)
@@ -115,7 +119,15 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         poller: None,
         warnings: Vec::new(),
         nodes: None,
+        remote: None,
+        following: None,
     };
+    // Fleets run apart: their hosts are the run's hosts.
+    if !s.agents.remote.is_empty() {
+        let r = crate::fleets::Remote::connect(&s.agents.remote, start).await?;
+        s.agents.count = r.hosts().len();
+        running.remote = Some(r);
+    }
     // Ctrl-C or SIGTERM: stop, and say so.
     let signal = {
         let (stop, partial) = (stop.clone(), partial.clone());
@@ -214,6 +226,11 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     {
         t.abort();
     }
+    let fleets = match running.following.take() {
+        Some(f) => f.finish().await,
+        None => Vec::new(),
+    };
+    running.warnings.extend(crate::fleets::warnings(&fleets));
     rec.end_phase();
     if let Err(e) = rec.finish(&dir, wall) {
         tracing::warn!(error = %e, "the phase histograms could not be written");
@@ -221,7 +238,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     if opts.progress {
         crate::progress::finish();
     }
-    let summary = summarize(
+    let mut summary = summarize(
         &loaded,
         &s,
         &rec,
@@ -233,6 +250,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         running.target_kind,
         opts.repeat.max(1),
     );
+    summary.fleets = fleets;
     let (rows, _) = rec.hosts();
     reports::samples::write_hosts(&dir.join(reports::files::HOSTS), &rows)?;
     summary.write(&dir)?;
@@ -301,6 +319,8 @@ async fn drive(
         fake_agent::fleet::host_ips(s.agents.base_ip, names.len())?
     } else if external.is_some() {
         fake_agent::fleet::host_ips(s.agents.base_ip, s.agents.count)?
+    } else if let Some(r) = &running.remote {
+        r.hosts()
     } else {
         let fleet = Fleet::start(
             &FleetConfig {
@@ -340,10 +360,14 @@ async fn drive(
         }
     }
     let topo = Arc::new(topo);
+    let agent_port = external
+        .map(|a| a.port())
+        .or_else(|| running.remote.as_ref().and_then(|r| r.port()))
+        .unwrap_or(s.agents.port);
     let push = PushConfig {
         protocol: t.protocol,
         channels_per_host: t.channels_per_host,
-        agent_port: external.map(|a| a.port()).unwrap_or(s.agents.port),
+        agent_port,
         ..Default::default()
     };
     let mut watch = None;
@@ -381,7 +405,7 @@ async fn drive(
             running.cp = Some(cp);
             let urls = ServiceUrls::new(&base, &Default::default())?;
             (
-                Target::Rest(Arc::new(RestTarget::new(urls, topo.clone(), s.agents.port))),
+                Target::Rest(Arc::new(RestTarget::new(urls, topo.clone(), agent_port))),
                 base,
             )
         }
@@ -393,7 +417,7 @@ async fn drive(
                 .ok_or_else(|| anyhow!("target.url is required"))?;
             let urls = ServiceUrls::new(&base, &t.urls)?;
             (
-                Target::Rest(Arc::new(RestTarget::new(urls, topo.clone(), s.agents.port))),
+                Target::Rest(Arc::new(RestTarget::new(urls, topo.clone(), agent_port))),
                 base,
             )
         }
@@ -472,6 +496,9 @@ async fn drive(
                 corr.on_event(&ev);
             }
         }));
+    }
+    if let Some(r) = running.remote.take() {
+        running.following = Some(r.follow(corr.clone(), rec.clone()));
     }
     // Intervals, timeouts and the progress line.
     {
@@ -902,6 +929,7 @@ fn summarize(
         step_search,
         generator,
         repeats,
+        fleets: Vec::new(),
     };
     summary.slo = judge(s, &summary);
     summary

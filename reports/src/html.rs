@@ -238,6 +238,50 @@ fn figure(out: &mut String, id: &str, svg: &str, note: &str) {
 }
 
 /// The whole page for one run.
+/// Fleets read over their events connection, with the clock alignment their latencies carry.
+fn fleets_table(out: &mut String, fleets: &[crate::summary::FleetSummary]) {
+    if fleets.is_empty() {
+        return;
+    }
+    let worst = fleets.iter().map(|f| f.clock_max_uncertainty_us).fold(0.0, f64::max);
+    let _ = write!(
+        out,
+        "<h2>Fleets</h2><p class=\"note\">Agents run apart from the harness. Their event times are mapped onto the run's clock by probes over the events connection (NTP's method: the offset is known within half the shortest recent round trip), so every <code>port_programmed</code> and <code>neighbor_converged</code> latency measured on them carries up to ±{} of clock uncertainty.</p><div class=\"scroll\"><table id=\"fleets\"><tr><th>fleet</th><th>agents</th><th>messages</th><th>dropped</th><th>clock offset</th><th>± now</th><th>± worst</th><th>drift</th><th>probes</th><th>disconnected</th></tr>",
+        crate::units::duration_us(worst)
+    );
+    for f in fleets {
+        let gone = match f.disconnected_at_s {
+            Some(t) => format!(
+                "<span class=\"fail\">at {t:.1} s ({}); {} port(s) failed on its hosts</span>",
+                escape(f.disconnect_reason.as_deref().unwrap_or("closed")),
+                f.ports_unaccounted
+            ),
+            None => "no".into(),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&f.endpoint),
+            f.agents,
+            f.events,
+            if f.dropped > 0 { " class=\"fail\"" } else { "" },
+            f.dropped,
+            signed_us(f.clock_offset_us),
+            crate::units::duration_us(f.clock_uncertainty_us),
+            crate::units::duration_us(f.clock_max_uncertainty_us),
+            signed_us(f.clock_drift_us),
+            f.clock_probes,
+            gone
+        );
+    }
+    out.push_str("</table></div>");
+}
+
+fn signed_us(us: f64) -> String {
+    let sign = if us < 0.0 { "−" } else { "+" };
+    format!("{sign}{}", crate::units::duration_us(us.abs()))
+}
+
 pub fn page(run: &RunData) -> String {
     let s = &run.summary;
     let mut out = String::with_capacity(1 << 20);
@@ -306,6 +350,7 @@ pub fn page(run: &RunData) -> String {
 
     out.push_str("<h2>Summary per stage (measured phases)</h2>");
     metric_table(&mut out, s, "stages", &s.metrics);
+    fleets_table(&mut out, &s.fleets);
     side_by_side_table(&mut out, s);
     out.push_str("<h2>SLO</h2>");
     slo_table(&mut out, &s.slo);

@@ -64,6 +64,44 @@ pub struct Summary {
     /// their repeat number.
     #[serde(default = "one")]
     pub repeats: u32,
+    /// Fleets in other processes or on other machines (`[agents] remote`), with the clock
+    /// alignment their latencies carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fleets: Vec<FleetSummary>,
+}
+
+/// A fleet the run read over its events connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetSummary {
+    /// The events endpoint, and the name it was found by when that differs.
+    pub endpoint: String,
+    /// Agents (hosts) it runs.
+    pub agents: u64,
+    /// Messages its agents reported.
+    pub events: u64,
+    /// Events it dropped because the run read too slowly: the record of its hosts is incomplete.
+    pub dropped: u64,
+    /// Where the fleet's clock lies on the run's, µs (its epoch after the run's start).
+    pub clock_offset_us: f64,
+    /// The offset is known within ± this, µs (half the shortest probe round trip): every latency
+    /// measured between the run and this fleet carries it.
+    pub clock_uncertainty_us: f64,
+    /// The largest uncertainty of an estimate in use during the run, µs.
+    pub clock_max_uncertainty_us: f64,
+    /// How far the estimate moved during the run, µs (drift between the two clocks, plus noise).
+    pub clock_drift_us: f64,
+    /// Clock probes answered.
+    pub clock_probes: u64,
+    /// When its connection ended before the run did, s since the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected_at_s: Option<f64>,
+    /// Why it ended, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnect_reason: Option<String>,
+    /// Ports that failed waiting on this fleet's hosts after it disconnected (as their own host
+    /// or as a neighbor host): the ledger of what it left unaccounted.
+    #[serde(default)]
+    pub ports_unaccounted: u64,
 }
 
 fn one() -> u32 {

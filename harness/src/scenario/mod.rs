@@ -243,6 +243,11 @@ pub struct AgentsSpec {
     pub listen: ListenMode,
     /// REST targets: nodes the control plane already has: `replace`, `reuse` or `fail`.
     pub register: crate::target::RegisterMode,
+    /// Fleets run apart (`alcor-scale agents --events ADDR`), as `HOST:PORT` of their events
+    /// endpoints, instead of a fleet in this process: their hosts make the topology's hosts
+    /// (`count` and `base_ip` are then theirs). A name resolving to several addresses (a
+    /// headless Service) is a fleet per address.
+    pub remote: Vec<String>,
 }
 
 impl Default for AgentsSpec {
@@ -255,6 +260,7 @@ impl Default for AgentsSpec {
             validation: ValidationMode::Lenient,
             listen: ListenMode::PerAddress,
             register: crate::target::RegisterMode::Replace,
+            remote: Vec::new(),
         }
     }
 }

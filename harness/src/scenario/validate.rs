@@ -30,6 +30,26 @@ pub fn validate(s: &Scenario) -> Problems {
     } else if let Err(e) = fake_agent::fleet::host_ips(a.base_ip, a.count) {
         bad("agents.base_ip", e.to_string());
     }
+    for (i, r) in a.remote.iter().enumerate() {
+        let port = r.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>()));
+        if !matches!(port, Some((h, Ok(p))) if !h.is_empty() && p != 0) {
+            bad(
+                &format!("agents.remote[{i}]"),
+                format!("`{r}` is not HOST:PORT of an `alcor-scale agents --events` endpoint"),
+            );
+        }
+    }
+    if !a.remote.is_empty() {
+        if s.target.kind == TargetKind::Neutron {
+            bad(
+                "agents.remote",
+                "kind = \"neutron\" runs no agents of ours: its hosts are Neutron's".into(),
+            );
+        }
+        if s.target.agent.is_some() {
+            bad("agents.remote", "give either agents.remote or target.agent".into());
+        }
+    }
     // Target.
     let t = &s.target;
     match t.kind {

@@ -91,3 +91,52 @@ pub fn copy_fixture(name: &str, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+/// An `alcor-scale agents` process, killed when dropped.
+pub struct FleetProcess {
+    pub child: std::process::Child,
+    /// Its events endpoint.
+    pub events: String,
+}
+
+impl Drop for FleetProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `alcor-scale agents ARGS --events 127.0.0.1:0` and waits for its events endpoint.
+pub fn spawn_fleet(args: &[&str]) -> FleetProcess {
+    spawn_fleet_with(Command::new(bin()), args)
+}
+
+/// As [`spawn_fleet`], from a prepared command (`ip netns exec … alcor-scale`); `args` must
+/// include `--events`.
+pub fn spawn_fleet_with(mut cmd: Command, args: &[&str]) -> FleetProcess {
+    use std::io::BufRead;
+    let mut full: Vec<&str> = vec!["agents"];
+    full.extend(args);
+    if !args.contains(&"--events") {
+        full.extend(["--events", "127.0.0.1:0"]);
+    }
+    let mut child = cmd
+        .args(&full)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("alcor-scale agents starts");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut events = None;
+    for line in out.by_ref() {
+        let line = line.unwrap();
+        if let Some(addr) = line.strip_prefix("events: JSON lines on ") {
+            events = Some(addr.trim().to_owned());
+            break;
+        }
+    }
+    // Its closing summary must find a reader.
+    std::thread::spawn(move || out.for_each(drop));
+    let events = events.unwrap_or_else(|| panic!("{full:?} printed no events endpoint"));
+    FleetProcess { child, events }
+}
