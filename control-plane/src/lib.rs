@@ -145,6 +145,11 @@ impl ControlPlane {
         format!("http://{}", self.addr())
     }
 
+    /// The southbound pusher (its channel pool's figures).
+    pub fn ncm(&self) -> &Ncm {
+        &self.state.ncm
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.state.metrics

@@ -5,6 +5,11 @@
 //!   GoalStateV2, as Alcor's NCM does. V1: unary `PushNetworkResourceStates`.
 //! - Concurrency is bounded by a semaphore; every push has a per-host timeout; a FAILURE status
 //!   in a reply, an unreachable host or a timeout becomes a failed [`HostResult`], never a hang.
+//! - Channels are open to at most `max_connected_hosts` hosts at once (least recently pushed
+//!   closed first, and warmed up again on their next push, as NCM does on reconnecting), so a
+//!   control plane's descriptors grow with the hosts it is busy with, not with every host it
+//!   has ever pushed to. Fan-out to more hosts than that reconnects on every round: measured,
+//!   not hidden ([`Ncm::reconnects`]).
 //! - Optional coalescing: messages for the same host that arrive within `coalesce_window` are
 //!   sent as one. Encoded GoalStateV2s concatenate into a valid merge (maps take every entry,
 //!   a repeated key keeps the last), so coalescing is byte concatenation.
@@ -71,6 +76,20 @@ pub struct PushConfig {
     /// mode decides (`incremental` coalesces within 2 ms, `alcor` does not, as Alcor).
     #[serde(with = "humantime_serde")]
     pub coalesce_window: Option<Duration>,
+    /// Hosts with open channels at once. Unset: as many as the open-files limit allows
+    /// ([`default_max_connected_hosts`]).
+    pub max_connected_hosts: Option<usize>,
+}
+
+/// Descriptors left for everything but push channels (listeners, clients, files).
+const FD_RESERVE: u64 = 1024;
+
+/// Hosts whose channels fit in the open-files limit beside [`FD_RESERVE`], at least 16.
+pub fn default_max_connected_hosts(channels_per_host: usize) -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(s, _)| s)
+        .unwrap_or(1024);
+    (soft.saturating_sub(FD_RESERVE) / channels_per_host.max(1) as u64).max(16) as usize
 }
 
 impl Default for PushConfig {
@@ -83,6 +102,7 @@ impl Default for PushConfig {
             host_timeout: Duration::from_secs(30),
             agent_port: alcor_schema::AGENT_GRPC_PORT,
             coalesce_window: None,
+            max_connected_hosts: None,
         }
     }
 }
@@ -124,7 +144,11 @@ struct Pending {
 /// Pushes goal states to hosts.
 pub struct Ncm {
     cfg: PushConfig,
-    pools: Mutex<HashMap<Ipv4Addr, Arc<Pool>>>,
+    pools: Mutex<lru::LruCache<Ipv4Addr, Arc<Pool>>>,
+    /// Pools opened after one to the same host had been closed for room.
+    reconnects: std::sync::atomic::AtomicU64,
+    /// Hosts whose pool was ever opened (to tell a reconnect from a first contact).
+    seen: Mutex<rustc_hash::FxHashSet<Ipv4Addr>>,
     limit: Arc<Semaphore>,
     pending: Mutex<HashMap<Ipv4Addr, Pending>>,
 }
@@ -139,9 +163,15 @@ impl Ncm {
     /// A pusher with `cfg`.
     pub fn new(cfg: PushConfig) -> Arc<Self> {
         let limit = Arc::new(Semaphore::new(cfg.max_concurrent_pushes.max(1)));
+        let cap = cfg
+            .max_connected_hosts
+            .unwrap_or_else(|| default_max_connected_hosts(cfg.channels_per_host));
+        let cap = std::num::NonZeroUsize::new(cap.max(1)).expect("at least 1");
         Arc::new(Self {
             cfg,
-            pools: Mutex::default(),
+            pools: Mutex::new(lru::LruCache::new(cap)),
+            reconnects: Default::default(),
+            seen: Mutex::default(),
             limit,
             pending: Mutex::default(),
         })
@@ -150,6 +180,17 @@ impl Ncm {
     /// The configuration.
     pub fn config(&self) -> &PushConfig {
         &self.cfg
+    }
+
+    /// Hosts with open channels now.
+    pub fn connected_hosts(&self) -> usize {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Channels reopened to a host whose channels had been closed for room: non-zero means
+    /// the bound is below the hosts a workload keeps busy.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     /// Pushes every message concurrently (bounded) and returns one result per push.
@@ -225,6 +266,9 @@ impl Ncm {
         if let Some(p) = pools.get(&host) {
             return Ok(p.clone());
         }
+        if !self.seen.lock().unwrap_or_else(|e| e.into_inner()).insert(host) {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
         let endpoint = Endpoint::from_shared(format!("http://{host}:{}", self.cfg.agent_port))
             .map_err(|e| e.to_string())?
             .tcp_nodelay(true)
@@ -239,7 +283,11 @@ impl Ncm {
             next: AtomicUsize::new(0),
             warmed: Default::default(),
         });
-        pools.insert(host, pool.clone());
+        // The pushes in flight on an evicted pool keep their channel clones; the connections
+        // close when the last of them ends.
+        let evicted = pools.push(host, pool.clone());
+        drop(pools);
+        drop(evicted);
         Ok(pool)
     }
 

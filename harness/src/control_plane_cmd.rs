@@ -30,6 +30,10 @@ pub struct ControlPlaneArgs {
     /// gRPC channels per host.
     #[arg(long, default_value_t = 2)]
     channels_per_host: usize,
+    /// Hosts with open push channels at once; the least recently pushed host's are closed for
+    /// room. Default: what the open-files limit allows.
+    #[arg(long)]
+    max_connected_hosts: Option<usize>,
     /// Port the agents listen on.
     #[arg(long, default_value_t = alcor_schema::AGENT_GRPC_PORT)]
     agent_port: u16,
@@ -60,6 +64,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
             agent_port: args.agent_port,
             host_timeout: args.host_timeout,
             coalesce_window: args.coalesce,
+            max_connected_hosts: args.max_connected_hosts,
             ..PushConfig::default()
         },
         async_push: args.async_push,

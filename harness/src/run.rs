@@ -201,6 +201,15 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             ));
         }
     }
+    if let Some(cp) = &running.cp
+        && cp.ncm().reconnects() > 0
+    {
+        running.warnings.push(format!(
+            "the control plane reopened push channels {} time(s): its pool holds {} hosts at once (target.max_connected_hosts), fewer than the run kept busy; reconnects and warm-ups are in the latencies",
+            cp.ncm().reconnects(),
+            s.target.max_connected_hosts.unwrap_or_else(|| control_plane::ncm::default_max_connected_hosts(s.target.channels_per_host))
+        ));
+    }
     for w in &running.warnings {
         tracing::warn!("{w}");
     }
@@ -367,6 +376,7 @@ async fn drive(
     let push = PushConfig {
         protocol: t.protocol,
         channels_per_host: t.channels_per_host,
+        max_connected_hosts: t.max_connected_hosts,
         agent_port,
         ..Default::default()
     };

@@ -137,6 +137,9 @@ pub struct TargetSpec {
     pub protocol: PushProtocol,
     /// Embedded and southbound: gRPC channels per host.
     pub channels_per_host: usize,
+    /// Embedded and southbound: hosts with open push channels at once (least recently pushed
+    /// closed first). Unset: what the open-files limit allows.
+    pub max_connected_hosts: Option<usize>,
     /// Alcor: base URL of every service (an API gateway), e.g. `http://127.0.0.1:9009`; Neutron:
     /// the API root. `http://` or `https://`, on any host.
     pub url: Option<String>,
@@ -209,6 +212,7 @@ impl Default for TargetSpec {
             async_push: false,
             protocol: PushProtocol::V2,
             channels_per_host: 2,
+            max_connected_hosts: None,
             url: None,
             urls: BTreeMap::new(),
             agent: None,
