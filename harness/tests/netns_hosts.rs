@@ -1,0 +1,265 @@
+//! Separate hosts, stood in for by network namespaces: a control plane in one, a fleet in each
+//! of two others (each on an address block of its own from `alcor-scale net up`), and `run` in
+//! a fourth, all joined by veth pairs to a bridge in a fifth and addressed from 198.18.0.0/15
+//! (the range reserved for network benchmarks). The run reaches the control plane and both
+//! fleets only over those addresses: every port is programmed and converged, and each fleet's
+//! clock offset is reported. Every namespace (and with it every link, address and the bridge)
+//! is removed at the end, also on failure. Root only: it says it skipped otherwise.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use reports::summary::Summary;
+
+/// The namespaces and the processes in them; all removed on drop.
+struct Lab {
+    namespaces: Vec<String>,
+    /// Namespaces whose `eth0` got a block from `net up`.
+    blocks: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // `net down` also forgets its record of the block (kept outside the namespace).
+        for ns in &self.blocks {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, bin(), "net", "down", "--dev", "eth0"])
+                .output();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+impl Lab {
+    fn ns(&mut self, name: String) -> String {
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip netns add {name}");
+        self.namespaces.push(name.clone());
+        must(&name, &["ip", "link", "set", "lo", "up"]);
+        name
+    }
+
+    fn spawn(&mut self, ns: &str, args: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, bin()])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+}
+
+fn must(ns: &str, args: &[&str]) -> String {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec runs");
+    assert!(o.status.success(), "{ns}: {args:?}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Waits until `addr` accepts TCP connections from inside `ns`.
+fn wait_listening(ns: &str, addr: &str) {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    for _ in 0..100 {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/{host}/{port}"),
+            ])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on {addr} as seen from {ns}");
+}
+
+#[test]
+fn a_run_drives_a_control_plane_and_two_fleets_on_separate_hosts() {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
+    if !root || Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: needs root and the ip command to make network namespaces");
+        return;
+    }
+    let _serial = serial();
+    let id = std::process::id();
+    let mut lab = Lab {
+        namespaces: Vec::new(),
+        blocks: Vec::new(),
+        children: Vec::new(),
+    };
+    let sw = lab.ns(format!("as-sw-{id}"));
+    must(&sw, &["ip", "link", "add", "br0", "type", "bridge"]);
+    must(&sw, &["ip", "link", "set", "br0", "up"]);
+    // One "machine" per role, each with eth0 on the bridge at 198.18.0.K/16.
+    let mut hosts = Vec::new();
+    for (k, role) in [(1, "cp"), (2, "run"), (3, "fa"), (4, "fb")] {
+        let ns = lab.ns(format!("as-{role}-{id}"));
+        let port = format!("as{k}-{id}");
+        must(
+            &sw,
+            &[
+                "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        );
+        must(&sw, &["ip", "link", "set", &port, "master", "br0", "up"]);
+        must(&ns, &["ip", "addr", "add", &format!("198.18.0.{k}/16"), "dev", "eth0"]);
+        must(&ns, &["ip", "link", "set", "eth0", "up"]);
+        hosts.push(ns);
+    }
+    let (cp, run_ns, fa, fb) = (
+        &hosts[0].clone(),
+        &hosts[1].clone(),
+        &hosts[2].clone(),
+        &hosts[3].clone(),
+    );
+    // Each fleet host gets a block of agent addresses (inside 198.18.0.0/16: on-link for all).
+    for (ns, cidr) in [(fa, "198.18.1.0/28"), (fb, "198.18.2.0/28")] {
+        let up = must(ns, &[bin(), "net", "up", "--cidr", cidr, "--dev", "eth0"]);
+        lab.blocks.push(ns.clone());
+        assert!(up.contains("14 address(es)"), "{up}");
+    }
+
+    lab.spawn(
+        cp,
+        &["control-plane", "--listen", "198.18.0.1:9009", "--duration", "120s"],
+    );
+    // One fleet per listen mode: a listener per agent, and one shared listener.
+    lab.spawn(
+        fa,
+        &[
+            "agents",
+            "--count",
+            "14",
+            "--base-ip",
+            "198.18.1.1",
+            "--events",
+            "198.18.0.3:50100",
+            "--duration",
+            "120s",
+        ],
+    );
+    lab.spawn(
+        fb,
+        &[
+            "agents",
+            "--count",
+            "14",
+            "--base-ip",
+            "198.18.2.1",
+            "--listen",
+            "shared",
+            "--events",
+            "198.18.0.4:50100",
+            "--duration",
+            "120s",
+        ],
+    );
+    for (addr, from) in [
+        ("198.18.0.1:9009", run_ns),
+        ("198.18.0.3:50100", run_ns),
+        ("198.18.0.4:50100", run_ns),
+    ] {
+        wait_listening(from, addr);
+    }
+    wait_listening(cp, "198.18.2.14:50001");
+
+    let dir = tmp("netns-hosts");
+    std::fs::write(
+        dir.join("hosts.toml"),
+        r#"name = "netns-hosts"
+description = "A control plane and two fleets on separate (namespace) hosts"
+seed = 11
+slo = ["error_rate < 1%", "setup_errors < 1"]
+
+[agents]
+remote = ["198.18.0.3:50100", "198.18.0.4:50100"]
+
+[target]
+kind = "alcor"
+url = "http://198.18.0.1:9009"
+
+[topology]
+ports = 56
+
+[setup]
+model = "open"
+rate = 200
+
+[[phases]]
+name = "create"
+model = "open"
+rate = 20
+duration = "2s"
+mix = { create = 1 }
+
+[teardown]
+model = "open"
+rate = 200
+"#,
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let o = Command::new("ip")
+        .args(["netns", "exec", run_ns, bin(), "run"])
+        .arg(dir.join("hosts.toml"))
+        .args(["--out", out.to_str().unwrap(), "--quiet"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let s = Summary::read(&out).unwrap();
+    assert_eq!(s.scenario.agents, 28);
+    assert_eq!(s.hosts.hosts, 28, "every host on both fleet machines got goal states");
+    assert_eq!(s.errors.requests_failed, 0, "{:?}", s.errors);
+    assert_eq!(
+        (s.errors.not_programmed, s.errors.not_converged),
+        (0, 0),
+        "{:?}",
+        s.errors
+    );
+    assert!(s.metrics["port_programmed"].count >= 40);
+    assert!(s.metrics["neighbor_converged"].count >= 40);
+    assert_eq!(s.fleets.len(), 2);
+    for f in &s.fleets {
+        assert_eq!(f.agents, 14, "{f:?}");
+        assert!(f.events > 0 && f.dropped == 0 && f.disconnected_at_s.is_none(), "{f:?}");
+        assert!(f.clock_probes >= 8, "{f:?}");
+        assert!(
+            f.clock_uncertainty_us > 0.0 && f.clock_uncertainty_us < 5_000.0,
+            "{f:?}"
+        );
+    }
+    // The run's nodes were removed from the control plane at its end.
+    let nodes = must(
+        run_ns,
+        &["curl", "-sS", "--max-time", "5", "http://198.18.0.1:9009/nodes"],
+    );
+    let nodes: serde_json::Value = serde_json::from_str(&nodes).unwrap_or_else(|e| panic!("{e}: {nodes}"));
+    assert_eq!(nodes["nodeInfos"].as_array().map(Vec::len), Some(0), "{nodes}");
+}
