@@ -84,11 +84,10 @@ pub struct PushConfig {
 /// Descriptors left for everything but push channels (listeners, clients, files).
 const FD_RESERVE: u64 = 1024;
 
-/// Hosts whose channels fit in the open-files limit beside [`FD_RESERVE`], at least 16.
+/// Hosts whose channels fit in the open-files limit beside [`FD_RESERVE`], at least 16. Raises
+/// the soft limit to the hard one first (a shell's default soft limit is often 1,024).
 pub fn default_max_connected_hosts(channels_per_host: usize) -> usize {
-    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE)
-        .map(|(s, _)| s)
-        .unwrap_or(1024);
+    let soft = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     (soft.saturating_sub(FD_RESERVE) / channels_per_host.max(1) as u64).max(16) as usize
 }
 
