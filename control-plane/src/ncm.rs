@@ -81,14 +81,14 @@ pub struct PushConfig {
     pub max_connected_hosts: Option<usize>,
 }
 
-/// Descriptors left for everything but push channels (listeners, clients, files).
-const FD_RESERVE: u64 = 1024;
-
-/// Hosts whose channels fit in the open-files limit beside [`FD_RESERVE`], at least 16. Raises
-/// the soft limit to the hard one first (a shell's default soft limit is often 1,024).
+/// Hosts whose channels fit in half the open-files limit, at least 16. The other half is for
+/// everything else in the process: its listeners and clients, channels still closing after
+/// their pool was dropped, and, in an embedded run, the agents' own ends of the same
+/// connections (a 20,000-host run whose channels took all but 1,024 descriptors ran out).
+/// Raises the soft limit to the hard one first (a shell's default soft limit is often 1,024).
 pub fn default_max_connected_hosts(channels_per_host: usize) -> usize {
     let soft = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    (soft.saturating_sub(FD_RESERVE) / channels_per_host.max(1) as u64).max(16) as usize
+    (soft / 2 / channels_per_host.max(1) as u64).max(16) as usize
 }
 
 impl Default for PushConfig {

@@ -263,3 +263,94 @@ rate = 200
     let nodes: serde_json::Value = serde_json::from_str(&nodes).unwrap_or_else(|e| panic!("{e}: {nodes}"));
     assert_eq!(nodes["nodeInfos"].as_array().map(Vec::len), Some(0), "{nodes}");
 }
+
+/// `scripts/fleet-lab.sh`, as its header documents it: up, a run from the run host over the
+/// printed `agents.remote`, down; nothing of it left behind (namespaces, processes, block records).
+#[test]
+fn the_fleet_lab_script_brings_fleets_up_for_a_run_and_removes_them() {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
+    if !root || Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: needs root and the ip command to make network namespaces");
+        return;
+    }
+    let _serial = serial();
+    let id = std::process::id();
+    let prefix = format!("as-t{id}");
+    let state = tmp("fleet-lab");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fleet-lab.sh");
+    let lab = |args: &[&str]| {
+        Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env("ALCOR_SCALE_BIN", bin())
+            .env("LAB_PREFIX", &prefix)
+            .env("LAB_STATE", &state)
+            .env("LAB_DURATION", "120s")
+            .output()
+            .unwrap()
+    };
+    /// Takes the lab down however the test ends.
+    struct Down<F: Fn(&[&str]) -> std::process::Output>(F);
+    impl<F: Fn(&[&str]) -> std::process::Output> Drop for Down<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down"]);
+        }
+    }
+    let up = lab(&["up", "--fleets", "2", "--agents", "30"]);
+    let _down = Down(&lab);
+    assert!(up.status.success(), "{}", text(&up));
+    let printed = String::from_utf8_lossy(&up.stdout).into_owned();
+    let set = printed
+        .split('\'')
+        .find(|s| s.starts_with("agents.remote="))
+        .unwrap_or_else(|| panic!("no agents.remote in {printed}"))
+        .to_owned();
+    // A second `up` is refused while the first stands.
+    let again = lab(&["up"]);
+    assert!(
+        !again.status.success() && text(&again).contains("down first"),
+        "{}",
+        text(&again)
+    );
+
+    let out = state.join("run");
+    let o = Command::new("ip")
+        .args(["netns", "exec", &format!("{prefix}-run"), bin(), "run"])
+        .arg(scenario("ci-smoke"))
+        .args([
+            "--set",
+            &set,
+            "--set",
+            "agents.port=50001",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let s = Summary::read(&out).unwrap();
+    assert_eq!((s.scenario.agents, s.hosts.hosts), (60, 60));
+    assert_eq!(
+        (s.errors.not_programmed, s.errors.not_converged),
+        (0, 0),
+        "{:?}",
+        s.errors
+    );
+
+    let down = lab(&["down"]);
+    assert!(down.status.success(), "{}", text(&down));
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains(&prefix),
+        "{}",
+        text(&left)
+    );
+    let pids: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pid"))
+        .collect();
+    assert!(pids.is_empty(), "{pids:?}");
+}
