@@ -22,6 +22,36 @@ use crate::record::Recorder;
 /// How long a fleet may take to answer when the run connects.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long `remote_expect` waits for the fleets to appear.
+const EXPECT_WAIT: Duration = Duration::from_secs(300);
+
+/// Every fleet address the entries resolve to, labelled, in order and without repeats.
+async fn resolve(entries: &[String]) -> anyhow::Result<Vec<(String, SocketAddr)>> {
+    let mut found: Vec<(String, SocketAddr)> = Vec::new();
+    for entry in entries {
+        let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(entry.as_str())
+            .await
+            .with_context(|| format!("[agents] remote: `{entry}` cannot be resolved"))?
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        if addrs.is_empty() {
+            bail!("[agents] remote: `{entry}` resolves to no address");
+        }
+        for a in addrs {
+            let label = if entry.parse::<SocketAddr>().is_ok() {
+                entry.clone()
+            } else {
+                format!("{a} ({entry})")
+            };
+            if !found.iter().any(|(_, b)| *b == a) {
+                found.push((label, a));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The remote fleets of a run, connected, before the run reads their events.
 #[derive(Debug)]
 pub struct Remote {
@@ -32,29 +62,32 @@ impl Remote {
     /// Resolves every entry (`HOST:PORT`) and connects to each fleet found; `anchor` is the
     /// run's start, which event times are mapped to. Fails naming the entry that cannot be
     /// reached, or two fleets that disagree (ports, hosts run twice).
-    pub async fn connect(entries: &[String], anchor: Instant) -> anyhow::Result<Self> {
-        let mut found: Vec<(String, SocketAddr)> = Vec::new();
-        for entry in entries {
-            let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(entry.as_str())
-                .await
-                .with_context(|| format!("[agents] remote: `{entry}` cannot be resolved"))?
-                .collect();
-            addrs.sort();
-            addrs.dedup();
-            if addrs.is_empty() {
-                bail!("[agents] remote: `{entry}` resolves to no address");
-            }
-            for a in addrs {
-                let label = if entry.parse::<SocketAddr>().is_ok() {
-                    entry.clone()
-                } else {
-                    format!("{a} ({entry})")
-                };
-                if !found.iter().any(|(_, b)| *b == a) {
-                    found.push((label, a));
+    pub async fn connect(entries: &[String], expect: Option<usize>, anchor: Instant) -> anyhow::Result<Self> {
+        let found = match expect {
+            None => resolve(entries).await?,
+            Some(n) => {
+                let until = Instant::now() + EXPECT_WAIT;
+                loop {
+                    let found = resolve(entries).await.unwrap_or_default();
+                    if found.len() >= n {
+                        break found;
+                    }
+                    if Instant::now() >= until {
+                        bail!(
+                            "[agents] remote_expect = {n}, but after {EXPECT_WAIT:?} the remote entries give {} fleet(s): {}",
+                            found.len(),
+                            found.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join(", ")
+                        );
+                    }
+                    tracing::info!(found = found.len(), expect = n, "waiting for fleets");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
                 }
             }
-        }
+        };
+        Self::connect_found(found, anchor).await
+    }
+
+    async fn connect_found(found: Vec<(String, SocketAddr)>, anchor: Instant) -> anyhow::Result<Self> {
         let connecting = found.into_iter().map(|(label, addr)| async move {
             let fleet = RemoteFleet::connect(addr, anchor, ClockOptions::default(), CONNECT_TIMEOUT)
                 .await

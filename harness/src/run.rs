@@ -124,7 +124,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     };
     // Fleets run apart: their hosts are the run's hosts.
     if !s.agents.remote.is_empty() {
-        let r = crate::fleets::Remote::connect(&s.agents.remote, start).await?;
+        let r = crate::fleets::Remote::connect(&s.agents.remote, s.agents.remote_expect, start).await?;
         s.agents.count = r.hosts().len();
         running.remote = Some(r);
     }

@@ -36,6 +36,7 @@ impl Drop for Lab {
         }
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
         }
     }
 }
@@ -180,6 +181,14 @@ fn a_run_drives_a_control_plane_and_two_fleets_on_separate_hosts() {
             "120s",
         ],
     );
+    // The run finds the fleets by one name with an address per fleet, as a Kubernetes headless
+    // Service gives (`ip netns exec` reads /etc/netns/NS/hosts as the namespace's /etc/hosts).
+    std::fs::create_dir_all(format!("/etc/netns/{run_ns}")).unwrap();
+    std::fs::write(
+        format!("/etc/netns/{run_ns}/hosts"),
+        "127.0.0.1 localhost\n198.18.0.3 fleets\n198.18.0.4 fleets\n",
+    )
+    .unwrap();
     for (addr, from) in [
         ("198.18.0.1:9009", run_ns),
         ("198.18.0.3:50100", run_ns),
@@ -198,7 +207,8 @@ seed = 11
 slo = ["error_rate < 1%", "setup_errors < 1"]
 
 [agents]
-remote = ["198.18.0.3:50100", "198.18.0.4:50100"]
+remote = ["fleets:50100"]
+remote_expect = 2
 
 [target]
 kind = "alcor"
@@ -246,6 +256,7 @@ rate = 200
     assert!(s.metrics["port_programmed"].count >= 40);
     assert!(s.metrics["neighbor_converged"].count >= 40);
     assert_eq!(s.fleets.len(), 2);
+    assert_eq!(s.fleets[0].endpoint, "198.18.0.3:50100 (fleets:50100)");
     for f in &s.fleets {
         assert_eq!(f.agents, 14, "{f:?}");
         assert!(f.events > 0 && f.dropped == 0 && f.disconnected_at_s.is_none(), "{f:?}");

@@ -252,6 +252,9 @@ pub struct AgentsSpec {
     /// (`count` and `base_ip` are then theirs). A name resolving to several addresses (a
     /// headless Service) is a fleet per address.
     pub remote: Vec<String>,
+    /// Fleets to wait for: names are resolved again (every 2 s, for up to 5 minutes) until
+    /// they give this many addresses, as a headless Service does once every fleet pod is ready.
+    pub remote_expect: Option<usize>,
 }
 
 impl Default for AgentsSpec {
@@ -265,6 +268,7 @@ impl Default for AgentsSpec {
             listen: ListenMode::PerAddress,
             register: crate::target::RegisterMode::Replace,
             remote: Vec::new(),
+            remote_expect: None,
         }
     }
 }
