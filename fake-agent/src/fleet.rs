@@ -155,7 +155,9 @@ pub fn host_ips(base: Ipv4Addr, count: usize) -> Result<Vec<Ipv4Addr>, FleetErro
         if ip.is_loopback() != base.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
             return Err(FleetError::RangeExhausted { count, base });
         }
-        if !matches!(ip.octets()[3], 0 | 255) {
+        // .0 and .255 are skipped in a range, but a base given as such is taken as it is: a
+        // pod's own address (one agent per pod) may well end in either.
+        if next == u32::from(base) || !matches!(ip.octets()[3], 0 | 255) {
             out.push(ip);
         }
         next = next.checked_add(1).ok_or(FleetError::RangeExhausted { count, base })?;
@@ -408,6 +410,15 @@ mod tests {
                 Ipv4Addr::new(127, 1, 1, 1),
                 Ipv4Addr::new(127, 1, 1, 2)
             ]
+        );
+        // A base ending in .0 or .255 is taken as given (a pod's own address may).
+        assert_eq!(
+            host_ips(Ipv4Addr::new(10, 244, 3, 0), 2).unwrap(),
+            [Ipv4Addr::new(10, 244, 3, 0), Ipv4Addr::new(10, 244, 3, 1)]
+        );
+        assert_eq!(
+            host_ips(Ipv4Addr::new(10, 244, 2, 255), 1).unwrap(),
+            [Ipv4Addr::new(10, 244, 2, 255)]
         );
         // Any unicast block, staying out of loopback when it starts outside it.
         assert_eq!(
