@@ -246,6 +246,23 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             g.load
         ));
     }
+    for f in &s.fleets {
+        let state = match f.disconnected_at_s {
+            Some(t) => format!(
+                "DISCONNECTED at {t:.1} s, {} port(s) failed on its hosts",
+                f.ports_unaccounted
+            ),
+            None if f.dropped > 0 => format!("DROPPED {} events", units::thousands(f.dropped as i64)),
+            None => "connected throughout".into(),
+        };
+        out.push(format!(
+            "  fleet       {}: {} agents, clock ±{} (worst ±{}), {state}",
+            f.endpoint,
+            units::thousands(f.agents as i64),
+            units::duration_us(f.clock_uncertainty_us),
+            units::duration_us(f.clock_max_uncertainty_us),
+        ));
+    }
     if let Some(step) = &s.step_search {
         match step.knee_rps {
             Some(k) => out.push(format!("  knee        {} held every check", units::per_s(k))),

@@ -181,6 +181,14 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     let hosts = match (&s.target.kind, &s.target.hosts) {
         (TargetKind::Neutron, Some(HostsSpec::List(l))) => format!("{} listed hosts", l.len()),
         (TargetKind::Neutron, _) => "hosts discovered from Neutron".to_owned(),
+        _ if !s.agents.remote.is_empty() => format!(
+            "agents of the fleets at {}{}",
+            s.agents.remote.join(", "),
+            s.agents
+                .remote_expect
+                .map(|n| format!(" ({n} expected)"))
+                .unwrap_or_default()
+        ),
         _ => format!("{} agents", s.agents.count),
     };
     println!(
