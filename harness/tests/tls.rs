@@ -106,7 +106,7 @@ fn an_https_target_is_driven_by_both_engines_and_verified_as_configured() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let reason = Summary::read(&out).unwrap().partial_reason.unwrap_or_default();
     assert!(
-        reason.contains("building the topology") && reason.to_lowercase().contains("certificate"),
+        reason.contains("registering the agents as nodes") && reason.to_lowercase().contains("certificate"),
         "{reason}"
     );
 
