@@ -9,46 +9,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Both namespaces and the processes started in them; removed on drop.
-struct Lab {
-    cp: String,
-    agents: String,
-    children: Vec<Child>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.cp, &self.agents] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn sh(ns: &str, args: &[&str]) -> std::process::Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("ip netns exec runs")
-}
-
-fn ok(ns: &str, args: &[&str]) -> String {
-    let o = sh(ns, args);
-    assert!(o.status.success(), "{ns}: {args:?}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn post(ns: &str, url: &str, body: &str) -> serde_json::Value {
-    let out = ok(
+    let out = in_netns_ok(
         ns,
         &[
             "curl",
@@ -68,68 +35,37 @@ fn post(ns: &str, url: &str, body: &str) -> serde_json::Value {
 
 #[test]
 fn agents_on_a_netns_block_are_reached_across_a_link_and_the_block_is_removed() {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
-    let tools = Command::new("ip").arg("-V").output().is_ok() && Command::new("curl").arg("-V").output().is_ok();
-    if !root || !tools {
-        eprintln!("skipped: needs root and the ip and curl commands to make network namespaces");
+    if !can_make_namespaces() {
         return;
     }
     let _serial = serial();
     let id = std::process::id();
-    let mut lab = Lab {
-        cp: format!("alcor-scale-cp-{id}"),
-        agents: format!("alcor-scale-ag-{id}"),
-        children: Vec::new(),
-    };
+    let mut lab = NetnsLab::default();
+    let cp = lab.ns(format!("alcor-scale-cp-{id}"));
+    let agents = lab.ns(format!("alcor-scale-ag-{id}"));
     let (vc, va) = (format!("asc{id}"), format!("asa{id}"));
-    for ns in [&lab.cp, &lab.agents] {
-        assert!(
-            Command::new("ip")
-                .args(["netns", "add", ns])
-                .status()
-                .unwrap()
-                .success()
-        );
-        ok(ns, &["ip", "link", "set", "lo", "up"]);
-    }
-    ok(
-        &lab.cp,
+    in_netns_ok(
+        &cp,
         &[
-            "ip",
-            "link",
-            "add",
-            &vc,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &va,
-            "netns",
-            &lab.agents,
+            "ip", "link", "add", &vc, "type", "veth", "peer", "name", &va, "netns", &agents,
         ],
     );
-    ok(&lab.cp, &["ip", "addr", "add", "198.18.1.1/24", "dev", &vc]);
-    ok(&lab.cp, &["ip", "link", "set", &vc, "up"]);
-    ok(&lab.cp, &["ip", "route", "add", "198.18.0.0/28", "dev", &vc]);
-    ok(&lab.agents, &["ip", "link", "set", &va, "up"]);
-    ok(&lab.agents, &["ip", "route", "add", "198.18.1.0/24", "dev", &va]);
+    in_netns_ok(&cp, &["ip", "addr", "add", "198.18.1.1/24", "dev", &vc]);
+    in_netns_ok(&cp, &["ip", "link", "set", &vc, "up"]);
+    in_netns_ok(&cp, &["ip", "route", "add", "198.18.0.0/28", "dev", &vc]);
+    in_netns_ok(&agents, &["ip", "link", "set", &va, "up"]);
+    in_netns_ok(&agents, &["ip", "route", "add", "198.18.1.0/24", "dev", &va]);
 
     // The block, through netlink.
-    let up = ok(
-        &lab.agents,
-        &[bin(), "net", "up", "--cidr", "198.18.0.0/28", "--dev", &va],
-    );
+    let up = in_netns_ok(&agents, &[bin(), "net", "up", "--cidr", "198.18.0.0/28", "--dev", &va]);
     assert!(up.contains("14 address(es)"), "{up}");
-    let addrs = ok(&lab.agents, &["ip", "-br", "addr", "show", "dev", &va]);
+    let addrs = in_netns_ok(&agents, &["ip", "-br", "addr", "show", "dev", &va]);
     assert!(
         addrs.contains("198.18.0.1/32") && addrs.contains("198.18.0.14/32"),
         "{addrs}"
     );
     // A second `up` on the same interface is refused: `down` could not tell the blocks apart.
-    let again = sh(
-        &lab.agents,
-        &[bin(), "net", "up", "--cidr", "198.18.0.0/28", "--dev", &va],
-    );
+    let again = in_netns(&agents, &[bin(), "net", "up", "--cidr", "198.18.0.0/28", "--dev", &va]);
     assert!(
         !again.status.success() && text(&again).contains("net down"),
         "{}",
@@ -148,12 +84,12 @@ fn agents_on_a_netns_block_are_reached_across_a_link_and_the_block_is_removed() 
             .unwrap()
     };
     lab.children.push(spawn(
-        &lab.cp,
+        &cp,
         &["control-plane", "--listen", "198.18.1.1:9009", "--duration", "60s"],
     ));
     std::thread::sleep(Duration::from_millis(500));
     let fleet = Command::new("ip")
-        .args(["netns", "exec", &lab.agents, bin()])
+        .args(["netns", "exec", &agents, bin()])
         .args([
             "agents",
             "--count",
@@ -193,16 +129,16 @@ fn agents_on_a_netns_block_are_reached_across_a_link_and_the_block_is_removed() 
 
     // A port on host 5 (198.18.0.6) is pushed across the link and applied there.
     let base = "http://198.18.1.1:9009/project/demo";
-    let vpc = post(&lab.cp, &format!("{base}/vpcs"), r#"{"network":{}}"#);
+    let vpc = post(&cp, &format!("{base}/vpcs"), r#"{"network":{}}"#);
     let net = vpc["network"]["id"].as_str().unwrap().to_owned();
     let subnet = post(
-        &lab.cp,
+        &cp,
         &format!("{base}/subnets"),
         &format!(r#"{{"subnet":{{"network_id":"{net}","cidr":"10.0.0.0/24","ip_version":4}}}}"#),
     );
     let sid = subnet["subnet"]["id"].as_str().unwrap().to_owned();
     let port = post(
-        &lab.cp,
+        &cp,
         &format!("{base}/ports"),
         &format!(
             r#"{{"port":{{"network_id":"{net}","fixed_ips":[{{"subnet_id":"{sid}"}}],"binding:host_id":"host-00005","device_owner":"compute:nova"}}}}"#
@@ -217,10 +153,10 @@ fn agents_on_a_netns_block_are_reached_across_a_link_and_the_block_is_removed() 
     let mut fleet = lab.children.pop().unwrap();
     let _ = fleet.kill();
     let _ = fleet.wait();
-    let down = ok(&lab.agents, &[bin(), "net", "down", "--dev", &va]);
+    let down = in_netns_ok(&agents, &[bin(), "net", "down", "--dev", &va]);
     assert!(down.contains("14 address(es) removed"), "{down}");
-    let addrs = ok(&lab.agents, &["ip", "-br", "addr", "show", "dev", &va]);
+    let addrs = in_netns_ok(&agents, &["ip", "-br", "addr", "show", "dev", &va]);
     assert!(!addrs.contains("198.18.0."), "{addrs}");
-    let link = ok(&lab.agents, &["ip", "-br", "link", "show", "dev", &va]);
+    let link = in_netns_ok(&agents, &["ip", "-br", "link", "show", "dev", &va]);
     assert!(link.contains(&va), "the interface was the user's: it stays: {link}");
 }

@@ -8,74 +8,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use reports::summary::Summary;
-
-/// The namespaces and the processes in them; all removed on drop.
-struct Lab {
-    namespaces: Vec<String>,
-    /// Namespaces whose `eth0` got a block from `net up`.
-    blocks: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // `net down` also forgets its record of the block (kept outside the namespace).
-        for ns in &self.blocks {
-            let _ = Command::new("ip")
-                .args(["netns", "exec", ns, bin(), "net", "down", "--dev", "eth0"])
-                .output();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
-        }
-    }
-}
-
-impl Lab {
-    fn ns(&mut self, name: String) -> String {
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip netns add {name}");
-        self.namespaces.push(name.clone());
-        must(&name, &["ip", "link", "set", "lo", "up"]);
-        name
-    }
-
-    fn spawn(&mut self, ns: &str, args: &[&str]) {
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, bin()])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-    }
-}
-
-fn must(ns: &str, args: &[&str]) -> String {
-    let o = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("ip netns exec runs");
-    assert!(o.status.success(), "{ns}: {args:?}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Waits until `addr` accepts TCP connections from inside `ns`.
 fn wait_listening(ns: &str, addr: &str) {
@@ -102,35 +39,29 @@ fn wait_listening(ns: &str, addr: &str) {
 
 #[test]
 fn a_run_drives_a_control_plane_and_two_fleets_on_separate_hosts() {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
-    if !root || Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("skipped: needs root and the ip command to make network namespaces");
+    if !can_make_namespaces() {
         return;
     }
     let _serial = serial();
     let id = std::process::id();
-    let mut lab = Lab {
-        namespaces: Vec::new(),
-        blocks: Vec::new(),
-        children: Vec::new(),
-    };
+    let mut lab = NetnsLab::default();
     let sw = lab.ns(format!("as-sw-{id}"));
-    must(&sw, &["ip", "link", "add", "br0", "type", "bridge"]);
-    must(&sw, &["ip", "link", "set", "br0", "up"]);
+    in_netns_ok(&sw, &["ip", "link", "add", "br0", "type", "bridge"]);
+    in_netns_ok(&sw, &["ip", "link", "set", "br0", "up"]);
     // One "machine" per role, each with eth0 on the bridge at 198.18.0.K/16.
     let mut hosts = Vec::new();
     for (k, role) in [(1, "cp"), (2, "run"), (3, "fa"), (4, "fb")] {
         let ns = lab.ns(format!("as-{role}-{id}"));
         let port = format!("as{k}-{id}");
-        must(
+        in_netns_ok(
             &sw,
             &[
                 "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
             ],
         );
-        must(&sw, &["ip", "link", "set", &port, "master", "br0", "up"]);
-        must(&ns, &["ip", "addr", "add", &format!("198.18.0.{k}/16"), "dev", "eth0"]);
-        must(&ns, &["ip", "link", "set", "eth0", "up"]);
+        in_netns_ok(&sw, &["ip", "link", "set", &port, "master", "br0", "up"]);
+        in_netns_ok(&ns, &["ip", "addr", "add", &format!("198.18.0.{k}/16"), "dev", "eth0"]);
+        in_netns_ok(&ns, &["ip", "link", "set", "eth0", "up"]);
         hosts.push(ns);
     }
     let (cp, run_ns, fa, fb) = (
@@ -141,7 +72,7 @@ fn a_run_drives_a_control_plane_and_two_fleets_on_separate_hosts() {
     );
     // Each fleet host gets a block of agent addresses (inside 198.18.0.0/16: on-link for all).
     for (ns, cidr) in [(fa, "198.18.1.0/28"), (fb, "198.18.2.0/28")] {
-        let up = must(ns, &[bin(), "net", "up", "--cidr", cidr, "--dev", "eth0"]);
+        let up = in_netns_ok(ns, &[bin(), "net", "up", "--cidr", cidr, "--dev", "eth0"]);
         lab.blocks.push(ns.clone());
         assert!(up.contains("14 address(es)"), "{up}");
     }
@@ -267,7 +198,7 @@ rate = 200
         );
     }
     // The run's nodes were removed from the control plane at its end.
-    let nodes = must(
+    let nodes = in_netns_ok(
         run_ns,
         &["curl", "-sS", "--max-time", "5", "http://198.18.0.1:9009/nodes"],
     );
@@ -279,9 +210,7 @@ rate = 200
 /// printed `agents.remote`, down; nothing of it left behind (namespaces, processes, block records).
 #[test]
 fn the_fleet_lab_script_brings_fleets_up_for_a_run_and_removes_them() {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
-    if !root || Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("skipped: needs root and the ip command to make network namespaces");
+    if !can_make_namespaces() {
         return;
     }
     let _serial = serial();

@@ -140,3 +140,86 @@ pub fn spawn_fleet_with(mut cmd: Command, args: &[&str]) -> FleetProcess {
     let events = events.unwrap_or_else(|| panic!("{full:?} printed no events endpoint"));
     FleetProcess { child, events }
 }
+
+/// Whether this test may make network namespaces (root, and `ip` and `curl` at hand); says it
+/// skipped when not.
+pub fn can_make_namespaces() -> bool {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
+    let tools = Command::new("ip").arg("-V").output().is_ok() && Command::new("curl").arg("-V").output().is_ok();
+    if !root || !tools {
+        eprintln!("skipped: needs root and the ip and curl commands to make network namespaces");
+    }
+    root && tools
+}
+
+/// `ARGS` run inside network namespace `ns`.
+pub fn in_netns(ns: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec runs")
+}
+
+/// As [`in_netns`], which must succeed; its stdout.
+pub fn in_netns_ok(ns: &str, args: &[&str]) -> String {
+    let o = in_netns(ns, args);
+    assert!(o.status.success(), "{ns}: {args:?}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The namespaces and the processes in them; all removed on drop.
+#[derive(Default)]
+pub struct NetnsLab {
+    pub namespaces: Vec<String>,
+    /// Namespaces whose `eth0` got a block from `net up`.
+    pub blocks: Vec<String>,
+    pub children: Vec<std::process::Child>,
+}
+
+impl Drop for NetnsLab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // `net down` also forgets its record of the block (kept outside the namespace).
+        for ns in &self.blocks {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, bin(), "net", "down", "--dev", "eth0"])
+                .output();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+        }
+    }
+}
+
+impl NetnsLab {
+    /// A new namespace, `lo` up.
+    pub fn ns(&mut self, name: String) -> String {
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip netns add {name}");
+        self.namespaces.push(name.clone());
+        in_netns_ok(&name, &["ip", "link", "set", "lo", "up"]);
+        name
+    }
+
+    /// Starts `alcor-scale ARGS` inside `ns`, quietly.
+    pub fn spawn(&mut self, ns: &str, args: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, bin()])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+}
