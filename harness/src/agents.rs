@@ -11,6 +11,15 @@ use fake_agent::{AgentConfig, AgentStats, CostModel, Fleet, FleetConfig, FleetEr
 use crate::UsageError;
 use crate::register::{NodeInfo, register_nodes, target_url};
 
+/// Prints a line to stdout. A reader that went away (a closed pipe) must not stop the fleet:
+/// `println!` would panic there.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 /// Options of `alcor-scale agents`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -102,7 +111,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     };
     let first = fleet.agents().first().map(|a| a.addr());
     let last = fleet.agents().last().map(|a| a.addr());
-    println!(
+    say!(
         "{} agents listening on {} … {} (cost model {}, {} validation, started in {:.2?})",
         fleet.len(),
         first.map(|a| a.to_string()).unwrap_or_default(),
@@ -116,7 +125,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             .export_events(args.events, args.events_buffer)
             .await
             .with_context(|| format!("exporting events on {}", args.events))?;
-        println!("events: JSON lines on {bound}");
+        say!("events: JSON lines on {bound}");
     }
     if let Some(url) = &register_url {
         let nodes: Vec<NodeInfo> = fleet
@@ -127,7 +136,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         let n = register_nodes(url, &nodes)
             .await
             .context("registering agents with the node manager")?;
-        println!("registered {n} nodes with {url}");
+        say!("registered {n} nodes with {url}");
     }
 
     // Ctrl-C stops the fleet with or without --duration, and always prints the summary.
@@ -156,7 +165,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
 }
 
 fn print_summary(s: &AgentStats, uptime: Duration) {
-    println!(
+    say!(
         "stopped after {:.1?}: {} messages ({} empty warm-ups, {} undecodable), {}, {} port states, {} neighbor states, {} invalid, {:.1} s simulated programming",
         uptime,
         s.messages,

@@ -194,3 +194,36 @@ async fn a_failing_node_manager_is_reported() {
         "{stderr}"
     );
 }
+
+/// A fleet whose stdout reader went away (a closed pipe) still runs to its end and exits 0:
+/// its closing summary must not kill it.
+#[test]
+fn agents_run_on_when_their_stdout_reader_leaves() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "agents",
+            "--count",
+            "2",
+            "--base-ip",
+            "127.3.9.1",
+            "--events",
+            "127.0.0.1:0",
+            "--duration",
+            "2s",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("events: JSON lines") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "stdout ended early");
+    }
+    drop(out);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
