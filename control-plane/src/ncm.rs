@@ -181,6 +181,11 @@ impl Ncm {
         &self.cfg
     }
 
+    /// Hosts that may have open channels at once (the pool's bound).
+    pub fn max_connected_hosts(&self) -> usize {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner()).cap().get()
+    }
+
     /// Hosts with open channels now.
     pub fn connected_hosts(&self) -> usize {
         self.pools.lock().unwrap_or_else(|e| e.into_inner()).len()

@@ -312,10 +312,12 @@ impl Correlator {
         // (phase, not programmed, not converged); runs have a handful of phases.
         let mut counts: Vec<(usize, u64, u64)> = Vec::new();
         let mut n = 0;
-        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Held, not copied: a sweep fails ports every interval, and a gone fleet's set can hold
+        // tens of thousands of hosts. Nothing below takes it again.
+        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
         for mut p in ports {
             n += 1;
-            for (hosts, count) in &lost {
+            for (hosts, count) in lost.iter() {
                 if (p.programmed.is_none() && hosts.contains(&p.own)) || p.remaining.iter().any(|h| hosts.contains(h)) {
                     count.fetch_add(1, Ordering::Relaxed);
                 }

@@ -171,6 +171,13 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             tracing::warn!(failed, "ports never programmed or converged");
         }
     }
+    // Remote fleets: every port has settled or failed, so their ledgers are complete (the
+    // fleets are not ours to stop).
+    let fleets = match running.following.take() {
+        Some(f) => f.finish().await,
+        None => Vec::new(),
+    };
+    running.warnings.extend(crate::fleets::warnings(&fleets));
     if let Some((task, poll_stop)) = running.poller.take() {
         poll_stop.cancel();
         let _ = task.await;
@@ -207,7 +214,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         running.warnings.push(format!(
             "the control plane reopened push channels {} time(s): its pool holds {} hosts at once (target.max_connected_hosts), fewer than the run kept busy; reconnects and warm-ups are in the latencies",
             cp.ncm().reconnects(),
-            s.target.max_connected_hosts.unwrap_or_else(|| control_plane::ncm::default_max_connected_hosts(s.target.channels_per_host))
+            cp.ncm().max_connected_hosts()
         ));
     }
     for w in &running.warnings {
@@ -235,11 +242,6 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     {
         t.abort();
     }
-    let fleets = match running.following.take() {
-        Some(f) => f.finish().await,
-        None => Vec::new(),
-    };
-    running.warnings.extend(crate::fleets::warnings(&fleets));
     rec.end_phase();
     if let Err(e) = rec.finish(&dir, wall) {
         tracing::warn!(error = %e, "the phase histograms could not be written");
