@@ -175,28 +175,11 @@ rate = 200
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let s = Summary::read(&out).unwrap();
-    assert_eq!(s.scenario.agents, 28);
-    assert_eq!(s.hosts.hosts, 28, "every host on both fleet machines got goal states");
-    assert_eq!(s.errors.requests_failed, 0, "{:?}", s.errors);
-    assert_eq!(
-        (s.errors.not_programmed, s.errors.not_converged),
-        (0, 0),
-        "{:?}",
-        s.errors
-    );
+    assert_every_port_settled(&s, 28);
     assert!(s.metrics["port_programmed"].count >= 40);
     assert!(s.metrics["neighbor_converged"].count >= 40);
-    assert_eq!(s.fleets.len(), 2);
+    assert_fleets_stayed(&s, &[14, 14], 5_000.0);
     assert_eq!(s.fleets[0].endpoint, "198.18.0.3:50100 (fleets:50100)");
-    for f in &s.fleets {
-        assert_eq!(f.agents, 14, "{f:?}");
-        assert!(f.events > 0 && f.dropped == 0 && f.disconnected_at_s.is_none(), "{f:?}");
-        assert!(f.clock_probes >= 8, "{f:?}");
-        assert!(
-            f.clock_uncertainty_us > 0.0 && f.clock_uncertainty_us < 5_000.0,
-            "{f:?}"
-        );
-    }
     // The run's nodes were removed from the control plane at its end.
     let nodes = in_netns_ok(
         run_ns,
@@ -275,13 +258,7 @@ fn the_fleet_lab_script_brings_fleets_up_for_a_run_and_removes_them() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let s = Summary::read(&out).unwrap();
-    assert_eq!((s.scenario.agents, s.hosts.hosts), (60, 60));
-    assert_eq!(
-        (s.errors.not_programmed, s.errors.not_converged),
-        (0, 0),
-        "{:?}",
-        s.errors
-    );
+    assert_every_port_settled(&s, 60);
 
     let down = lab(&["down"]);
     assert!(down.status.success(), "{}", text(&down));

@@ -7,9 +7,17 @@ mod common;
 use common::*;
 use reports::summary::Summary;
 
-fn remote_set(fleets: &[&FleetProcess]) -> String {
+/// Runs ci-smoke over `fleets` into `out`, with `sets` overrides besides.
+fn smoke_over(fleets: &[&FleetProcess], sets: &[&str], out: &std::path::Path) -> std::process::Output {
     let list: Vec<String> = fleets.iter().map(|f| format!("\"{}\"", f.events)).collect();
-    format!("agents.remote=[{}]", list.join(","))
+    let remote = format!("agents.remote=[{}]", list.join(","));
+    let scenario = scenario("ci-smoke");
+    let mut args = vec!["run", scenario.to_str().unwrap(), "--set", &remote];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args.extend(["--out", out.to_str().unwrap(), "--quiet"]);
+    run(&args)
 }
 
 #[test]
@@ -37,46 +45,15 @@ fn a_run_drives_two_fleets_in_other_processes() {
         "120s",
     ]);
     let out = dir.join("run");
-    let set = remote_set(&[&a, &b]);
-    let o = run(&[
-        "run",
-        scenario("ci-smoke").to_str().unwrap(),
-        "--set",
-        &set,
-        // What is asserted is below; latency checks would judge a debug build on a busy machine
-        // (three processes in CI), not the remote path.
-        "--set",
-        "slo=[\"error_rate < 1%\", \"setup_errors < 1\"]",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    // What is asserted is below; latency checks would judge a debug build on a busy machine
+    // (three processes in CI), not the remote path.
+    let o = smoke_over(&[&a, &b], &["slo=[\"error_rate < 1%\", \"setup_errors < 1\"]"], &out);
     assert!(o.status.success(), "{}", text(&o));
     let s = Summary::read(&out).unwrap();
-    assert_eq!(s.scenario.agents, 20, "the hosts are the fleets' 12 + 8");
-    assert_eq!(s.fleets.len(), 2, "{:?}", s.fleets);
-    for (f, agents) in s.fleets.iter().zip([12, 8]) {
-        assert_eq!(f.agents, agents, "{f:?}");
-        assert!(f.events > 0, "{f:?}");
-        assert_eq!((f.dropped, f.disconnected_at_s), (0, None), "{f:?}");
-        assert!(f.clock_probes >= 8, "{f:?}");
-        // Same host, loopback: the offset is known to well under a millisecond.
-        assert!(
-            f.clock_uncertainty_us > 0.0 && f.clock_uncertainty_us < 1_000.0,
-            "{f:?}"
-        );
-    }
-    // Every create was programmed on its host and converged on its neighbors, over both fleets.
-    assert_eq!(s.errors.requests_failed, 0, "{:?}", s.errors);
-    assert_eq!(
-        (s.errors.not_programmed, s.errors.not_converged),
-        (0, 0),
-        "{:?}",
-        s.errors
-    );
-    assert!(s.metrics["port_programmed"].count > 0);
-    assert!(s.metrics["neighbor_converged"].count > 0);
-    assert_eq!(s.hosts.hosts, 20, "every host of both fleets got goal states");
+    // The hosts are the fleets' 12 + 8, and every create settled over both. Same host,
+    // loopback: each offset is known to well under a millisecond.
+    assert_every_port_settled(&s, 20);
+    assert_fleets_stayed(&s, &[12, 8], 1_000.0);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("id=\"fleets\""), "the report lists the fleets");
 }
@@ -107,21 +84,12 @@ fn a_fleet_that_leaves_mid_run_is_reported_with_what_it_left_waiting() {
         "4s",
     ]);
     let out = dir.join("run");
-    let set = remote_set(&[&stays, &leaves]);
-    let o = run(&[
-        "run",
-        scenario("ci-smoke").to_str().unwrap(),
-        "--set",
-        &set,
-        "--set",
-        "measure.correlation_timeout=3s",
+    let o = smoke_over(
+        &[&stays, &leaves],
         // Closed users wait out the timeout for each port on the gone hosts: keep them few.
-        "--set",
-        "phases[1].requests=24",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &["measure.correlation_timeout=3s", "phases[1].requests=24"],
+        &out,
+    );
     assert!(!o.status.success(), "ports on the gone hosts fail: {}", text(&o));
     let s = Summary::read(&out).unwrap();
     let gone = &s.fleets[1];

@@ -223,3 +223,38 @@ impl NetnsLab {
         self.children.push(child);
     }
 }
+
+/// A run in which every port settled: `hosts` hosts, every one of them sent goal states, no
+/// request failed, and every create was programmed on its host and converged on its neighbors.
+pub fn assert_every_port_settled(s: &reports::summary::Summary, hosts: u64) {
+    assert_eq!(
+        (s.scenario.agents, s.hosts.hosts),
+        (hosts, hosts),
+        "hosts, and hosts that got goal states"
+    );
+    assert_eq!(s.errors.requests_failed, 0, "{:?}", s.errors);
+    assert_eq!(
+        (s.errors.not_programmed, s.errors.not_converged),
+        (0, 0),
+        "{:?}",
+        s.errors
+    );
+    assert!(s.metrics["port_programmed"].count > 0);
+    assert!(s.metrics["neighbor_converged"].count > 0);
+}
+
+/// Every remote fleet of a run, with `agents` agents each in order, reported messages, dropped
+/// none, stayed connected, and had its clock probed and known within `max_uncertainty_us`.
+pub fn assert_fleets_stayed(s: &reports::summary::Summary, agents: &[u64], max_uncertainty_us: f64) {
+    assert_eq!(s.fleets.len(), agents.len(), "{:?}", s.fleets);
+    for (f, &n) in s.fleets.iter().zip(agents) {
+        assert_eq!(f.agents, n, "{f:?}");
+        assert!(f.events > 0, "{f:?}");
+        assert_eq!((f.dropped, f.disconnected_at_s), (0, None), "{f:?}");
+        assert!(f.clock_probes >= 8, "{f:?}");
+        assert!(
+            f.clock_uncertainty_us > 0.0 && f.clock_uncertainty_us < max_uncertainty_us,
+            "{f:?}"
+        );
+    }
+}
