@@ -50,10 +50,9 @@ fn a_run_drives_two_fleets_in_other_processes() {
     let o = smoke_over(&[&a, &b], &["slo=[\"error_rate < 1%\", \"setup_errors < 1\"]"], &out);
     assert!(o.status.success(), "{}", text(&o));
     let s = Summary::read(&out).unwrap();
-    // The hosts are the fleets' 12 + 8, and every create settled over both. Same host,
-    // loopback: each offset is known to well under a millisecond.
+    // The hosts are the fleets' 12 + 8, and every create settled over both.
     assert_every_port_settled(&s, 20);
-    assert_fleets_stayed(&s, &[12, 8], 1_000.0);
+    assert_fleets_stayed(&s, &[12, 8]);
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("id=\"fleets\""), "the report lists the fleets");
 }

@@ -244,8 +244,12 @@ pub fn assert_every_port_settled(s: &reports::summary::Summary, hosts: u64) {
 }
 
 /// Every remote fleet of a run, with `agents` agents each in order, reported messages, dropped
-/// none, stayed connected, and had its clock probed and known within `max_uncertainty_us`.
-pub fn assert_fleets_stayed(s: &reports::summary::Summary, agents: &[u64], max_uncertainty_us: f64) {
+/// none, stayed connected, and had its clock probed, with an uncertainty stated and no larger
+/// than the worst it reports. How small it is depends on how busy the machine is (CI's debug
+/// build measured 3 ms on loopback, 24 ms with the cores saturated), so it is not bounded here:
+/// that the estimate lies within its uncertainty of the true offset is checked exactly in
+/// fake-agent's export test.
+pub fn assert_fleets_stayed(s: &reports::summary::Summary, agents: &[u64]) {
     assert_eq!(s.fleets.len(), agents.len(), "{:?}", s.fleets);
     for (f, &n) in s.fleets.iter().zip(agents) {
         assert_eq!(f.agents, n, "{f:?}");
@@ -253,7 +257,7 @@ pub fn assert_fleets_stayed(s: &reports::summary::Summary, agents: &[u64], max_u
         assert_eq!((f.dropped, f.disconnected_at_s), (0, None), "{f:?}");
         assert!(f.clock_probes >= 8, "{f:?}");
         assert!(
-            f.clock_uncertainty_us > 0.0 && f.clock_uncertainty_us < max_uncertainty_us,
+            f.clock_uncertainty_us > 0.0 && f.clock_uncertainty_us <= f.clock_max_uncertainty_us,
             "{f:?}"
         );
     }
