@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use alcor_schema::goal_state_operation_reply::GoalStateOperationStatus;
@@ -17,6 +17,7 @@ use crate::apply::{Applied, ApplyOptions, Charge, ValidationMode, apply_decoded_
 use crate::clock::Epoch;
 use crate::cost::{Cost, CostModel};
 use crate::event::{AgentEvent, EventBus, Rpc};
+use crate::fault::{Active, AgentFault, ErrorReply};
 use crate::state::HostState;
 
 /// Messages larger than this are decoded and applied on the blocking pool, so that one huge goal
@@ -36,6 +37,10 @@ pub struct AgentConfig {
     /// How long a stream may stay open without its first message before the agent ends it.
     #[serde(with = "humantime_serde")]
     pub first_message_timeout: Duration,
+    /// The control plane's `GoalStateProvisioner` to ask for goal states with
+    /// `RequestGoalStates(AGENT_RESTARTED)` when the agent comes back from a crash (none: it
+    /// waits to be programmed again by whatever the control plane sends next).
+    pub resync: Option<SocketAddr>,
 }
 
 impl Default for AgentConfig {
@@ -47,6 +52,7 @@ impl Default for AgentConfig {
             // about 280 MB, and the agent should never be what refuses a control plane's message.
             max_message_size: i32::MAX as usize,
             first_message_timeout: Duration::from_secs(60),
+            resync: None,
         }
     }
 }
@@ -120,6 +126,12 @@ pub struct Agent {
     state: Mutex<HostState>,
     counters: Counters,
     pub(crate) shared: Arc<Shared>,
+    /// The fault the agent is in, if any.
+    fault: RwLock<Option<Arc<Active>>>,
+    /// Crashes so far: a message or connection from an earlier boot is lost with the crash.
+    boot: AtomicU64,
+    /// Bumped whenever a fault is set or taken off, for the listener to follow.
+    fault_changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// Decrements the fleet's in-flight gauge when a handler ends, however it ends.
@@ -165,6 +177,73 @@ impl Agent {
             state: Mutex::new(HostState::default()),
             counters: Counters::default(),
             shared,
+            fault: RwLock::new(None),
+            boot: AtomicU64::new(0),
+            fault_changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// The fault the agent is in now.
+    pub(crate) fn fault(&self) -> Option<Arc<Active>> {
+        self.fault.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The name of the fault the agent is in now.
+    pub fn fault_name(&self) -> Option<&'static str> {
+        self.fault().map(|f| f.fault.name())
+    }
+
+    /// Crashes so far.
+    pub(crate) fn boot(&self) -> u64 {
+        self.boot.load(Ordering::Acquire)
+    }
+
+    /// True while crashed: the agent is not listening.
+    pub(crate) fn is_down(&self) -> bool {
+        self.fault().is_some_and(|f| f.fault == AgentFault::Crash)
+    }
+
+    /// Follows faults being set and taken off.
+    pub(crate) fn fault_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.fault_changes.subscribe()
+    }
+
+    /// Puts the agent in `fault` (replacing any other: the last fault set wins). A crash drops
+    /// the host state at once.
+    pub(crate) fn set_fault(&self, fault: Arc<Active>) {
+        if fault.fault == AgentFault::Crash {
+            // Under the state lock, so that no message applies into the new, empty state
+            // after having arrived before the crash.
+            let mut state = self.state();
+            *state = HostState::default();
+            self.boot.fetch_add(1, Ordering::AcqRel);
+        }
+        let old = self.fault.write().unwrap_or_else(|e| e.into_inner()).replace(fault);
+        if let Some(old) = old {
+            old.ended.cancel();
+        }
+        self.fault_changes.send_modify(|n| *n += 1);
+    }
+
+    /// Takes fault `id` off, if the agent is still in it. After a crash the agent asks its
+    /// control plane for its goal states, when it has one to ask.
+    pub(crate) fn clear_fault(self: &Arc<Self>, id: u64) {
+        let old = {
+            let mut f = self.fault.write().unwrap_or_else(|e| e.into_inner());
+            if f.as_ref().is_some_and(|a| a.id == id) {
+                f.take()
+            } else {
+                None
+            }
+        };
+        let Some(old) = old else { return };
+        old.ended.cancel();
+        self.fault_changes.send_modify(|n| *n += 1);
+        if old.fault == AgentFault::Crash
+            && let Some(cp) = self.config.resync
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(crate::resync::request(cp, self.ip()));
         }
     }
 
@@ -213,14 +292,40 @@ impl Agent {
         }
     }
 
-    /// Processes one message: decode, apply, wait the simulated programming time, reply.
+    /// Processes one message: decode, apply, wait the simulated programming time, reply. A
+    /// fault the agent is in changes that (see [`crate::fault`]).
     pub(crate) async fn handle(self: &Arc<Self>, rpc: Rpc, raw: Bytes) -> Result<GoalStateOperationReply, Status> {
         let arrived = Instant::now();
         let bytes = raw.len() as u64;
+        let boot = self.boot();
+        let fault = self.fault();
+        let c = &self.counters;
+        if let Some(f) = &fault {
+            let refused = match f.fault {
+                AgentFault::Blackhole => {
+                    // Held, unanswered, while the fault lasts.
+                    f.ended.cancelled().await;
+                    Some("blackholed: not answered while the fault lasted")
+                }
+                // A message that got in through a connection made just before the crash.
+                AgentFault::Crash => Some("the host is down"),
+                _ => None,
+            };
+            if let Some(msg) = refused {
+                c.messages.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(bytes, Ordering::Relaxed);
+                let name = f.fault.name();
+                self.publish(rpc, arrived, bytes, None, Some((msg.to_owned(), Some(name))));
+                return Err(Status::unavailable(msg));
+            }
+        }
+        let failing = fault.as_ref().and_then(|f| f.fails());
+        let extra = fault.as_ref().map_or(Duration::ZERO, |f| f.extra_delay());
         let collect_ids = self.shared.bus.is_active();
         let run = {
             let agent = self.clone();
-            move || agent.decode_apply(rpc, raw, collect_ids)
+            let dry = failing.is_some();
+            move || agent.decode_apply(rpc, raw, collect_ids, boot, dry)
         };
         let result = if bytes as usize > INLINE_LIMIT {
             tokio::task::spawn_blocking(run)
@@ -229,22 +334,27 @@ impl Agent {
         } else {
             run()
         };
-        let c = &self.counters;
         c.messages.fetch_add(1, Ordering::Relaxed);
         c.bytes.fetch_add(bytes, Ordering::Relaxed);
         let done = match result {
-            Ok(done) => done,
+            Ok(Some(done)) => done,
+            Ok(None) => {
+                let msg = "lost: the host crashed while it arrived";
+                self.publish(rpc, arrived, bytes, None, Some((msg.to_owned(), Some("crash"))));
+                return Err(Status::unavailable(msg));
+            }
             Err(e) => {
                 c.decode_errors.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("goal state does not decode: {e}");
-                self.publish(rpc, arrived, bytes, None, Some(msg.clone()));
+                self.publish(rpc, arrived, bytes, None, Some((msg.clone(), None)));
                 return Err(Status::invalid_argument(msg));
             }
         };
         if let Some((id, reason)) = &done.applied.first_invalid {
             tracing::debug!(agent = %self.ip(), resource = %id, reason, "invalid state");
         }
-        let cost = self.config.cost_model.cost(&done.applied.work);
+        let mut cost = self.config.cost_model.cost(&done.applied.work);
+        cost.total += extra;
         wait_until(Instant::now() + cost.total).await;
 
         let a = &done.applied;
@@ -257,22 +367,43 @@ impl Agent {
         let total = done.decode + done.apply + cost.total;
         c.simulated_us.fetch_add(micros(cost.total) as u64, Ordering::Relaxed);
         c.total_us.fetch_add(micros(total) as u64, Ordering::Relaxed);
-        let (reply, applied) = build_reply(done.applied, &cost, total);
-        self.publish(
-            rpc,
-            arrived,
-            bytes,
-            Some(Processed {
-                done: Decoded { applied, ..done },
-                simulated: cost.total,
-                total,
-            }),
-            None,
-        );
-        Ok(reply)
+        let (mut reply, applied) = build_reply(done.applied, &cost, total);
+        // A crash while the programming was simulated loses the reply with the connection.
+        let error = if self.boot() != boot {
+            Some(("lost: the host crashed before it replied".to_owned(), Some("crash")))
+        } else {
+            failing.map(|_| ("failed: an injected error".to_owned(), Some("error")))
+        };
+        let processed = Processed {
+            done: Decoded { applied, ..done },
+            simulated: cost.total,
+            total,
+        };
+        self.publish(rpc, arrived, bytes, Some(processed), error.clone());
+        match (error, failing) {
+            (Some((msg, Some("crash"))), _) => Err(Status::unavailable(msg)),
+            (_, Some(ErrorReply::Grpc)) => Err(Status::internal("injected failure")),
+            (_, Some(ErrorReply::Status)) => {
+                for s in &mut reply.operation_statuses {
+                    s.operation_status = alcor_schema::OperationStatus::Failure as i32;
+                }
+                Ok(reply)
+            }
+            _ => Ok(reply),
+        }
     }
 
-    fn decode_apply(&self, rpc: Rpc, raw: Bytes, collect_ids: bool) -> Result<Decoded, prost::DecodeError> {
+    /// Decodes and applies a message; `None` when the host crashed after it arrived (nothing
+    /// is applied then). A `dry` apply works on a scratch state: a failing host reports what
+    /// it was sent, and keeps none of it.
+    fn decode_apply(
+        &self,
+        rpc: Rpc,
+        raw: Bytes,
+        collect_ids: bool,
+        boot: u64,
+        dry: bool,
+    ) -> Result<Option<Decoded>, prost::DecodeError> {
         let started = Instant::now();
         let cpu_started = crate::clock::thread_cpu();
         let opts = ApplyOptions {
@@ -280,28 +411,48 @@ impl Agent {
             local_ip: Some(self.ip()),
             collect_ids,
         };
+        let mut scratch = HostState::default();
         let (applied, decoded_at) = match rpc {
             Rpc::PushGoalStatesStream => {
                 let msg = crate::wire::decode_v2(raw)?;
                 let decoded_at = Instant::now();
-                (apply_decoded_v2(&mut self.state(), msg, opts), decoded_at)
+                let mut state = self.state();
+                if self.boot() != boot {
+                    return Ok(None);
+                }
+                let target = if dry { &mut scratch } else { &mut *state };
+                (apply_decoded_v2(target, msg, opts), decoded_at)
             }
             Rpc::PushNetworkResourceStates => {
                 let msg = GoalState::decode(raw)?;
                 let decoded_at = Instant::now();
-                (apply_v1(&mut self.state(), msg, opts), decoded_at)
+                let mut state = self.state();
+                if self.boot() != boot {
+                    return Ok(None);
+                }
+                let target = if dry { &mut scratch } else { &mut *state };
+                (apply_v1(target, msg, opts), decoded_at)
             }
         };
         let apply = decoded_at.elapsed();
-        Ok(Decoded {
+        Ok(Some(Decoded {
             applied,
             decode: decoded_at - started,
             apply,
             cpu: crate::clock::thread_cpu().saturating_sub(cpu_started),
-        })
+        }))
     }
 
-    fn publish(&self, rpc: Rpc, arrived: Instant, bytes: u64, done: Option<Processed>, error: Option<String>) {
+    /// Publishes the event of a message; `error` is why it failed, with the fault that made it
+    /// fail, if one did.
+    fn publish(
+        &self,
+        rpc: Rpc,
+        arrived: Instant,
+        bytes: u64,
+        done: Option<Processed>,
+        error: Option<(String, Option<&'static str>)>,
+    ) {
         if !self.shared.bus.is_active() {
             return;
         }
@@ -334,7 +485,8 @@ impl Agent {
             cpu_us: micros(cpu) as u64,
             simulated_us: micros(simulated) as u64,
             total_us: micros(total) as u64,
-            error,
+            fault: error.as_ref().and_then(|e| e.1),
+            error: error.map(|e| e.0),
         });
     }
 }

@@ -60,8 +60,11 @@ pub struct AgentEvent {
     pub simulated_us: u64,
     /// `message_total_operation_time` replied: decode + apply + simulated, µs.
     pub total_us: u64,
-    /// Set when the message could not be decoded; nothing was applied.
+    /// Set when the message failed (it could not be decoded, or a fault made it fail); what
+    /// it carried was not applied.
     pub error: Option<String>,
+    /// The fault that made it fail (`error`, `crash`, `blackhole`: see [`crate::fault`]).
+    pub fault: Option<&'static str>,
 }
 
 impl AgentEvent {
@@ -92,6 +95,7 @@ impl AgentEvent {
             simulated_us: self.simulated_us,
             total_us: self.total_us,
             error: self.error.as_deref(),
+            fault: self.fault,
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct WireEvent<'a> {
     pub total_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'static str>,
 }
 
 /// Fans events out to subscribers.
@@ -231,6 +237,7 @@ mod tests {
             simulated_us: 0,
             total_us: 0,
             error: None,
+            fault: None,
         }
     }
 

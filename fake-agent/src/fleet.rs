@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,12 +11,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::agent::{Agent, AgentConfig, AgentStats, Shared};
 use crate::clock::Epoch;
 use crate::event::{AgentEvent, EventBus};
 use crate::export;
+use crate::fault::{Active, AgentFault, FaultHandle, FaultIo};
 use crate::service::FleetRoute;
 
 /// Descriptors kept free for everything that is not an agent (logs, the control plane, clients).
@@ -197,6 +197,86 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Pause after a failed accept (out of descriptors, say), so that the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
+
+/// The connections of one agent's own listener. The listener is closed while the agent is
+/// crashed (connects are refused, as to a host that is down) and bound again when it is back.
+fn agent_incoming(
+    listener: TcpListener,
+    agent: Arc<Agent>,
+) -> impl futures_util::Stream<Item = std::io::Result<FaultIo>> + Send {
+    let changes = agent.fault_changes();
+    futures_util::stream::unfold(
+        (Some(listener), agent, changes),
+        |(mut listener, agent, mut changes)| async move {
+            loop {
+                if agent.is_down() {
+                    listener = None;
+                    // Ends when the crash does, or when the fleet stops (the sender is gone).
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                    continue;
+                }
+                let Some(l) = &listener else {
+                    match listen(agent.addr()) {
+                        Ok(l) => listener = Some(l),
+                        Err(e) => {
+                            tracing::warn!(addr = %agent.addr(), error = %e, "agent cannot listen again after its crash; retrying");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    continue;
+                };
+                tokio::select! {
+                    accepted = l.accept() => {
+                        let item = match accepted {
+                            Ok((stream, _)) => {
+                                let _ = stream.set_nodelay(true);
+                                Ok(FaultIo::new(stream, Some(agent.clone())))
+                            }
+                            Err(e) => {
+                                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                                Err(e)
+                            }
+                        };
+                        return Some((item, (listener, agent, changes)));
+                    }
+                    changed = changes.changed() => if changed.is_err() { return None },
+                }
+            }
+        },
+    )
+}
+
+/// The connections of a shared listener, each handed to the agent whose address it was made to.
+fn shared_incoming(
+    listener: TcpListener,
+    agents: Arc<Vec<Arc<Agent>>>,
+) -> impl futures_util::Stream<Item = std::io::Result<FaultIo>> + Send {
+    futures_util::stream::unfold((listener, agents), |(listener, agents)| async move {
+        let item = match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                let agent = match stream.local_addr().map(|a| a.ip()) {
+                    Ok(IpAddr::V4(ip)) => agents
+                        .binary_search_by_key(&ip, |a| a.ip())
+                        .ok()
+                        .map(|i| agents[i].clone()),
+                    _ => None,
+                };
+                Ok(FaultIo::new(stream, agent))
+            }
+            Err(e) => {
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                Err(e)
+            }
+        };
+        Some((item, (listener, agents)))
+    })
+}
+
 /// Running agents. Dropping a fleet stops its servers; [`Fleet::shutdown`] waits for them.
 #[derive(Debug)]
 pub struct Fleet {
@@ -204,6 +284,8 @@ pub struct Fleet {
     shared: Arc<Shared>,
     token: CancellationToken,
     tasks: JoinSet<()>,
+    /// Ids of the faults set so far.
+    faults: AtomicU64,
 }
 
 impl Fleet {
@@ -237,7 +319,10 @@ impl Fleet {
         let token = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut agents = Vec::with_capacity(ips.len());
-        let serve = |tasks: &mut JoinSet<()>, incoming: TcpIncoming, service: FleetRoute, label: String| {
+        let serve = |tasks: &mut JoinSet<()>,
+                     incoming: std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<FaultIo>> + Send>>,
+                     service: FleetRoute,
+                     label: String| {
             let stop = token.clone().cancelled_owned();
             tasks.spawn(async move {
                 // Large windows: goal states of 10k+ neighbors are megabytes.
@@ -262,7 +347,7 @@ impl Fleet {
                     })?;
                     let addr = listener.local_addr()?;
                     let agent = Arc::new(Agent::new(index as u32, addr, config.clone(), shared.clone()));
-                    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                    let incoming = Box::pin(agent_incoming(listener, agent.clone()));
                     serve(&mut tasks, incoming, FleetRoute::One(agent.clone()), addr.to_string());
                     agents.push(agent);
                 }
@@ -293,9 +378,9 @@ impl Fleet {
                     let addr = SocketAddr::new(IpAddr::V4(ip), port);
                     agents.push(Arc::new(Agent::new(index as u32, addr, config.clone(), shared.clone())));
                 }
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                let route = FleetRoute::Many(Arc::new(agents.clone()));
-                serve(&mut tasks, incoming, route, any.to_string());
+                let agents_by_ip = Arc::new(agents.clone());
+                let incoming = Box::pin(shared_incoming(listener, agents_by_ip.clone()));
+                serve(&mut tasks, incoming, FleetRoute::Many(agents_by_ip), any.to_string());
             }
         }
         tracing::info!(count = agents.len(), first = %agents.first().map(|a| a.addr().to_string()).unwrap_or_default(), "fleet listening");
@@ -304,7 +389,25 @@ impl Fleet {
             shared,
             token,
             tasks,
+            faults: AtomicU64::new(0),
         })
+    }
+
+    /// Puts the agents at `indices` in `fault` until the handle is cleared or dropped; each
+    /// agent's draws (delays, which messages fail) come from `seed` and its index. An agent in
+    /// another fault leaves it for this one.
+    pub fn inject(&self, indices: &[usize], fault: AgentFault, seed: u64) -> FaultHandle {
+        let id = self.faults.fetch_add(1, Ordering::Relaxed) + 1;
+        let agents: Vec<Arc<Agent>> = indices.iter().filter_map(|&i| self.agents.get(i).cloned()).collect();
+        for a in &agents {
+            let draws = seed ^ (u64::from(a.index()) << 32) ^ id;
+            a.set_fault(Arc::new(Active::new(fault, id, draws)));
+        }
+        FaultHandle {
+            agents,
+            id,
+            cleared: false,
+        }
     }
 
     /// The agents, in index order.

@@ -380,6 +380,8 @@ struct OwnedEvent {
     total_us: u64,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    fault: Option<String>,
 }
 
 impl OwnedEvent {
@@ -407,6 +409,7 @@ impl OwnedEvent {
             simulated_us: self.simulated_us,
             total_us: self.total_us,
             error: self.error,
+            fault: self.fault.as_deref().and_then(crate::fault::static_name),
         }
     }
 }
