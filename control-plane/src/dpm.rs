@@ -667,52 +667,8 @@ impl Dpm {
         let new_ports = self.index(store, port_ids);
 
         for &(port, host) in &new_ports {
-            let node = port.host_id.as_deref().and_then(|h| store.node_by_name(h));
-            let dvr = node.map(|n| n.host_dvr_mac.clone()).unwrap_or_default();
             let mut b = builders.remove(&host).unwrap_or_default();
-            b.gs.port_states
-                .insert(port.id.clone(), port_state(port, OperationType::Create));
-            if let Some(v) = vpc_state(store, &port.vpc_id) {
-                b.gs.vpc_states.insert(port.vpc_id.clone(), v);
-            }
-            for (id, d) in dhcp_states(port, OperationType::Create) {
-                b.gs.dhcp_states.insert(id, d);
-            }
-            for f in &port.fixed_ips {
-                if let Some(s) = subnet_state(store, &f.subnet_id) {
-                    b.gs.subnet_states.insert(f.subnet_id.clone(), s);
-                }
-                // L2: every bound port of the subnet.
-                self.add_members(&mut b, host, NeighborType::L2, &f.subnet_id);
-                // L3: every bound port of the other subnets on the same router.
-                if let Some(router) = store.subnets.get(&f.subnet_id).and_then(|s| s.router_id.clone()) {
-                    self.add_router_view(store, &mut b, host, &router, &f.subnet_id, &dvr);
-                }
-            }
-            // Security groups, and the members of every remote group their rules name.
-            for g in &port.security_groups {
-                if let Some(s) = sg_state(store, g, OperationType::Create) {
-                    b.gs.security_group_states.insert(g.clone(), s);
-                }
-                let remotes: Vec<String> = store
-                    .security_groups
-                    .get(g)
-                    .map(|sg| sg.rules.iter().filter_map(|r| r.remote_group_id.clone()).collect())
-                    .unwrap_or_default();
-                for remote in remotes {
-                    let members = self.sg_members.remove(&remote).unwrap_or_default();
-                    for m in &members {
-                        if m == &port.id {
-                            continue;
-                        }
-                        if self.add_neighbor(&mut b, host, NeighborType::L3, m) {
-                            b.counts.remote_group_neighbors += 1;
-                            self.add_subnets_of(store, &mut b, m);
-                        }
-                    }
-                    self.sg_members.insert(remote, members);
-                }
-            }
+            self.own_host_states(store, &mut b, port, host);
             builders.insert(host, b);
         }
 
@@ -753,6 +709,82 @@ impl Dpm {
             }
         }
         self.finish(builders)
+    }
+
+    /// What `port`'s own host `host` gets for it: the port, its VPC, subnets, DHCP entries and
+    /// security groups, every bound port of its subnets (L2) and of their routers' other subnets
+    /// (L3), and the members of every remote group its groups' rules name.
+    fn own_host_states(&mut self, store: &Store, b: &mut Builder, port: &Port, host: Ipv4Addr) {
+        let node = port.host_id.as_deref().and_then(|h| store.node_by_name(h));
+        let dvr = node.map(|n| n.host_dvr_mac.clone()).unwrap_or_default();
+        b.gs.port_states
+            .insert(port.id.clone(), port_state(port, OperationType::Create));
+        if let Some(v) = vpc_state(store, &port.vpc_id) {
+            b.gs.vpc_states.insert(port.vpc_id.clone(), v);
+        }
+        for (id, d) in dhcp_states(port, OperationType::Create) {
+            b.gs.dhcp_states.insert(id, d);
+        }
+        for f in &port.fixed_ips {
+            if let Some(s) = subnet_state(store, &f.subnet_id) {
+                b.gs.subnet_states.insert(f.subnet_id.clone(), s);
+            }
+            // L2: every bound port of the subnet.
+            self.add_members(b, host, NeighborType::L2, &f.subnet_id);
+            // L3: every bound port of the other subnets on the same router.
+            if let Some(router) = store.subnets.get(&f.subnet_id).and_then(|s| s.router_id.clone()) {
+                self.add_router_view(store, b, host, &router, &f.subnet_id, &dvr);
+            }
+        }
+        // Security groups, and the members of every remote group their rules name.
+        for g in &port.security_groups {
+            if let Some(s) = sg_state(store, g, OperationType::Create) {
+                b.gs.security_group_states.insert(g.clone(), s);
+            }
+            let remotes: Vec<String> = store
+                .security_groups
+                .get(g)
+                .map(|sg| sg.rules.iter().filter_map(|r| r.remote_group_id.clone()).collect())
+                .unwrap_or_default();
+            for remote in remotes {
+                let members = self.sg_members.remove(&remote).unwrap_or_default();
+                for m in &members {
+                    if m == &port.id {
+                        continue;
+                    }
+                    if self.add_neighbor(b, host, NeighborType::L3, m) {
+                        b.counts.remote_group_neighbors += 1;
+                        self.add_subnets_of(store, b, m);
+                    }
+                }
+                self.sg_members.insert(remote, members);
+            }
+        }
+    }
+
+    /// Everything `host` should hold, for a host that lost its state (an agent that restarted
+    /// and asked with `AGENT_RESTARTED`): its bound ports with all they bring, as if each were
+    /// bound again. `None` when no port is bound to it. In incremental mode the record of what
+    /// the host holds starts over.
+    pub fn resync(&mut self, store: &Store, host: Ipv4Addr) -> Option<HostMessage> {
+        self.known.remove(&host);
+        self.synced.retain(|(h, _)| *h != host);
+        let mut ids: Vec<(u32, &String)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.host == host)
+            .map(|(id, e)| (e.key, id))
+            .collect();
+        // In binding order, so that the message is the same however the map iterates.
+        ids.sort_unstable();
+        let ids: Vec<String> = ids.into_iter().map(|(_, id)| id.clone()).collect();
+        let mut b = Builder::default();
+        for id in &ids {
+            if let Some(port) = store.ports.get(id) {
+                self.own_host_states(store, &mut b, port, host);
+            }
+        }
+        self.finish(BTreeMap::from([(host, b)])).into_iter().next()
     }
 
     /// What a host with ports in `subnet` needs of its router: the router state, and every bound

@@ -6,6 +6,9 @@
 //! states per host, `alcor` or `incremental` fan-out) → [`ncm`] (push to agents) →
 //! [`metrics`] (stage timings, Prometheus, request records).
 //!
+//! Agents that restarted ask [`resync`] (the NCM's gRPC endpoint) for their state. A control
+//! plane can be restarted in place ([`ControlPlane::restart`]), keeping or dropping its state.
+//!
 //! Not here: Alcor's microservice split, its databases, the MQ path, or on-demand requests.
 
 pub mod api;
@@ -14,6 +17,7 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod ncm;
+pub mod resync;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -29,6 +33,7 @@ pub use dpm::{Dpm, FanoutMode, HostMessage, MessageCounts};
 pub use error::ApiError;
 pub use metrics::{Metrics, RequestRecord};
 pub use ncm::{HostResult, Ncm, PushConfig, PushProtocol};
+pub use resync::ResyncService;
 
 /// How long `incremental` fan-out waits to merge messages bound for the same host.
 pub const INCREMENTAL_COALESCE_WINDOW: Duration = Duration::from_millis(2);
@@ -51,6 +56,9 @@ pub struct ControlPlaneConfig {
     pub push: PushConfig,
     /// Answer port requests before the push ends (default: after every host replied, as Alcor).
     pub async_push: bool,
+    /// Where the NCM's gRPC endpoint for agents (`RequestGoalStates`: restarted agents asking
+    /// for their state) listens; none: not served.
+    pub ncm_listen: Option<SocketAddr>,
 }
 
 impl Default for ControlPlaneConfig {
@@ -61,6 +69,7 @@ impl Default for ControlPlaneConfig {
             fanout: FanoutMode::Alcor,
             push: PushConfig::default(),
             async_push: false,
+            ncm_listen: None,
         }
     }
 }
@@ -69,9 +78,78 @@ impl Default for ControlPlaneConfig {
 #[derive(Debug)]
 pub struct ControlPlane {
     addrs: Vec<SocketAddr>,
+    ncm_addr: Option<SocketAddr>,
     state: api::AppState,
+    serving: tokio::sync::Mutex<Serving>,
+    /// Cancelled by `Drop`: the listeners of whatever generation is serving.
+    dropped: CancellationToken,
+}
+
+/// The listeners of one life of the control plane (a restart ends one and starts another).
+#[derive(Debug)]
+struct Serving {
     token: CancellationToken,
     tasks: JoinSet<()>,
+}
+
+/// Whether a control plane restarted in place keeps what it held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartState {
+    /// Resources and goal-state caches survive (a process restart over an intact database).
+    #[default]
+    Keep,
+    /// Everything is forgotten: nodes, networks, ports (a restart over an empty database).
+    Drop,
+}
+
+async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for a in addrs {
+        let l = TcpListener::bind(a)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("control plane cannot listen on {a}: {e}")))?;
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
+/// Serves the REST API on `rest` and, when given, the NCM endpoint on `ncm`, until `token`.
+fn serve(
+    state: &api::AppState,
+    rest: Vec<TcpListener>,
+    ncm: Option<TcpListener>,
+    token: &CancellationToken,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    for l in rest {
+        let app = api::router(state.clone());
+        let stop = token.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "control plane listener ended with an error");
+            }
+        });
+    }
+    if let Some(l) = ncm {
+        let service =
+            alcor_schema::goal_state_provisioner_server::GoalStateProvisionerServer::new(resync::ResyncService {
+                state: state.clone(),
+            });
+        let stop = token.clone().cancelled_owned();
+        tasks.spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, stop)
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "NCM endpoint ended with an error");
+            }
+        });
+    }
+    tasks
 }
 
 impl ControlPlane {
@@ -91,13 +169,12 @@ impl ControlPlane {
         } else {
             vec![config.listen]
         };
-        let mut listeners = Vec::new();
-        for a in &addrs {
-            let l = TcpListener::bind(a)
-                .await
-                .map_err(|e| std::io::Error::new(e.kind(), format!("control plane cannot listen on {a}: {e}")))?;
-            listeners.push(l);
-        }
+        let listeners = bind_all(&addrs).await?;
+        let ncm = match config.ncm_listen {
+            Some(a) => Some(bind_all(&[a]).await?.remove(0)),
+            None => None,
+        };
+        let ncm_addr = ncm.as_ref().map(|l| l.local_addr()).transpose()?;
         let state = api::AppState {
             inner: Arc::new(Mutex::new(api::Inner {
                 store: Default::default(),
@@ -107,26 +184,20 @@ impl ControlPlane {
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
         };
-        let token = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        let mut bound = Vec::new();
-        for l in listeners {
-            bound.push(l.local_addr()?);
-            let app = api::router(state.clone());
-            let stop = token.clone();
-            tasks.spawn(async move {
-                let served = axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-                if let Err(e) = served {
-                    tracing::warn!(error = %e, "control plane listener ended with an error");
-                }
-            });
-        }
-        tracing::info!(addrs = ?bound, fanout = %state.config.fanout, "control plane listening");
+        let bound = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let dropped = CancellationToken::new();
+        let token = dropped.child_token();
+        let tasks = serve(&state, listeners, ncm, &token);
+        tracing::info!(addrs = ?bound, ncm = ?ncm_addr, fanout = %state.config.fanout, "control plane listening");
         Ok(Self {
             addrs: bound,
+            ncm_addr,
             state,
-            token,
-            tasks,
+            serving: tokio::sync::Mutex::new(Serving { token, tasks }),
+            dropped,
         })
     }
 
@@ -138,6 +209,11 @@ impl ControlPlane {
     /// Every listen address.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Where the NCM endpoint for agents listens, if it is served.
+    pub fn ncm_addr(&self) -> Option<SocketAddr> {
+        self.ncm_addr
     }
 
     /// `http://addr` of the first listener.
@@ -170,20 +246,55 @@ impl ControlPlane {
         inner.dpm.set_mode(mode);
     }
 
-    /// Stops serving; in-flight requests get `grace` to finish.
-    pub async fn shutdown(mut self, grace: Duration) {
-        self.token.cancel();
-        if tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} })
+    /// Restarts in place, as a process restart would: the listeners close (requests in flight
+    /// get `grace`), connections to agents are dropped, nothing is served for `down`, then the
+    /// same addresses are served again, with the state kept or dropped.
+    pub async fn restart(&self, state: RestartState, down: Duration, grace: Duration) -> std::io::Result<()> {
+        let mut serving = self.serving.lock().await;
+        serving.token.cancel();
+        if tokio::time::timeout(grace, async { while serving.tasks.join_next().await.is_some() {} })
             .await
             .is_err()
         {
-            self.tasks.shutdown().await;
+            serving.tasks.shutdown().await;
+        }
+        self.state.ncm.disconnect_all();
+        if state == RestartState::Drop {
+            let mut inner = self.state.lock();
+            let mode = inner.dpm.mode();
+            inner.store = Default::default();
+            inner.dpm = Dpm::new(mode);
+        }
+        tracing::info!(?state, ?down, "control plane restarting");
+        tokio::time::sleep(down).await;
+        let listeners = bind_all(&self.addrs).await?;
+        let ncm = match self.ncm_addr {
+            Some(a) => Some(bind_all(&[a]).await?.remove(0)),
+            None => None,
+        };
+        let token = self.dropped.child_token();
+        serving.tasks = serve(&self.state, listeners, ncm, &token);
+        serving.token = token;
+        tracing::info!("control plane serving again");
+        Ok(())
+    }
+
+    /// Stops serving; in-flight requests get `grace` to finish.
+    pub async fn shutdown(&self, grace: Duration) {
+        let mut serving = self.serving.lock().await;
+        serving.token.cancel();
+        if tokio::time::timeout(grace, async { while serving.tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            serving.tasks.shutdown().await;
         }
     }
 }
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        self.token.cancel();
+        self.dropped.cancel();
+        self.serving.get_mut().token.cancel();
     }
 }

@@ -265,6 +265,22 @@ impl Ncm {
         })
     }
 
+    /// Drops every host's channels, as a restarted process has none: the next push to each
+    /// host connects (and warms up) again.
+    pub fn disconnect_all(&self) {
+        let dropped: Vec<_> = {
+            let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+            std::iter::from_fn(|| pools.pop_lru()).collect()
+        };
+        // Reopening these is not the pool's bound at work: not counted as reconnects.
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (host, _) in &dropped {
+            seen.remove(host);
+        }
+        drop(seen);
+        drop(dropped);
+    }
+
     fn pool(&self, host: Ipv4Addr) -> Result<Arc<Pool>, String> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pools.get(&host) {
@@ -295,32 +311,56 @@ impl Ncm {
         Ok(pool)
     }
 
+    /// One message over one of `pool`'s channels, warming the pool up first if it is new.
+    async fn exchange(&self, pool: &Pool, message: &HostMessage) -> Result<GoalStateOperationReply, Status> {
+        if self.cfg.warmup && self.cfg.protocol == PushProtocol::V2 {
+            pool.warmed
+                .get_or_init(|| async {
+                    for ch in &pool.channels {
+                        let _ = call_v2(ch.clone(), empty_goal_state()).await;
+                    }
+                })
+                .await;
+        }
+        let ch = pool.channels[pool.next.fetch_add(1, Ordering::Relaxed) % pool.channels.len()].clone();
+        match self.cfg.protocol {
+            PushProtocol::V2 => call_v2(ch, message.bytes.clone()).await,
+            PushProtocol::V1 => {
+                let v1 = message.to_v1().map_err(|e| Status::internal(e.to_string()))?;
+                call_v1(ch, v1).await
+            }
+        }
+    }
+
+    /// Drops `host`'s pool if it is still `pool`, so that the next push connects anew.
+    fn forget(&self, host: Ipv4Addr, pool: &Arc<Pool>) {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if pools.peek(&host).is_some_and(|p| Arc::ptr_eq(p, pool)) {
+            pools.pop(&host);
+            self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(&host);
+        }
+    }
+
     async fn send(&self, message: HostMessage, merged: u32) -> HostResult {
         let started = Instant::now();
         let host = message.host;
         let counts = message.counts;
         let outcome = async {
             let _permit = self.limit.acquire().await.map_err(|e| e.to_string())?;
-            let pool = self.pool(host)?;
             // The timeout covers the warm-up too: a host that accepts connections and never
             // answers must not hold the API.
             let exchange = async {
-                if self.cfg.warmup && self.cfg.protocol == PushProtocol::V2 {
-                    pool.warmed
-                        .get_or_init(|| async {
-                            for ch in &pool.channels {
-                                let _ = call_v2(ch.clone(), empty_goal_state()).await;
-                            }
-                        })
-                        .await;
-                }
-                let ch = pool.channels[pool.next.fetch_add(1, Ordering::Relaxed) % pool.channels.len()].clone();
-                match self.cfg.protocol {
-                    PushProtocol::V2 => call_v2(ch, message.bytes).await,
-                    PushProtocol::V1 => {
-                        let v1 = message.to_v1().map_err(|e| Status::internal(e.to_string()))?;
-                        call_v1(ch, v1).await
+                let pool = self.pool(host).map_err(Status::internal)?;
+                match self.exchange(&pool, &message).await {
+                    // A connection that broke while idle (the host restarted, a reset) fails
+                    // the first call on it: gRPC clients retry such a call once on a new
+                    // connection, since the message never reached the host.
+                    Err(status) if is_broken_connection(&status) => {
+                        self.forget(host, &pool);
+                        let pool = self.pool(host).map_err(Status::internal)?;
+                        self.exchange(&pool, &message).await
                     }
+                    other => other,
                 }
             };
             match tokio::time::timeout(self.cfg.host_timeout, exchange).await {
@@ -361,6 +401,34 @@ impl Ncm {
             },
         }
     }
+}
+
+/// A call that failed because its connection was gone before it was sent (reset or closed),
+/// not because the host answered an error.
+fn is_broken_connection(status: &Status) -> bool {
+    use std::error::Error as _;
+    if !matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown) {
+        return false;
+    }
+    // The transport's own error is the source; a status the host sent has none.
+    let mut source = status.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && (h.is_closed() || h.is_canceled())
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn add_counts(a: &mut MessageCounts, b: &MessageCounts) {

@@ -7,6 +7,8 @@
 mod networks;
 mod nodes;
 mod ports;
+#[cfg(test)]
+mod props;
 mod security_groups;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -32,6 +32,14 @@ pub async fn start(base: [u8; 4], hosts: usize, fanout: FanoutMode) -> Env {
 
 /// As [`start`], pushing with `push` (whose `agent_port` must be 50001).
 pub async fn start_with(base: [u8; 4], hosts: usize, push: PushConfig, fanout: FanoutMode) -> Env {
+    let cfg = ControlPlaneConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        fanout,
+        push,
+        ncm_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    };
+    let cp = ControlPlane::start(cfg).await.expect("control plane starts");
     let fleet_cfg = FleetConfig {
         count: hosts,
         base_ip: Ipv4Addr::from(base),
@@ -43,18 +51,13 @@ pub async fn start_with(base: [u8; 4], hosts: usize, push: PushConfig, fanout: F
         &fleet_cfg,
         AgentConfig {
             mode: ValidationMode::Strict,
+            // Agents back from a crash ask this control plane for their state.
+            resync: cp.ncm_addr(),
             ..Default::default()
         },
     )
     .await
     .expect("fleet starts");
-    let cfg = ControlPlaneConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        fanout,
-        push,
-        ..Default::default()
-    };
-    let cp = ControlPlane::start(cfg).await.expect("control plane starts");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let env = Env { cp, fleet, http };
     env.post("/segments/createDefaultTable", json!({})).await;
