@@ -21,6 +21,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::ledger::{Ledger, RecoveryRule, outcome};
 use crate::record::Recorder;
 use crate::topology::Op;
 
@@ -35,6 +36,7 @@ pub struct Outcome {
 
 #[derive(Debug)]
 struct Pending {
+    id: Arc<str>,
     phase: usize,
     op: Op,
     start: Instant,
@@ -43,6 +45,42 @@ struct Pending {
     remaining: FxHashSet<Ipv4Addr>,
     last: Option<Instant>,
     waiter: Option<oneshot::Sender<Outcome>>,
+    /// The API answered OK: the ledger takes the correlation's outcome as the operation's.
+    answered: bool,
+    /// A host answered it with a failure.
+    failed_at: Option<Ipv4Addr>,
+}
+
+/// The correlation's outcome of an operation whose API answer has not come yet: the answer
+/// decides (a failed request is a failed request, whatever its programming did).
+#[derive(Debug)]
+struct Held {
+    phase: usize,
+    start: Instant,
+    what: &'static str,
+    hosts: Vec<Ipv4Addr>,
+    programmed: Option<Duration>,
+}
+
+/// A host back from a crash, and what it must hold again.
+#[derive(Debug)]
+struct Resync {
+    tag: usize,
+    since: Instant,
+    expected: usize,
+    remaining: FxHashSet<Arc<str>>,
+    done: Option<Instant>,
+}
+
+/// How one host's resync went: entries expected, entries missing, time to full state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResyncResult {
+    /// Ports and neighbors it should hold.
+    pub expected: usize,
+    /// Of those, still missing.
+    pub missing: usize,
+    /// From its return to full state.
+    pub took: Option<Duration>,
 }
 
 impl Pending {
@@ -69,12 +107,18 @@ pub struct Correlator {
     source: Source,
     /// Hosts that went away, each set with the count of ports that failed waiting on it.
     lost: Mutex<Vec<(FxHashSet<Ipv4Addr>, Arc<AtomicU64>)>>,
+    /// Every operation's one outcome.
+    ledger: Arc<Ledger>,
+    /// Hosts back from a crash, by address.
+    resyncs: Mutex<FxHashMap<Ipv4Addr, Vec<Resync>>>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     /// Ports waiting, by id.
     pending: FxHashMap<Arc<str>, Pending>,
+    /// Outcomes waiting for their API answer.
+    held: FxHashMap<Arc<str>, Held>,
     /// Every expectation in the order registered, with its start: the sweep takes expired
     /// ports from the front, a chunk per lock, instead of scanning the whole map under the
     /// lock: with a target that programs nothing the map holds a timeout's worth of requests,
@@ -99,7 +143,26 @@ impl Correlator {
             timeout,
             source,
             lost: Mutex::default(),
+            ledger: Arc::new(Ledger::new(
+                Instant::now(),
+                RecoveryRule {
+                    within: Duration::from_secs(1),
+                    share: 0.99,
+                },
+            )),
+            resyncs: Mutex::default(),
         }
+    }
+
+    /// The correlator, settling operations in `ledger`.
+    pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Self {
+        self.ledger = ledger;
+        self
+    }
+
+    /// The ledger it settles operations in.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     /// What tells it a port is done.
@@ -174,7 +237,9 @@ impl Correlator {
         } else {
             (None, None)
         };
+        let id: Arc<str> = port.into();
         let p = Pending {
+            id: id.clone(),
             phase,
             op,
             start,
@@ -183,25 +248,135 @@ impl Correlator {
             remaining: neighbors.into_iter().collect(),
             last: None,
             waiter: tx,
+            answered: false,
+            failed_at: None,
         };
         // A port being moved while its create is still converging: the older expectation ends
         // here, as a failure of what it waited for.
-        let id: Arc<str> = port.into();
         let old = {
             let mut s = self.lock();
             s.order.push_back((start, id.clone()));
             s.pending.insert(id, p)
         };
-        if let Some(old) = old {
+        if let Some(mut old) = old {
+            // Its request was answered long ago (only settled ports move).
+            old.answered = true;
             self.fail([old]);
         }
         rx
     }
 
-    /// The request failed: nothing will be programmed, and the request's failure is already
-    /// counted.
-    pub fn cancel(&self, port: &str) {
-        self.lock().pending.remove(port);
+    /// The request was answered OK: the port's outcome is its programming's, now or when known.
+    pub fn answered(&self, port: &str) {
+        let held = {
+            let mut s = self.lock();
+            if let Some(p) = s.pending.get_mut(port) {
+                p.answered = true;
+                return;
+            }
+            s.held.remove(port)
+        };
+        if let Some(h) = held {
+            self.ledger.settle(h.phase, h.start, h.what, &h.hosts, h.programmed);
+        }
+    }
+
+    /// The request failed (`kind` as the HTTP client names it): nothing more is expected, and
+    /// the failed request is the operation's outcome.
+    pub fn cancel(&self, port: &str, kind: &str) {
+        let (phase, start, own) = {
+            let mut s = self.lock();
+            match (s.pending.remove(port), s.held.remove(port)) {
+                (Some(p), _) => (p.phase, p.start, vec![p.own]),
+                (None, Some(h)) => (h.phase, h.start, h.hosts),
+                (None, None) => return,
+            }
+        };
+        self.ledger
+            .settle(phase, start, outcome::of_request(kind), &own[..own.len().min(1)], None);
+    }
+
+    /// Settles `id`'s outcome in the ledger if its request was answered, else holds it for the
+    /// answer.
+    fn settle_outcome(
+        &self,
+        id: &str,
+        p: &Pending,
+        what: &'static str,
+        hosts: Vec<Ipv4Addr>,
+        programmed: Option<Duration>,
+    ) {
+        if p.answered {
+            self.ledger.settle(p.phase, p.start, what, &hosts, programmed);
+        } else {
+            self.lock().held.insert(
+                id.into(),
+                Held {
+                    phase: p.phase,
+                    start: p.start,
+                    what,
+                    hosts,
+                    programmed,
+                },
+            );
+        }
+    }
+
+    /// Ends the run's correlation: outcomes still waiting for an answer that will not come are
+    /// settled as they stand.
+    pub fn close(&self) {
+        let held: Vec<Held> = self.lock().held.drain().map(|(_, h)| h).collect();
+        for h in held {
+            self.ledger.settle(h.phase, h.start, h.what, &h.hosts, h.programmed);
+        }
+        self.ledger.close();
+    }
+
+    /// From now on, notes when `host` (back from a crash at `since`) holds every one of `ids`
+    /// again (its ports and the ports it holds as neighbors), under `tag`.
+    pub fn expect_resync(&self, tag: usize, host: Ipv4Addr, since: Instant, ids: FxHashSet<Arc<str>>) {
+        let r = Resync {
+            tag,
+            since,
+            expected: ids.len(),
+            done: ids.is_empty().then_some(since),
+            remaining: ids,
+        };
+        self.resyncs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(host)
+            .or_default()
+            .push(r);
+    }
+
+    /// How the hosts of resync `tag` fared.
+    pub fn resync_results(&self, tag: usize) -> Vec<ResyncResult> {
+        self.resyncs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .filter(|r| r.tag == tag)
+            .map(|r| ResyncResult {
+                expected: r.expected,
+                missing: r.remaining.len(),
+                took: r.done.map(|d| d.saturating_duration_since(r.since)),
+            })
+            .collect()
+    }
+
+    fn track_resync(&self, ev: &AgentEvent) {
+        let mut all = self.resyncs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(rs) = all.get_mut(&ev.host_ip) else { return };
+        for r in rs.iter_mut().filter(|r| r.done.is_none() && ev.completed >= r.since) {
+            for id in ev.port_ids.iter().chain(&ev.neighbor_ids) {
+                r.remaining.remove(id);
+            }
+            if r.remaining.is_empty() {
+                r.done = Some(ev.completed);
+            }
+        }
     }
 
     /// Ports waiting.
@@ -248,8 +423,15 @@ impl Correlator {
             },
             ev.error.is_some(),
         );
+        if ev.fault == Some("error") {
+            self.agent_failed(ev);
+            return;
+        }
         if ev.error.is_some() {
             return;
+        }
+        if !self.resyncs.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            self.track_resync(ev);
         }
         let mut finished = Vec::new();
         {
@@ -288,6 +470,30 @@ impl Correlator {
         }
     }
 
+    /// A host answered a message with a failure: the ports it was to hold (as their own host)
+    /// or learn (as a neighbor host) are marked. Not failed yet: another message may still
+    /// bring them there (in Alcor's fan-out every later message to that host lists them again);
+    /// a port that times out still waiting on that host fails as an agent error there.
+    fn agent_failed(&self, ev: &AgentEvent) {
+        let mut state = self.lock();
+        let pending = &mut state.pending;
+        for id in &ev.port_ids {
+            if let Some(p) = pending.get_mut(id)
+                && p.own == ev.host_ip
+                && p.programmed.is_none()
+            {
+                p.failed_at.get_or_insert(ev.host_ip);
+            }
+        }
+        for id in &ev.neighbor_ids {
+            if let Some(p) = pending.get_mut(id)
+                && p.remaining.contains(&ev.host_ip)
+            {
+                p.failed_at.get_or_insert(ev.host_ip);
+            }
+        }
+    }
+
     fn succeed(&self, mut p: Pending) {
         let programmed = p.programmed.map(|t| t.saturating_duration_since(p.start));
         let converged = p.last.map(|t| t.saturating_duration_since(p.start));
@@ -304,6 +510,7 @@ impl Correlator {
         if let Some(w) = p.waiter.take() {
             let _ = w.send(Outcome { programmed, converged });
         }
+        self.settle_outcome(&p.id.clone(), &p, outcome::OK, Vec::new(), programmed);
     }
 
     /// Counts `ports` as failures of what they still waited for; returns how many. Recorded
@@ -311,6 +518,7 @@ impl Correlator {
     fn fail(&self, ports: impl IntoIterator<Item = Pending>) -> usize {
         // (phase, not programmed, not converged); runs have a handful of phases.
         let mut counts: Vec<(usize, u64, u64)> = Vec::new();
+        let mut failed = Vec::new();
         let mut n = 0;
         // Held, not copied: a sweep fails ports every interval, and a gone fleet's set can hold
         // tens of thousands of hosts. Nothing below takes it again.
@@ -344,6 +552,21 @@ impl Correlator {
                     converged: None,
                 });
             }
+            // Still waiting on the host that answered with a failure: that failure is why.
+            let failed_there = p
+                .failed_at
+                .filter(|h| (programmed.is_none() && p.own == *h) || p.remaining.contains(h));
+            let (what, hosts) = match (failed_there, programmed) {
+                (Some(h), _) => (outcome::AGENT_ERROR, vec![h]),
+                (None, None) => (outcome::NOT_PROGRAMMED, vec![p.own]),
+                (None, Some(_)) => (outcome::NOT_CONVERGED, p.remaining.iter().copied().collect()),
+            };
+            failed.push((p, what, hosts, programmed));
+        }
+        // Settled after the lost-hosts lock is let go: holding an outcome takes the state's.
+        drop(lost);
+        for (p, what, hosts, programmed) in failed {
+            self.settle_outcome(&p.id.clone(), &p, what, hosts, programmed);
         }
         for (phase, np, nc) in counts {
             self.rec.correlation_failures(phase, np, nc);
@@ -361,7 +584,7 @@ impl Correlator {
             let mut taken = 0;
             {
                 let mut s = self.lock();
-                let State { pending, order } = &mut *s;
+                let State { pending, order, .. } = &mut *s;
                 while taken < SWEEP_CHUNK
                     && let Some((start, id)) = order.front()
                 {
@@ -446,6 +669,7 @@ mod tests {
             simulated_us: 0,
             total_us: 2,
             error: None,
+            fault: None,
         }
     }
 

@@ -68,6 +68,107 @@ pub struct Summary {
     /// alignment their latencies carry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fleets: Vec<FleetSummary>,
+    /// Every operation's one outcome, over the measured phases.
+    #[serde(default)]
+    pub ledger: LedgerSummary,
+    /// Faults injected (`[[faults]]`), in the order they began.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultSummary>,
+}
+
+/// Every operation's one outcome: the outcomes add up to the operations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LedgerSummary {
+    /// Operations issued (ports created, moved, deleted; a bulk request counts its ports),
+    /// plus those due and never sent.
+    pub operations: u64,
+    /// Operations with an outcome; equal to `operations` once the run has ended.
+    pub settled: u64,
+    /// Operations still without an outcome (only while a run is going).
+    pub open: u64,
+    /// Outcomes recorded for an operation that already had one: a defect of the harness if
+    /// ever above 0.
+    pub double_counted: u64,
+    /// Operations by outcome (`ok`, `api_timeout`, `agent_error`, `not_programmed`, …).
+    pub outcomes: BTreeMap<String, u64>,
+    /// Hosts with at least one failed operation.
+    pub hosts_failing: u64,
+    /// The hosts with the most failed operations, most first.
+    pub by_host: Vec<HostOutcomes>,
+}
+
+impl LedgerSummary {
+    /// True when every operation has exactly one outcome.
+    pub fn balanced(&self) -> bool {
+        self.settled == self.operations && self.open == 0 && self.double_counted == 0
+    }
+
+    /// Operations that did not end `ok`.
+    pub fn failed(&self) -> u64 {
+        self.outcomes.iter().filter(|(k, _)| *k != "ok").map(|(_, v)| v).sum()
+    }
+}
+
+/// Failed operations at one host (its own ports, or ports it was to learn).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostOutcomes {
+    /// The host.
+    pub host: std::net::Ipv4Addr,
+    /// Failed operations.
+    pub failed: u64,
+    /// By outcome.
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+/// One fault of the run: when it held, where, and what it took to recover.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultSummary {
+    /// `slow`, `error`, `blackhole`, `reset`, `partition`, `crash`, `restart`, `command`.
+    pub kind: String,
+    /// What exactly (the delay, the share, the command).
+    pub detail: String,
+    /// Hosts in the fault (agent faults).
+    pub hosts: u64,
+    /// Up to 20 of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_list: Vec<std::net::Ipv4Addr>,
+    /// When it began, s since the run's start.
+    pub start_s: f64,
+    /// When it was undone (or its command ended), s since the run's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_s: Option<f64>,
+    /// How long after it ended until ports were programmed within the SLO again (see
+    /// `recovery_rule`); none when they never were before the run (or the next fault) went on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_s: Option<f64>,
+    /// The rule recovery was judged by.
+    #[serde(default)]
+    pub recovery_rule: String,
+    /// Crashes: how the crashed hosts got their state back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync: Option<ResyncSummary>,
+    /// What happened that a reader must know (a command's exit status, a fault cut short).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// How crashed hosts got their full state back after they returned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResyncSummary {
+    /// Hosts that returned.
+    pub hosts: u64,
+    /// Of those, hosts that held every port and neighbor they should before the run ended.
+    pub complete: u64,
+    /// Entries (ports and neighbors) they should hold, summed.
+    pub expected: u64,
+    /// Entries still missing at the end, summed.
+    pub missing: u64,
+    /// From return to full state: median over the complete hosts, s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_s: Option<f64>,
+    /// The slowest complete host, s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_s: Option<f64>,
 }
 
 /// A fleet the run read over its events connection.

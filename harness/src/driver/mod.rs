@@ -102,6 +102,12 @@ impl Ctx {
         })
     }
 
+    /// `n` operations of `phase` were due and never sent.
+    pub fn unsent(&self, phase: usize, n: u64) {
+        self.rec.unsent(phase, n);
+        self.corr.ledger().unsent(phase, n);
+    }
+
     /// Undoes a planned operation that was never sent.
     pub fn unplan(&self, p: &Planned) {
         self.model().revert(p.op, &p.port, p.prev.as_ref());
@@ -121,17 +127,23 @@ impl Ctx {
         self.expect(phase, p, start, wait)
     }
 
-    /// Expects the programming of a create or move, without counting a request (a bulk body
-    /// is one request for many ports).
-    pub fn expect(&self, phase: usize, p: &Planned, start: Instant, wait: bool) -> Option<oneshot::Receiver<Outcome>> {
+    /// Whether the run can tell when `op` is done on the hosts (else its answer is its outcome).
+    fn correlated(&self, op: Op) -> bool {
         // A control plane's status says nothing new after a rebind (the port may still read
         // ACTIVE from before), so only creates are correlated by status.
-        let wanted = match p.op {
+        let wanted = match op {
             Op::Create => true,
             Op::Update => self.corr.source() == Source::Agents,
             Op::Delete => false,
         };
-        if self.correlate && wanted {
+        self.correlate && wanted
+    }
+
+    /// Opens the operation in the ledger and expects the programming of a create or move,
+    /// without counting a request (a bulk body is one request for many ports).
+    pub fn expect(&self, phase: usize, p: &Planned, start: Instant, wait: bool) -> Option<oneshot::Receiver<Outcome>> {
+        self.corr.ledger().open(phase, 1);
+        if self.correlated(p.op) {
             self.corr
                 .expect(&p.port.id, phase, p.op, start, p.own, p.neighbors.clone(), wait)
         } else {
@@ -147,14 +159,26 @@ impl Ctx {
             start.elapsed().as_micros() as u64,
             result.as_ref().err().map(String::as_str),
         );
-        self.settle(p, result.is_ok());
+        self.settle(phase, p, start, result);
     }
 
-    /// After the answer: a failed request expects nothing more, and the model learns whether
-    /// the port exists.
-    pub fn settle(&self, p: &Planned, ok: bool) {
-        if !ok && p.op != Op::Delete {
-            self.corr.cancel(&p.port.id);
+    /// After the answer: the ledger learns the operation's outcome (now, or when its
+    /// programming is known), a failed request expects nothing more, and the model learns
+    /// whether the port exists.
+    pub fn settle(&self, phase: usize, p: &Planned, start: Instant, result: &Result<(), String>) {
+        let ok = result.is_ok();
+        match (self.correlated(p.op), result) {
+            (true, Ok(())) => self.corr.answered(&p.port.id),
+            (true, Err(kind)) => self.corr.cancel(&p.port.id, kind),
+            (false, Ok(())) => self
+                .corr
+                .ledger()
+                .settle(phase, start, crate::ledger::outcome::OK, &[], None),
+            (false, Err(kind)) => {
+                self.corr
+                    .ledger()
+                    .settle(phase, start, crate::ledger::outcome::of_request(kind), &[p.own], None)
+            }
         }
         let mut m = self.model();
         match p.op {

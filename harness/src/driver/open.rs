@@ -199,7 +199,7 @@ pub async fn run(
             unsent += 1;
         }
     }
-    ctx.rec.unsent(phase, unsent);
+    ctx.unsent(phase, unsent);
     // Workers finish what is queued, then see the channel closed.
     drop(tx);
     let drained = async { while tasks.join_next().await.is_some() {} };
