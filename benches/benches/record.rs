@@ -35,6 +35,7 @@ fn event(port: &str, neighbors: &[String]) -> AgentEvent {
         simulated_us: 0,
         total_us: 20,
         error: None,
+        fault: None,
     }
 }
 

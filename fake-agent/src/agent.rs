@@ -64,6 +64,9 @@ pub(crate) struct Shared {
     pub(crate) epoch: Epoch,
     /// Message handlers running now, across the fleet.
     pub(crate) in_flight: AtomicUsize,
+    /// The control plane to ask after a crash, when the configuration named none (known only
+    /// once the control plane is up: [`crate::Fleet::set_resync`]).
+    pub(crate) resync: std::sync::OnceLock<SocketAddr>,
 }
 
 /// Counters of one agent.
@@ -240,7 +243,7 @@ impl Agent {
         old.ended.cancel();
         self.fault_changes.send_modify(|n| *n += 1);
         if old.fault == AgentFault::Crash
-            && let Some(cp) = self.config.resync
+            && let Some(cp) = self.config.resync.or_else(|| self.shared.resync.get().copied())
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             rt.spawn(crate::resync::request(cp, self.ip()));

@@ -285,7 +285,36 @@ pub struct Fleet {
     token: CancellationToken,
     tasks: JoinSet<()>,
     /// Ids of the faults set so far.
-    faults: AtomicU64,
+    faults: Arc<AtomicU64>,
+}
+
+/// Sets faults on a fleet's agents ([`Fleet::injector`]).
+#[derive(Debug, Clone)]
+pub struct Injector {
+    agents: Vec<Arc<Agent>>,
+    ids: Arc<AtomicU64>,
+}
+
+impl Injector {
+    /// As [`Fleet::inject`].
+    pub fn inject(&self, indices: &[usize], fault: AgentFault, seed: u64) -> FaultHandle {
+        let id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let agents: Vec<Arc<Agent>> = indices.iter().filter_map(|&i| self.agents.get(i).cloned()).collect();
+        for a in &agents {
+            let draws = seed ^ (u64::from(a.index()) << 32) ^ id;
+            a.set_fault(Arc::new(Active::new(fault, id, draws)));
+        }
+        FaultHandle {
+            agents,
+            id,
+            cleared: false,
+        }
+    }
+
+    /// The agents' addresses, in index order.
+    pub fn hosts(&self) -> Vec<Ipv4Addr> {
+        self.agents.iter().map(|a| a.ip()).collect()
+    }
 }
 
 impl Fleet {
@@ -314,6 +343,7 @@ impl Fleet {
             bus: Arc::new(EventBus::default()),
             epoch: Epoch::now(),
             in_flight: AtomicUsize::new(0),
+            resync: Default::default(),
         });
         let config = Arc::new(agent);
         let token = CancellationToken::new();
@@ -389,7 +419,7 @@ impl Fleet {
             shared,
             token,
             tasks,
-            faults: AtomicU64::new(0),
+            faults: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -397,16 +427,21 @@ impl Fleet {
     /// agent's draws (delays, which messages fail) come from `seed` and its index. An agent in
     /// another fault leaves it for this one.
     pub fn inject(&self, indices: &[usize], fault: AgentFault, seed: u64) -> FaultHandle {
-        let id = self.faults.fetch_add(1, Ordering::Relaxed) + 1;
-        let agents: Vec<Arc<Agent>> = indices.iter().filter_map(|&i| self.agents.get(i).cloned()).collect();
-        for a in &agents {
-            let draws = seed ^ (u64::from(a.index()) << 32) ^ id;
-            a.set_fault(Arc::new(Active::new(fault, id, draws)));
-        }
-        FaultHandle {
-            agents,
-            id,
-            cleared: false,
+        self.injector().inject(indices, fault, seed)
+    }
+
+    /// The control plane agents ask for their state after a crash, when their configuration
+    /// names none (set once; later calls are ignored).
+    pub fn set_resync(&self, cp: SocketAddr) {
+        let _ = self.shared.resync.set(cp);
+    }
+
+    /// What sets faults on this fleet's agents, for a task that does not own the fleet (a
+    /// timeline). Its handles outlive nothing: drop them before shutting the fleet down.
+    pub fn injector(&self) -> Injector {
+        Injector {
+            agents: self.agents.clone(),
+            ids: self.faults.clone(),
         }
     }
 

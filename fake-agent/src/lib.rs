@@ -34,6 +34,6 @@ pub use clock::Epoch;
 pub use cost::{CostModel, Profile, Work};
 pub use event::{AgentEvent, EventBus, Rpc, WireEvent};
 pub use fault::{AgentFault, Delay, ErrorReply, FaultHandle};
-pub use fleet::{Fleet, FleetConfig, FleetError, ListenMode};
+pub use fleet::{Fleet, FleetConfig, FleetError, Injector, ListenMode};
 pub use ids::IdList;
 pub use state::{HostState, Neighbor, StateCounts};

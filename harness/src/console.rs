@@ -177,6 +177,59 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         "  error rate  {} (failed requests and ports not converged, of requests sent)",
         units::percent(s.errors.error_rate)
     ));
+    let l = &s.ledger;
+    if l.operations > 0 {
+        let kinds: Vec<String> = l
+            .outcomes
+            .iter()
+            .map(|(k, n)| format!("{k} {}", units::thousands(*n as i64)))
+            .collect();
+        out.push(format!(
+            "  outcomes    {} operations: {} ({})",
+            units::thousands(l.operations as i64),
+            kinds.join(", "),
+            if l.balanced() {
+                "one each, they add up"
+            } else {
+                "THEY DO NOT ADD UP"
+            }
+        ));
+    }
+    for f in &s.faults {
+        let window = match f.end_s {
+            Some(e) => format!("{:.1}–{:.1} s", f.start_s, e),
+            None => format!("from {:.1} s", f.start_s),
+        };
+        let hosts = if f.hosts > 0 {
+            format!(", {} host(s)", f.hosts)
+        } else {
+            String::new()
+        };
+        let recovery = match (f.end_s, f.recovery_s) {
+            (_, Some(r)) => format!("recovered in {}", units::duration_us(r * 1e6)),
+            (Some(_), None) => "not recovered within the run".to_owned(),
+            (None, None) => String::new(),
+        };
+        let resync = f
+            .resync
+            .as_ref()
+            .map(|r| match r.max_s {
+                Some(m) if r.complete == r.hosts => {
+                    format!(", full state again within {}", units::duration_us(m * 1e6))
+                }
+                _ => format!(
+                    ", {} of {} host(s) without their full state",
+                    r.hosts - r.complete,
+                    r.hosts
+                ),
+            })
+            .unwrap_or_default();
+        let note = f.note.as_deref().map(|n| format!(" [{n}]")).unwrap_or_default();
+        out.push(format!(
+            "  fault       {:<9} {window}{hosts}: {recovery}{resync}{note}",
+            f.kind
+        ));
+    }
     for p in s.phases.iter().filter(|p| p.kind == "setup" || p.kind == "teardown") {
         let pct = if p.requests > 0 {
             units::percent(p.errors as f64 / p.requests as f64)

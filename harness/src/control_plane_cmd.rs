@@ -47,6 +47,10 @@ pub struct ControlPlaneArgs {
     /// Answer port requests before the push ends.
     #[arg(long = "async")]
     async_push: bool,
+    /// Serve the NCM's gRPC endpoint for agents here (Alcor's NCM uses 9016): agents back from
+    /// a crash (`agents --resync ADDR`) ask it for their state.
+    #[arg(long, value_name = "ADDR")]
+    ncm_listen: Option<SocketAddr>,
     /// Stop after this long instead of waiting for Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -68,15 +72,19 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
             ..PushConfig::default()
         },
         async_push: args.async_push,
+        ncm_listen: args.ncm_listen,
     };
     let started = Instant::now();
     let cp = ControlPlane::start(cfg).await.context("starting the control plane")?;
     let addrs: Vec<String> = cp.addrs().iter().map(|a| format!("http://{a}")).collect();
     println!(
-        "control plane listening on {} (fan-out {}, push {:?})",
+        "control plane listening on {} (fan-out {}, push {:?}){}",
         addrs.join(", "),
         args.fanout,
-        args.push
+        args.push,
+        cp.ncm_addr()
+            .map(|a| format!("; NCM endpoint for agents on {a}"))
+            .unwrap_or_default()
     );
     crate::signal::stop(args.duration).await;
     let (neighbors, remote) = cp.metrics().neighbor_totals();

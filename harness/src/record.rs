@@ -568,6 +568,27 @@ impl Recorder {
     }
 
     /// Runs `f` over the phases.
+    /// When the phase named `name` began (its first run), or with `None` the first measured
+    /// phase; `None` until it has.
+    pub fn phase_start(&self, name: Option<&str>) -> Option<Instant> {
+        let g = self.lock();
+        g.phases
+            .iter()
+            .find(|p| match name {
+                // Repeats and sizes suffix the name (`churn#2`, `churn@10000`).
+                Some(n) => p.name.strip_prefix(n).is_some_and(|rest| {
+                    rest.is_empty() || rest.starts_with('@') || rest.starts_with('#') || rest.starts_with(' ')
+                }),
+                None => p.kind != PhaseKind::Setup,
+            })
+            .map(|p| self.start + p.started)
+    }
+
+    /// The instant the run's clock counts from.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
     pub fn with_phases<T>(&self, f: impl FnOnce(&[PhaseRecord]) -> T) -> T {
         f(&self.lock().phases)
     }

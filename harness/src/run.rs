@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, anyhow};
 use control_plane::{ControlPlane, ControlPlaneConfig, Ncm, PushConfig};
 use fake_agent::{AgentConfig, Fleet, FleetConfig};
-use reports::summary::{Errors, PhaseSummary, ScenarioInfo, SloResult, SloStatus, StepSearch, Summary, Throughput};
+use reports::summary::{
+    Errors, PhaseSummary, ScenarioInfo, SloResult, SloStatus, StepSearch, Summary, Throughput, metric,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::correlate::{Correlator, Source};
@@ -67,10 +69,42 @@ pub fn default_dir(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{stamp}"))
 }
 
+/// How recovery after a fault is judged: the scenario's check on the first stage
+/// (`port_programmed.p99 < 5s`: 99 % within 5 s), else 99 % within 1 s.
+fn recovery_rule(s: &Scenario) -> crate::ledger::RecoveryRule {
+    let from_slo = s.slo.iter().filter_map(|c| Check::parse(c).ok()).find_map(|c| {
+        let metric = c.metric().to_owned();
+        if metric != metric::PORT_PROGRAMMED && metric != metric::PORT_ACTIVE {
+            return None;
+        }
+        let share = match c.key.strip_prefix(&format!("{metric}."))? {
+            "p50" | "mean" => 0.5,
+            "p90" => 0.9,
+            "p99" => 0.99,
+            "p999" | "p99.9" => 0.999,
+            "max" => 1.0,
+            _ => return None,
+        };
+        Some(crate::ledger::RecoveryRule {
+            within: Duration::from_micros(c.threshold.max(0.0) as u64),
+            share,
+        })
+    });
+    from_slo.unwrap_or(crate::ledger::RecoveryRule {
+        within: Duration::from_secs(1),
+        share: 0.99,
+    })
+}
+
+/// Hosts listed by name in the ledger's failures by host.
+const LEDGER_HOSTS: usize = 20;
+
 /// What the run holds while it goes.
 struct Running {
     fleet: Option<Fleet>,
-    cp: Option<ControlPlane>,
+    cp: Option<Arc<ControlPlane>>,
+    /// The fault timeline, while it runs.
+    timeline: Option<crate::faults::Timeline>,
     /// Forwards agent events to the correlator (and so to the samples file).
     events: Option<tokio::task::JoinHandle<()>>,
     /// Rotates intervals and shows progress.
@@ -109,6 +143,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     let mut running = Running {
         fleet: None,
         cp: None,
+        timeline: None,
         events: None,
         ticker: None,
         cp_records: None,
@@ -156,6 +191,11 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             .get_or_insert_with(|| "stopped".into());
     }
     let partial_reason = partial.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // Every fault in force is undone before anything else ends.
+    let faults = match running.timeline.take() {
+        Some(t) => t.finish().await,
+        None => Vec::new(),
+    };
     // Finish correlation: ports still waiting get their chance, then count as failures.
     if let Some(ctx) = &running.ctx {
         let limit = if partial_reason.is_some() {
@@ -170,6 +210,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         if failed > 0 {
             tracing::warn!(failed, "ports never programmed or converged");
         }
+        ctx.corr.close();
     }
     // Remote fleets: every port has settled or failed, so their ledgers are complete (the
     // fleets are not ours to stop).
@@ -262,6 +303,24 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         opts.repeat.max(1),
     );
     summary.fleets = fleets;
+    if let Some(ctx) = &running.ctx {
+        let measured: Vec<bool> = rec.with_phases(|ps| ps.iter().map(|p| p.kind == PhaseKind::Load).collect());
+        summary.ledger = ctx
+            .corr
+            .ledger()
+            .summary(|i| measured.get(i).copied().unwrap_or(false), LEDGER_HOSTS);
+        if summary.ledger.double_counted > 0 {
+            summary.warnings.push(format!(
+                "{} operation outcome(s) were recorded twice: the ledger is wrong (a defect of alcor-scale)",
+                summary.ledger.double_counted
+            ));
+        }
+        summary.faults = crate::faults::summarize(&faults, &rec, &ctx.corr, rec.elapsed().as_secs_f64());
+        let path = dir.join(reports::files::FAILURES);
+        if let Err(e) = reports::failures::write(&path, &ctx.corr.ledger().failures_per_second()) {
+            tracing::warn!(error = %e, "the failures file could not be written");
+        }
+    }
     let (rows, _) = rec.hosts();
     reports::samples::write_hosts(&dir.join(reports::files::HOSTS), &rows)?;
     summary.write(&dir)?;
@@ -390,10 +449,15 @@ async fn drive(
                 fanout: t.fanout,
                 push,
                 async_push: t.async_push,
+                // Agents back from a crash ask it for their state.
+                ncm_listen: Some("127.0.0.1:0".parse()?),
                 ..Default::default()
             })
             .await
             .context("starting the embedded control plane")?;
+            if let (Some(f), Some(ncm)) = (&running.fleet, cp.ncm_addr()) {
+                f.set_resync(ncm);
+            }
             let base = cp.base_url();
             // The control plane's own timing of each request: goal-state computation,
             // encoding and push, as run metrics.
@@ -402,7 +466,8 @@ async fn drive(
             running.cp_records = Some(tokio::spawn(async move {
                 use reports::summary::metric;
                 while let Some(r) = records.recv().await {
-                    if r.hosts.is_empty() {
+                    // A resync is the control plane's own doing, not a request's.
+                    if r.hosts.is_empty() || r.op == "resync" {
                         continue;
                     }
                     for (m, d) in [
@@ -414,7 +479,7 @@ async fn drive(
                     }
                 }
             }));
-            running.cp = Some(cp);
+            running.cp = Some(Arc::new(cp));
             let urls = ServiceUrls::new(&base, &Default::default())?;
             (
                 Target::Rest(Arc::new(RestTarget::new(urls, topo.clone(), agent_port))),
@@ -465,11 +530,9 @@ async fn drive(
     } else {
         Source::Agents
     };
-    let corr = Arc::new(Correlator::with_source(
-        rec.clone(),
-        s.measure.correlation_timeout,
-        source,
-    ));
+    let ledger = Arc::new(crate::ledger::Ledger::new(rec.start(), recovery_rule(s)));
+    let corr =
+        Arc::new(Correlator::with_source(rec.clone(), s.measure.correlation_timeout, source).with_ledger(ledger));
     let ctx = Arc::new(Ctx {
         rec: rec.clone(),
         corr: corr.clone(),
@@ -480,6 +543,24 @@ async fn drive(
         correlate: external.is_none() && (t.kind != TargetKind::Neutron || t.wait_active),
     });
     running.ctx = Some(ctx.clone());
+    if !s.faults.is_empty() {
+        let expected: crate::faults::Expected = {
+            let ctx = ctx.clone();
+            Arc::new(move |h| ctx.model.lock().unwrap_or_else(|e| e.into_inner()).held_by(h))
+        };
+        running.timeline = Some(crate::faults::Timeline::start(
+            s.faults.clone(),
+            s.seed,
+            rec.clone(),
+            crate::faults::Targets {
+                fleet: running.fleet.as_ref().map(Fleet::injector),
+                cp: running.cp.clone(),
+                corr: Some(corr.clone()),
+                expected: Some(expected),
+            },
+            stop.clone(),
+        ));
+    }
     if let (Some(rx), Some(n)) = (watch, &running.neutron) {
         let poll_stop = CancellationToken::new();
         let cfg = active::PollConfig {
@@ -738,7 +819,7 @@ async fn bulk_setup(ctx: &Arc<Ctx>, phase: usize, n: u64, per: usize) {
                 result.as_ref().err().map(String::as_str),
             );
             for p in &group {
-                ctx.settle(p, result.is_ok());
+                ctx.settle(phase, p, start, &result);
             }
         }
     }
@@ -942,6 +1023,8 @@ fn summarize(
         generator,
         repeats,
         fleets: Vec::new(),
+        ledger: Default::default(),
+        faults: Vec::new(),
     };
     summary.slo = judge(s, &summary);
     summary

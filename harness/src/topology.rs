@@ -425,6 +425,34 @@ impl Model {
         self.settled.len()
     }
 
+    /// Ids of every port host `h` should hold now: its own ports, and the ports it must hold as
+    /// neighbors ([`Model::neighbor_hosts`] turned around). What a host back from a crash must
+    /// be sent again.
+    pub fn held_by(&self, h: usize) -> Vec<std::sync::Arc<str>> {
+        let hk = h as u32;
+        self.ports
+            .values()
+            .filter(|p| {
+                if p.host == h {
+                    return true;
+                }
+                let vpc = &self.topo.vpcs[self.topo.subnets[p.subnet].vpc];
+                let subnets: &[usize] = if vpc.router.is_some() {
+                    &vpc.subnets
+                } else {
+                    std::slice::from_ref(&p.subnet)
+                };
+                subnets.iter().any(|&s| self.subnet_hosts[s].contains_key(&hk))
+                    || p.groups.iter().any(|&g| {
+                        self.topo.referenced_by[g]
+                            .iter()
+                            .any(|&a| self.group_hosts[a].contains_key(&hk))
+                    })
+            })
+            .map(|p| std::sync::Arc::from(p.id.as_str()))
+            .collect()
+    }
+
     /// Hosts other than its own that must learn `p`: every host with a port in its subnet, in
     /// the other subnets of its VPC when the VPC has a router (L3), and with a port in a group
     /// whose rules name one of `p`'s groups as remote group.

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use crate::rundata::IntervalStats;
 use crate::samples::{AgentSample, HostRow};
-use crate::summary::{PhaseSummary, StepSearch};
+use crate::summary::{FaultSummary, PhaseSummary, StepSearch};
 
 /// Width and height of every chart, in SVG units (scaled to the page by CSS).
 pub const SIZE: (u32, u32) = (900, 360);
@@ -77,6 +77,33 @@ fn bands(phases: &[PhaseSummary], lo: f64, hi: f64) -> Vec<Rectangle<(f64, f64)>
         .collect()
 }
 
+/// Red bands over the time each fault held, and its kind written at the top of each.
+fn draw_faults<'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    faults: &[FaultSummary],
+    lo: f64,
+    hi: f64,
+) -> Result<()> {
+    let red = RGBColor(214, 39, 40);
+    chart
+        .draw_series(faults.iter().map(|f| {
+            // A command or restart that took no time still gets a visible sliver.
+            let end = f.end_s.unwrap_or(f.start_s).max(f.start_s + 0.2);
+            Rectangle::new([(f.start_s, lo), (end, hi)], red.mix(0.13).filled())
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(faults.iter().map(|f| {
+            Text::new(
+                f.kind.clone(),
+                (f.start_s, hi),
+                ("sans-serif", 12).into_font().color(&red),
+            )
+        }))
+        .map_err(err)?;
+    Ok(())
+}
+
 /// A chart frame with the report's title font, margins and label areas.
 fn frame<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, title: &str) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
     let mut b = ChartBuilder::on(root);
@@ -130,8 +157,14 @@ fn legend<'a, C: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, C>
         .map_err(err)
 }
 
-/// Lines over time (s) on a linear y axis, with phases shaded.
-pub fn time_lines(title: &str, y_desc: &str, series: &[Series], phases: &[PhaseSummary]) -> String {
+/// Lines over time (s) on a linear y axis, with phases shaded and fault windows marked.
+pub fn time_lines(
+    title: &str,
+    y_desc: &str,
+    series: &[Series],
+    phases: &[PhaseSummary],
+    faults: &[FaultSummary],
+) -> String {
     draw_to_string(|root| {
         let (x, y) = bounds(series);
         let x = time_range(x, phases);
@@ -146,13 +179,14 @@ pub fn time_lines(title: &str, y_desc: &str, series: &[Series], phases: &[PhaseS
             .draw()
             .map_err(err)?;
         chart.draw_series(bands(phases, 0.0, ytop)).map_err(err)?;
+        draw_faults(&mut chart, faults, 0.0, ytop)?;
         draw_lines(&mut chart, series)?;
         legend(&mut chart)
     })
 }
 
-/// Latency lines over time on a log y axis (ms), with phases shaded.
-pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary]) -> String {
+/// Latency lines over time on a log y axis (ms), with phases shaded and fault windows marked.
+pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary], faults: &[FaultSummary]) -> String {
     draw_to_string(|root| {
         let (x, y) = bounds(series);
         let x = time_range(x, phases);
@@ -168,6 +202,7 @@ pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary]) ->
             .draw()
             .map_err(err)?;
         chart.draw_series(bands(phases, lo, hi)).map_err(err)?;
+        draw_faults(&mut chart, faults, lo, hi)?;
         draw_lines(&mut chart, series)?;
         legend(&mut chart)
     })
@@ -504,7 +539,7 @@ mod tests {
             points: vec![(0.5, 1.0), (1.5, 3.0)],
             dashed: false,
         }];
-        let svg = latency_lines("api latency", &s, &[]);
+        let svg = latency_lines("api latency", &s, &[], &[]);
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
         for text in ["api latency", "time since start (s)", "latency (ms, log)", "p99"] {
             assert!(svg.contains(text), "{text} missing");

@@ -542,7 +542,12 @@ pub fn page(base: &RunData, cand: &RunData, cmp: &Comparison) -> String {
         let _ = write!(
             out,
             "<h2>{st}</h2><figure id=\"compare-latency-{st}\">{}</figure>",
-            charts::latency_lines(&format!("{st}: p99 per interval"), &series, &cand.summary.phases)
+            charts::latency_lines(
+                &format!("{st}: p99 per interval"),
+                &series,
+                &cand.summary.phases,
+                &cand.summary.faults
+            )
         );
         let hb = base.measured_histogram(st);
         let hc = cand.measured_histogram(st);

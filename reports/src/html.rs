@@ -277,6 +277,153 @@ fn fleets_table(out: &mut String, fleets: &[crate::summary::FleetSummary]) {
     out.push_str("</table></div>");
 }
 
+/// Every operation's outcome (the ledger), the faults with their recovery, failures over time
+/// and the hosts that failed most.
+fn outcomes_section(out: &mut String, run: &RunData) {
+    let s = &run.summary;
+    let l = &s.ledger;
+    if l.operations == 0 && s.faults.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<h2>Outcomes</h2><p class=\"note\">Every operation of the measured phases (a port created, moved or deleted; a bulk request counts its ports) ends in exactly one outcome. {} operations, {} settled{}.</p>",
+        l.operations,
+        l.settled,
+        if l.balanced() {
+            ": they add up".to_owned()
+        } else {
+            format!(
+                "; <span class=\"fail\">{} open, {} counted twice: the ledger does not add up</span>",
+                l.open, l.double_counted
+            )
+        }
+    );
+    out.push_str(
+        "<div class=\"scroll\"><table id=\"outcomes\"><tr><th>outcome</th><th>operations</th><th>share</th></tr>",
+    );
+    for (k, v) in &l.outcomes {
+        let _ = write!(
+            out,
+            "<tr><td{}>{}</td><td>{}</td><td>{}</td></tr>",
+            if k == "ok" { "" } else { " class=\"fail\"" },
+            escape(k),
+            v,
+            crate::units::percent(*v as f64 / l.operations.max(1) as f64)
+        );
+    }
+    out.push_str("</table></div>");
+    if !s.faults.is_empty() {
+        let rule = s.faults.first().map(|f| f.recovery_rule.clone()).unwrap_or_default();
+        let _ = write!(
+            out,
+            "<h2>Faults</h2><p class=\"note\">Recovery: time from the end of a fault until new ports were healthy again and stayed so until the next fault ({}). Resync: how long crashed hosts took, once back, to hold every port and neighbor they should.</p>",
+            escape(&rule)
+        );
+        out.push_str("<div class=\"scroll\"><table id=\"faults\"><tr><th>fault</th><th>what</th><th>hosts</th><th>from (s)</th><th>to (s)</th><th>recovery</th><th>resync</th><th>note</th></tr>");
+        for f in &s.faults {
+            let hosts = if f.hosts == 0 {
+                "-".to_owned()
+            } else {
+                let listed: Vec<String> = f.host_list.iter().map(ToString::to_string).collect();
+                let more = if f.hosts as usize > listed.len() { ", …" } else { "" };
+                format!("{} ({}{more})", f.hosts, listed.join(", "))
+            };
+            let recovery = match (f.end_s, f.recovery_s) {
+                (_, Some(r)) => crate::units::duration_us(r * 1e6),
+                (None, None) => "-".into(),
+                (Some(_), None) => "<span class=\"fail\">not within the run</span>".into(),
+            };
+            let resync = match &f.resync {
+                None => "-".into(),
+                Some(r) if r.complete == r.hosts => format!(
+                    "{} host(s), {} entries: p50 {}, max {}",
+                    r.hosts,
+                    r.expected,
+                    r.p50_s.map(|v| crate::units::duration_us(v * 1e6)).unwrap_or_default(),
+                    r.max_s.map(|v| crate::units::duration_us(v * 1e6)).unwrap_or_default()
+                ),
+                Some(r) => format!(
+                    "<span class=\"fail\">{} of {} host(s) complete; {} of {} entries missing</span>",
+                    r.complete, r.hosts, r.missing, r.expected
+                ),
+            };
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&f.kind),
+                escape(&f.detail),
+                escape(&hosts),
+                f.start_s,
+                f.end_s.map(|e| format!("{e:.1}")).unwrap_or_else(|| "-".into()),
+                recovery,
+                resync,
+                escape(f.note.as_deref().unwrap_or(""))
+            );
+        }
+        out.push_str("</table></div>");
+    }
+    if !run.failures.is_empty() {
+        let mut by_reason: std::collections::BTreeMap<&str, Vec<(f64, f64)>> = Default::default();
+        let last = run.failures.iter().map(|r| r.second).max().unwrap_or(0);
+        for r in &run.failures {
+            by_reason.entry(r.reason.as_str()).or_default();
+        }
+        for (reason, pts) in by_reason.iter_mut() {
+            // Every second, zeros included, so that lines drop back to 0 between bursts.
+            let counts: std::collections::HashMap<u64, u64> = run
+                .failures
+                .iter()
+                .filter(|r| r.reason == *reason)
+                .map(|r| (r.second, r.count))
+                .collect();
+            *pts = (0..=last)
+                .map(|sec| (sec as f64, counts.get(&sec).copied().unwrap_or(0) as f64))
+                .collect();
+        }
+        let series: Vec<Series> = by_reason
+            .into_iter()
+            .map(|(label, points)| Series {
+                label: label.to_owned(),
+                points,
+                dashed: false,
+            })
+            .collect();
+        figure(
+            out,
+            "chart-failures",
+            &charts::time_lines(
+                "Failed operations by reason",
+                "operations per second",
+                &series,
+                &s.phases,
+                &s.faults,
+            ),
+            "By the second each operation started; red: fault windows.",
+        );
+    }
+    if !l.by_host.is_empty() {
+        let _ = write!(
+            out,
+            "<h3>Failures by host</h3><p class=\"note\">{} host(s) had failed operations (as a port's own host, or as a host that was to learn it); the {} with the most:</p>",
+            l.hosts_failing,
+            l.by_host.len()
+        );
+        out.push_str("<div class=\"scroll\"><table id=\"failures-by-host\"><tr><th>host</th><th>failed</th><th>by reason</th></tr>");
+        for h in &l.by_host {
+            let reasons: Vec<String> = h.by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                h.host,
+                h.failed,
+                escape(&reasons.join(", "))
+            );
+        }
+        out.push_str("</table></div>");
+    }
+}
+
 fn signed_us(us: f64) -> String {
     let sign = if us < 0.0 { "−" } else { "+" };
     format!("{sign}{}", crate::units::duration_us(us.abs()))
@@ -354,6 +501,7 @@ pub fn page(run: &RunData) -> String {
     side_by_side_table(&mut out, s);
     out.push_str("<h2>SLO</h2>");
     slo_table(&mut out, &s.slo);
+    outcomes_section(&mut out, run);
 
     out.push_str("<h2>Throughput</h2>");
     let thr = vec![
@@ -387,7 +535,7 @@ pub fn page(run: &RunData) -> String {
     figure(
         &mut out,
         "chart-throughput",
-        &charts::time_lines("Throughput over time", "per second", &thr, &s.phases),
+        &charts::time_lines("Throughput over time", "per second", &thr, &s.phases, &s.faults),
         "Shaded: phases (grey: not in the headline figures: setup, teardown, contrast, past the knee).",
     );
 
@@ -405,7 +553,7 @@ pub fn page(run: &RunData) -> String {
         figure(
             &mut out,
             &format!("chart-latency-{st}"),
-            &charts::latency_lines(&format!("{st}: latency per interval"), &series, &s.phases),
+            &charts::latency_lines(&format!("{st}: latency per interval"), &series, &s.phases, &s.faults),
             "",
         );
     }

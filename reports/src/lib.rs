@@ -20,6 +20,7 @@ pub mod bootstrap;
 pub mod charts;
 pub mod compare;
 mod csvfile;
+pub mod failures;
 pub mod health;
 pub mod hlog;
 pub mod html;
@@ -53,6 +54,8 @@ pub mod files {
     pub const PHASES: &str = "phases.hlog";
     /// The HTML report.
     pub const REPORT: &str = "report.html";
+    /// Failed operations per second by reason (the ledger's).
+    pub const FAILURES: &str = "failures.csv";
 }
 
 /// Why a run folder could not be read or written. Every variant names the file.

@@ -63,6 +63,8 @@ pub struct RunData {
     pub hosts: Vec<HostRow>,
     /// The histogram logs whose last line was cut mid-write (and left out).
     pub cut_logs: Vec<&'static str>,
+    /// `failures.csv` (empty for folders written before it existed).
+    pub failures: Vec<crate::failures::FailureRow>,
 }
 
 impl RunData {
@@ -161,6 +163,7 @@ impl RunData {
             samples: samples::read_agent_samples(&dir.join(files::AGENT_SAMPLES))?,
             hosts: samples::read_hosts(&dir.join(files::HOSTS))?,
             cut_logs,
+            failures: crate::failures::read(&dir.join(files::FAILURES))?,
             dir: dir.to_owned(),
         })
     }

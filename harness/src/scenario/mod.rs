@@ -76,6 +76,9 @@ pub struct Scenario {
     /// Measurement settings.
     #[serde(default)]
     pub measure: MeasureSpec,
+    /// Faults injected while the measured phases run (see [`crate::faults`]).
+    #[serde(default)]
+    pub faults: Vec<crate::faults::FaultSpec>,
 }
 
 fn default_seed() -> u64 {
@@ -608,6 +611,16 @@ pub struct Loaded {
 /// Reads, overrides, parses and validates a scenario file.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Loaded, ScenarioErrors> {
     let source = Source::read(path).map_err(|e| ScenarioErrors(vec![e]))?;
+    load_source(path, source, overrides)
+}
+
+/// As [`load`], for scenario text that came from `path` (a file not read from disk).
+pub fn load_text(path: &Path, text: String, overrides: &[String]) -> Result<Loaded, ScenarioErrors> {
+    let source = Source::parse(path.display().to_string(), text).map_err(|e| ScenarioErrors(vec![e]))?;
+    load_source(path, source, overrides)
+}
+
+fn load_source(path: &Path, source: Source, overrides: &[String]) -> Result<Loaded, ScenarioErrors> {
     let source = source.with_overrides(overrides).map_err(|e| ScenarioErrors(vec![e]))?;
     let scenario: Scenario = source.deserialize().map_err(|e| ScenarioErrors(vec![e]))?;
     let problems = validate::validate(&scenario);

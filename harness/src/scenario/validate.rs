@@ -50,6 +50,14 @@ pub fn validate(s: &Scenario) -> Problems {
             bad("agents.remote", "give either agents.remote or target.agent".into());
         }
     }
+    // Faults.
+    {
+        let names: Vec<String> = s.phases.iter().map(|ph| ph.name.clone()).collect();
+        let agents_here = a.remote.is_empty() && s.target.agent.is_none() && s.target.kind != TargetKind::Neutron;
+        for (f, m) in crate::faults::problems(&s.faults, &names, agents_here, s.target.kind == TargetKind::Embedded) {
+            bad(&f, m);
+        }
+    }
     // Target.
     let t = &s.target;
     match t.kind {
