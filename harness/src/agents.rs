@@ -1,6 +1,7 @@
 //! `alcor-scale agents`: runs a fleet of simulated agents until Ctrl-C (or `--duration`).
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -78,6 +79,14 @@ pub struct AgentsArgs {
     /// Connections each agent may hold at once, for the open-files budget.
     #[arg(long, default_value_t = 2)]
     connections_per_agent: u64,
+    /// Faults to inject, as `[[faults]]` entries of agent kinds (slow, error, blackhole, reset,
+    /// partition, crash) with `at` counted from the fleet's start; each window is logged.
+    #[arg(long, value_name = "FILE")]
+    faults: Option<std::path::PathBuf>,
+    /// The control plane's NCM endpoint (`control-plane --ncm-listen`) that agents back from a
+    /// crash ask for their state with RequestGoalStates(AGENT_RESTARTED).
+    #[arg(long, value_name = "ADDR")]
+    resync: Option<SocketAddr>,
 }
 
 /// Runs the fleet; returns once it has stopped and its summary is printed.
@@ -99,7 +108,12 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         mode: args.mode,
         cost_model: args.cost_model,
         max_message_size: usize::try_from(args.max_message_size.as_u64()).unwrap_or(usize::MAX),
+        resync: args.resync,
         ..AgentConfig::default()
+    };
+    let faults = match &args.faults {
+        Some(path) => Some(harness::faults::FaultsFile::read(path).map_err(|e| UsageError(e.into()))?),
+        None => None,
     };
     let started = Instant::now();
     let mut fleet = match Fleet::start(&fleet_cfg, agent_cfg).await {
@@ -139,6 +153,23 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         say!("registered {n} nodes with {url}");
     }
 
+    let timeline = faults.map(|f| {
+        say!("{} fault(s) from {}", f.faults.len(), args.faults.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        let anchor: harness::faults::Anchor = Arc::new(move |_| Some(started));
+        harness::faults::Timeline::start(
+            f.faults,
+            f.seed,
+            anchor,
+            harness::faults::Targets {
+                fleet: Some(fleet.injector()),
+                cp: None,
+                corr: None,
+                expected: None,
+            },
+            tokio_util::sync::CancellationToken::new(),
+        )
+    });
+
     // Ctrl-C stops the fleet with or without --duration, and always prints the summary.
     let stop = crate::signal::stop(args.duration);
     tokio::pin!(stop);
@@ -155,6 +186,21 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
                     last_stats = s;
                 }
             }
+        }
+    }
+    // Faults still in force are undone before the fleet stops; each window is said.
+    if let Some(t) = timeline {
+        for f in t.finish().await {
+            let at = |i: Instant| i.saturating_duration_since(started).as_secs_f64();
+            say!(
+                "fault {} {} on {} host(s): {:.1}–{} s{}",
+                f.kind.name(),
+                f.detail,
+                f.hosts.len(),
+                at(f.start),
+                f.end.map(|e| format!("{:.1}", at(e))).unwrap_or_else(|| "-".into()),
+                f.note.map(|n| format!(" ({n})")).unwrap_or_default()
+            );
         }
     }
     let stats = fleet.stats();

@@ -254,6 +254,53 @@ fn fmt_d(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// A faults file for a fleet run apart (`alcor-scale agents --faults FILE`): the same
+/// `[[faults]]` entries as a scenario's, agent kinds only, `at` counted from the fleet's start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsFile {
+    /// Seed of the draws of entries that give none.
+    #[serde(default)]
+    pub seed: u64,
+    /// The faults.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+}
+
+impl FaultsFile {
+    /// Reads and checks `path`; every error names the file, the field and its line.
+    pub fn read(path: &std::path::Path) -> Result<Self, crate::scenario::ScenarioErrors> {
+        use crate::scenario::{ScenarioErrors, Source};
+        let source = Source::read(path).map_err(|e| ScenarioErrors(vec![e]))?;
+        let file: Self = source.deserialize().map_err(|e| ScenarioErrors(vec![e]))?;
+        let mut problems = problems(&file.faults, &[], true, false);
+        for (i, f) in file.faults.iter().enumerate() {
+            if !f.kind.on_agents() {
+                problems.push((
+                    format!("faults[{i}].kind"),
+                    format!("`{}` is not a fault of agents; run it from the scenario", f.kind.name()),
+                ));
+            }
+            if f.phase.is_some() {
+                problems.push((
+                    format!("faults[{i}].phase"),
+                    "a fleet has no phases: `at` counts from its start".into(),
+                ));
+            }
+        }
+        // Kinds that are not the fleet's are said once, by the check above.
+        problems.retain(|(f, m)| !(f.ends_with(".kind") && m.contains("embedded control plane")));
+        problems.dedup();
+        if problems.is_empty() {
+            Ok(file)
+        } else {
+            Err(ScenarioErrors(
+                problems.into_iter().map(|(f, m)| source.error_at(&f, m)).collect(),
+            ))
+        }
+    }
+}
+
 /// Problems of a whole timeline against the phases it names and the hosts it can reach.
 pub fn problems(faults: &[FaultSpec], phases: &[String], agents_here: bool, embedded: bool) -> Vec<(String, String)> {
     let mut p = Vec::new();
@@ -261,6 +308,7 @@ pub fn problems(faults: &[FaultSpec], phases: &[String], agents_here: bool, embe
         let prefix = format!("faults[{i}]");
         p.extend(f.problems(&prefix));
         if let Some(ph) = &f.phase
+            && !phases.is_empty()
             && !phases.contains(ph)
         {
             p.push((format!("{prefix}.phase"), format!("no measured phase is named `{ph}`")));
@@ -308,6 +356,10 @@ pub fn select(sel: &HostSelection, hosts: &[Ipv4Addr], seed: u64) -> Result<Vec<
     }
 }
 
+/// When the phase a fault counts from began (`None`: the first measured phase); `None` until
+/// it has.
+pub type Anchor = Arc<dyn Fn(Option<&str>) -> Option<Instant> + Send + Sync>;
+
 /// The port ids a host (by fleet index) should hold now.
 pub type Expected = Arc<dyn Fn(usize) -> Vec<Arc<str>> + Send + Sync>;
 
@@ -350,7 +402,7 @@ impl Timeline {
     pub fn start(
         specs: Vec<FaultSpec>,
         base_seed: u64,
-        rec: Arc<Recorder>,
+        anchor: Anchor,
         targets: Targets,
         stop: CancellationToken,
     ) -> Self {
@@ -358,10 +410,10 @@ impl Timeline {
         let own_stop = stop.child_token();
         let mut set = tokio::task::JoinSet::new();
         for (i, spec) in specs.into_iter().enumerate() {
-            let (windows, rec, targets, stop) = (windows.clone(), rec.clone(), targets.clone(), own_stop.clone());
+            let (windows, anchor, targets, stop) = (windows.clone(), anchor.clone(), targets.clone(), own_stop.clone());
             set.spawn(async move {
                 let seed = spec.seed.unwrap_or(base_seed ^ (0x5eed_0000 + i as u64));
-                let Some(anchor) = wait_phase(&rec, spec.phase.as_deref(), &stop).await else {
+                let Some(anchor) = wait_phase(&anchor, spec.phase.as_deref(), &stop).await else {
                     return;
                 };
                 let begin = anchor + spec.at;
@@ -380,10 +432,18 @@ impl Timeline {
         }
     }
 
+    /// Waits until every fault has run its course (or `stop`), then returns them.
+    pub async fn wait(mut self) -> Vec<RecordedFault> {
+        let _ = (&mut self.task).await;
+        self.finish().await
+    }
+
     /// Ends the timeline (undoing whatever is in force) and waits for it.
-    pub async fn finish(self) -> Vec<RecordedFault> {
+    pub async fn finish(mut self) -> Vec<RecordedFault> {
         self.stop.cancel();
-        let _ = self.task.await;
+        if !self.task.is_finished() {
+            let _ = (&mut self.task).await;
+        }
         let w = self.windows.lock().unwrap_or_else(|e| e.into_inner()).clone();
         w.into_iter()
             .map(|w| RecordedFault {
@@ -419,9 +479,9 @@ pub struct RecordedFault {
 }
 
 /// The instant `phase` (or the first measured phase) started, once it has.
-async fn wait_phase(rec: &Recorder, phase: Option<&str>, stop: &CancellationToken) -> Option<Instant> {
+async fn wait_phase(anchor: &Anchor, phase: Option<&str>, stop: &CancellationToken) -> Option<Instant> {
     loop {
-        if let Some(at) = rec.phase_start(phase) {
+        if let Some(at) = anchor(phase) {
             return Some(at);
         }
         tokio::select! {

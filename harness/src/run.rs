@@ -548,10 +548,14 @@ async fn drive(
             let ctx = ctx.clone();
             Arc::new(move |h| ctx.model.lock().unwrap_or_else(|e| e.into_inner()).held_by(h))
         };
+        let anchor: crate::faults::Anchor = {
+            let rec = rec.clone();
+            Arc::new(move |phase| rec.phase_start(phase))
+        };
         running.timeline = Some(crate::faults::Timeline::start(
             s.faults.clone(),
             s.seed,
-            rec.clone(),
+            anchor,
             crate::faults::Targets {
                 fleet: running.fleet.as_ref().map(Fleet::injector),
                 cp: running.cp.clone(),

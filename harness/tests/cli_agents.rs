@@ -227,3 +227,58 @@ fn agents_run_on_when_their_stdout_reader_leaves() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn a_fleet_run_apart_injects_its_faults_file_and_says_each_window() {
+    let dir = std::env::temp_dir().join(format!("agents-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("faults.toml");
+    std::fs::write(
+        &file,
+        "seed = 5\n\n[[faults]]\nkind = \"crash\"\nat = \"300ms\"\nduration = \"700ms\"\nhosts = [\"127.6.40.2\"]\n\n[[faults]]\nkind = \"slow\"\nat = \"200ms\"\nduration = \"500ms\"\nhosts = 0.5\ndelay = \"20ms\"\n",
+    )
+    .unwrap();
+    let mut child = spawn(&[
+        "agents",
+        "--count",
+        "4",
+        "--base-ip",
+        "127.6.40.1",
+        "--port",
+        "50001",
+        "--no-events",
+        "--faults",
+        file.to_str().unwrap(),
+        "--duration",
+        "2s",
+    ]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // While crashed, the host refuses connections; its neighbors do not.
+    line_with(&mut lines, "agents listening").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(TcpStream::connect("127.6.40.2:50001").await.is_err(), "a crashed host refuses");
+    assert!(TcpStream::connect("127.6.40.1:50001").await.is_ok());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(TcpStream::connect("127.6.40.2:50001").await.is_ok(), "the crashed host is back");
+    // The windows are said when the fleet stops.
+    let mut said = String::new();
+    while let Ok(Some(l)) = lines.next_line().await {
+        said.push_str(&l);
+        said.push('\n');
+    }
+    assert!(said.contains("fault crash  on 1 host(s): 0.3–1.0 s"), "{said}");
+    assert!(said.contains("fault slow +20ms on 2 host(s): 0.2–0.7 s"), "{said}");
+    assert!(child.wait().await.unwrap().success());
+
+    // A fault that is not the fleet's is refused, naming the file, field and line.
+    std::fs::write(&file, "[[faults]]\nkind = \"restart\"\nat = \"1s\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["agents", "--count", "1", "--no-events", "--faults", file.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("faults.toml:2: faults[0].kind"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
