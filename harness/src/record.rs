@@ -604,7 +604,10 @@ impl Recorder {
     /// percentile charts. Called once, when nothing records any more.
     pub fn finish(&self, dir: &Path, wall_start: std::time::SystemTime) -> Result<(), reports::Error> {
         self.rotate();
-        let g = self.lock();
+        let mut g = self.lock();
+        if let Some(s) = &mut g.samples {
+            s.finish()?;
+        }
         let mut w = HlogWriter::create(
             &dir.join(reports::files::PHASES),
             wall_start,
@@ -622,6 +625,11 @@ impl Recorder {
             }
         }
         w.flush()
+    }
+
+    /// Agent messages offered to `agent-samples.csv` (it keeps a bounded sample of them).
+    pub fn samples_seen(&self) -> u64 {
+        self.lock().samples.as_ref().map_or(0, SampleWriter::seen)
     }
 
     /// Per-host rows (sorted by address) and their distribution.

@@ -303,6 +303,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         opts.repeat.max(1),
     );
     summary.fleets = fleets;
+    summary.agent_samples_seen = rec.samples_seen();
     if let Some(ctx) = &running.ctx {
         let measured: Vec<bool> = rec.with_phases(|ps| ps.iter().map(|p| p.kind == PhaseKind::Load).collect());
         summary.ledger = ctx
@@ -1028,6 +1029,7 @@ fn summarize(
         repeats,
         fleets: Vec::new(),
         ledger: Default::default(),
+        agent_samples_seen: 0,
         faults: Vec::new(),
     };
     summary.slo = judge(s, &summary);

@@ -597,7 +597,16 @@ pub fn page(run: &RunData) -> String {
                 .map(|s| (s.bytes as f64, s.processing_us as f64))
                 .collect::<Vec<_>>(),
         );
-        let mut note = format!("{} messages.", run.samples.len());
+        let seen = run.summary.agent_samples_seen;
+        let mut note = if seen as usize > run.samples.len() {
+            format!(
+                "{} messages, of which the run folder keeps a uniform sample of {}.",
+                seen,
+                run.samples.len()
+            )
+        } else {
+            format!("{} messages.", run.samples.len())
+        };
         if dropped {
             let _ = write!(
                 note,

@@ -54,35 +54,116 @@ pub struct HostRow {
 /// Header of `hosts.csv`.
 pub const HOSTS_HEADER: &str = "host,messages,bytes,neighbors";
 
-/// Streams agent samples to CSV.
+/// Most agent samples a run folder keeps: a uniform sample of this many messages, whatever
+/// the run's length (a long churn produced ~4.6 MB of samples a minute when every one was
+/// kept). The histograms of every metric stay complete in the interval logs.
+pub const MAX_AGENT_SAMPLES: usize = 100_000;
+
+/// How often the kept samples are written out while a run goes: a run cut short loses at
+/// most this much of them (never any histogram).
+const REWRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keeps a uniform random sample of at most `cap` agent samples (reservoir sampling, Vitter's
+/// algorithm R, seeded so that a run's sample is reproducible) and writes it to CSV, sorted by
+/// time, every [`REWRITE_EVERY`] and at the end. Written here: the algorithm is a dozen lines,
+/// and the crates that offer it sample iterators, not a stream that is also written out.
 #[derive(Debug)]
-pub struct SampleWriter(CsvWriter);
+pub struct SampleWriter {
+    path: std::path::PathBuf,
+    cap: usize,
+    seen: u64,
+    kept: Vec<AgentSample>,
+    rng: rand::rngs::StdRng,
+    dirty: bool,
+    written: std::time::Instant,
+}
 
 impl SampleWriter {
-    /// Creates the file with its header.
+    /// Creates the file with its header, keeping at most [`MAX_AGENT_SAMPLES`].
     pub fn create(path: &Path) -> Result<Self, Error> {
-        CsvWriter::create(path, AGENT_SAMPLES_HEADER).map(Self)
+        Self::with_cap(path, MAX_AGENT_SAMPLES)
     }
 
-    /// Appends one row.
+    /// As [`SampleWriter::create`], keeping at most `cap`.
+    pub fn with_cap(path: &Path, cap: usize) -> Result<Self, Error> {
+        use rand::SeedableRng;
+        CsvWriter::create(path, AGENT_SAMPLES_HEADER)?.flush()?;
+        Ok(Self {
+            path: path.to_owned(),
+            cap: cap.max(1),
+            seen: 0,
+            kept: Vec::new(),
+            rng: rand::rngs::StdRng::seed_from_u64(0x5a3b1e5),
+            dirty: false,
+            written: std::time::Instant::now(),
+        })
+    }
+
+    /// Offers one sample: kept while there is room, then in place of a random kept one with
+    /// probability cap / seen.
     pub fn write(&mut self, s: &AgentSample) -> Result<(), Error> {
-        self.0.line(format_args!(
-            "{:.6},{},{},{},{},{},{},{},{}",
-            s.t_s,
-            s.host,
-            s.bytes,
-            s.neighbors,
-            s.ports,
-            s.processing_us,
-            s.decode_us,
-            s.apply_us,
-            s.cpu_us.map(|c| c.to_string()).unwrap_or_default()
-        ))
+        use rand::Rng;
+        self.seen += 1;
+        if self.kept.len() < self.cap {
+            self.kept.push(*s);
+            self.dirty = true;
+        } else {
+            let j = self.rng.random_range(0..self.seen);
+            if (j as usize) < self.cap {
+                self.kept[j as usize] = *s;
+                self.dirty = true;
+            }
+        }
+        Ok(())
     }
 
-    /// Flushes.
+    /// Samples offered so far.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Writes the kept samples out if they changed and the last write is old enough.
     pub fn flush(&mut self) -> Result<(), Error> {
-        self.0.flush()
+        if self.dirty && self.written.elapsed() >= REWRITE_EVERY {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the kept samples out now (at the end of a run).
+    pub fn finish(&mut self) -> Result<(), Error> {
+        if self.dirty {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the file at once (written aside, then renamed), so that a reader never sees
+    /// half of it.
+    fn write_out(&mut self) -> Result<(), Error> {
+        let mut rows = self.kept.clone();
+        rows.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+        let tmp = self.path.with_extension("csv.tmp");
+        let mut w = CsvWriter::create(&tmp, AGENT_SAMPLES_HEADER)?;
+        for s in &rows {
+            w.line(format_args!(
+                "{:.6},{},{},{},{},{},{},{},{}",
+                s.t_s,
+                s.host,
+                s.bytes,
+                s.neighbors,
+                s.ports,
+                s.processing_us,
+                s.decode_us,
+                s.apply_us,
+                s.cpu_us.map(|c| c.to_string()).unwrap_or_default()
+            ))?;
+        }
+        w.flush()?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.dirty = false;
+        self.written = std::time::Instant::now();
+        Ok(())
     }
 }
 
@@ -144,6 +225,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_kept_samples_are_bounded_and_uniform_over_the_run() {
+        let dir = std::env::temp_dir().join(format!("reservoir-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.csv");
+        let mut w = SampleWriter::with_cap(&p, 1000).unwrap();
+        let n = 100_000;
+        for i in 0..n {
+            w.write(&AgentSample {
+                t_s: i as f64,
+                host: Ipv4Addr::LOCALHOST,
+                bytes: i,
+                neighbors: 0,
+                ports: 1,
+                processing_us: 1,
+                decode_us: 0,
+                apply_us: 0,
+                cpu_us: None,
+            })
+            .unwrap();
+        }
+        // Nothing written before its time; all of it at the end.
+        assert!(read_agent_samples(&p).unwrap().is_empty());
+        w.finish().unwrap();
+        let kept = read_agent_samples(&p).unwrap();
+        assert_eq!((kept.len(), w.seen()), (1000, n));
+        assert!(kept.windows(2).all(|p| p[0].t_s < p[1].t_s), "sorted by time");
+        // Uniform: each tenth of the run holds about a tenth of the kept samples.
+        for tenth in 0..10 {
+            let lo = (tenth * n / 10) as f64;
+            let in_tenth = kept.iter().filter(|s| s.t_s >= lo && s.t_s < lo + n as f64 / 10.0).count();
+            assert!((60..=140).contains(&in_tenth), "tenth {tenth}: {in_tenth}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn samples_and_hosts_round_trip_and_bad_lines_are_named() {
         let dir = std::env::temp_dir().join(format!("samples-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -161,7 +278,7 @@ mod tests {
         };
         let mut w = SampleWriter::create(&p).unwrap();
         w.write(&s).unwrap();
-        w.flush().unwrap();
+        w.finish().unwrap();
         drop(w);
         assert_eq!(read_agent_samples(&p).unwrap(), vec![s]);
         let h = dir.join("h.csv");

@@ -71,6 +71,10 @@ pub struct Summary {
     /// Every operation's one outcome, over the measured phases.
     #[serde(default)]
     pub ledger: LedgerSummary,
+    /// Agent messages the run saw; `agent-samples.csv` keeps a uniform sample of at most
+    /// [`crate::samples::MAX_AGENT_SAMPLES`] of them.
+    #[serde(default)]
+    pub agent_samples_seen: u64,
     /// Faults injected (`[[faults]]`), in the order they began.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultSummary>,

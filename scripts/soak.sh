@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Soak: port churn for a long time (default 1 h) with the fleet in its own process, sampling
+# the harness's and the fleet's resident memory and open descriptors every 10 s, to show both
+# stay bounded. Loopback only; everything it starts is stopped at the end, also on failure.
+#
+#   scripts/soak.sh [DURATION] [OUT]      # e.g. scripts/soak.sh 1h target/soak
+#
+# Writes OUT/usage.csv (t_s, harness and fleet RSS in MB and descriptors), OUT/run (the run
+# folder) and prints first/last/max of each with the growth per 10 minutes after warm-up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-1h}
+OUT=${2:-target/soak}
+BIN=${ALCOR_SCALE_BIN:-$PWD/target/release/alcor-scale}
+EVENTS=127.0.0.1:50190
+[ -x "$BIN" ] || cargo build --release --quiet
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; sleep 2;
+            for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# The fleet of port-churn (100 hosts), apart, so that its memory is its own.
+RUST_LOG=warn "$BIN" agents --count 100 --base-ip 127.8.0.1 --cost-model aca-2021 \
+  --events "$EVENTS" --connections-per-agent 4 >"$OUT/agents.log" 2>&1 &
+fleet=$!; pids+=("$fleet")
+for _ in $(seq 1 100); do grep -q "events:" "$OUT/agents.log" && break; sleep 0.1; done
+
+RUST_LOG=warn "$BIN" run scenarios/port-churn.toml --quiet --out "$OUT/run" \
+  --set "agents.remote=[\"$EVENTS\"]" --set "phases[0].duration=\"$DURATION\"" \
+  >"$OUT/run.log" 2>&1 &
+harness=$!; pids+=("$harness")
+
+mb() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+echo "t_s,harness_rss_mb,harness_fds,fleet_rss_mb,fleet_fds" >"$OUT/usage.csv"
+start=$(date +%s)
+while kill -0 "$harness" 2>/dev/null; do
+  echo "$(( $(date +%s) - start )),$(mb $harness),$(fds $harness),$(mb $fleet),$(fds $fleet)" >>"$OUT/usage.csv"
+  sleep 10
+done
+wait "$harness" || echo "soak: the run exited $? (its verdict; see $OUT/run.log)" >&2
+
+python3 - "$OUT/usage.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1]))]
+rows = [r for r in rows if float(r["harness_rss_mb"]) > 0]
+if not rows:
+    sys.exit("soak: no samples")
+warm = [r for r in rows if int(r["t_s"]) >= 300] or rows
+for k in ["harness_rss_mb", "harness_fds", "fleet_rss_mb", "fleet_fds"]:
+    v = [float(r[k]) for r in rows]
+    w = [(int(r["t_s"]), float(r[k])) for r in warm]
+    span = (w[-1][0] - w[0][0]) or 1
+    per10 = (w[-1][1] - w[0][1]) / span * 600
+    print(f"{k:15} first {v[0]:8.1f}  after 5 min {w[0][1]:8.1f}  last {v[-1]:8.1f}  max {max(v):8.1f}  growth after 5 min {per10:+.1f} per 10 min")
+PY
