@@ -92,6 +92,19 @@ struct Serving {
     tasks: JoinSet<()>,
 }
 
+impl Serving {
+    /// Closes the listeners; requests in flight get `grace`, then are aborted.
+    async fn stop(&mut self, grace: Duration) {
+        self.token.cancel();
+        if tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            self.tasks.shutdown().await;
+        }
+    }
+}
+
 /// Whether a control plane restarted in place keeps what it held.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -251,13 +264,7 @@ impl ControlPlane {
     /// same addresses are served again, with the state kept or dropped.
     pub async fn restart(&self, state: RestartState, down: Duration, grace: Duration) -> std::io::Result<()> {
         let mut serving = self.serving.lock().await;
-        serving.token.cancel();
-        if tokio::time::timeout(grace, async { while serving.tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            serving.tasks.shutdown().await;
-        }
+        serving.stop(grace).await;
         self.state.ncm.disconnect_all();
         if state == RestartState::Drop {
             let mut inner = self.state.lock();
@@ -281,14 +288,7 @@ impl ControlPlane {
 
     /// Stops serving; in-flight requests get `grace` to finish.
     pub async fn shutdown(&self, grace: Duration) {
-        let mut serving = self.serving.lock().await;
-        serving.token.cancel();
-        if tokio::time::timeout(grace, async { while serving.tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            serving.tasks.shutdown().await;
-        }
+        self.serving.lock().await.stop(grace).await;
     }
 }
 

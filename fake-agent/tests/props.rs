@@ -4,10 +4,18 @@
 
 use alcor_schema::{GoalState, GoalStateV2};
 use bytes::Bytes;
+use cap::Cap;
 use fake_agent::sample::port_joining_subnet;
 use fake_agent::{ApplyOptions, HostState, ValidationMode, apply_decoded_v2, apply_v1};
 use proptest::prelude::*;
 use prost::Message;
+
+/// Every allocation of this test process counts against a cap: input of 2 KB that made the
+/// decoder or the state ask for more than this would abort the run, not pass.
+const ALLOC_CAP: usize = 256 << 20;
+
+#[global_allocator]
+static ALLOC: Cap<std::alloc::System> = Cap::new(std::alloc::System, ALLOC_CAP);
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -34,6 +42,12 @@ fn feed(raw: &[u8]) {
             apply_v1(&mut state, v1, opts);
         }
     }
+    // Nothing a case allocated may stay (the harness's own few MB aside).
+    assert!(
+        ALLOC.allocated() < 64 << 20,
+        "{} bytes held after a case",
+        ALLOC.allocated()
+    );
 }
 
 /// A real goal state: a port joining a subnet of a few neighbors, with security-group rules.

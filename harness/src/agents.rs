@@ -154,7 +154,14 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     }
 
     let timeline = faults.map(|f| {
-        say!("{} fault(s) from {}", f.faults.len(), args.faults.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        say!(
+            "{} fault(s) from {}",
+            f.faults.len(),
+            args.faults
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
         let anchor: harness::faults::Anchor = Arc::new(move |_| Some(started));
         harness::faults::Timeline::start(
             f.faults,

@@ -57,6 +57,8 @@ struct Pending {
 struct Held {
     phase: usize,
     start: Instant,
+    /// The port's own host, charged with a failed request.
+    own: Ipv4Addr,
     what: &'static str,
     hosts: Vec<Ipv4Addr>,
     programmed: Option<Duration>,
@@ -288,12 +290,11 @@ impl Correlator {
             let mut s = self.lock();
             match (s.pending.remove(port), s.held.remove(port)) {
                 (Some(p), _) => (p.phase, p.start, vec![p.own]),
-                (None, Some(h)) => (h.phase, h.start, h.hosts),
+                (None, Some(h)) => (h.phase, h.start, vec![h.own]),
                 (None, None) => return,
             }
         };
-        self.ledger
-            .settle(phase, start, outcome::of_request(kind), &own[..own.len().min(1)], None);
+        self.ledger.settle(phase, start, outcome::of_request(kind), &own, None);
     }
 
     /// Settles `id`'s outcome in the ledger if its request was answered, else holds it for the
@@ -314,6 +315,7 @@ impl Correlator {
                 Held {
                     phase: p.phase,
                     start: p.start,
+                    own: p.own,
                     what,
                     hosts,
                     programmed,

@@ -317,6 +317,15 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             ));
         }
         summary.faults = crate::faults::summarize(&faults, &rec, &ctx.corr, rec.elapsed().as_secs_f64());
+        for (i, f) in s.faults.iter().enumerate() {
+            if !faults.iter().any(|r| r.spec_index == i) {
+                summary.warnings.push(format!(
+                    "faults[{i}] ({} at {}) never began: the run ended before its time",
+                    f.kind.name(),
+                    humantime::format_duration(f.at)
+                ));
+            }
+        }
         let path = dir.join(reports::files::FAILURES);
         if let Err(e) = reports::failures::write(&path, &ctx.corr.ledger().failures_per_second()) {
             tracing::warn!(error = %e, "the failures file could not be written");

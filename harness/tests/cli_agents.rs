@@ -256,10 +256,16 @@ async fn a_fleet_run_apart_injects_its_faults_file_and_says_each_window() {
     // While crashed, the host refuses connections; its neighbors do not.
     line_with(&mut lines, "agents listening").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(TcpStream::connect("127.6.40.2:50001").await.is_err(), "a crashed host refuses");
+    assert!(
+        TcpStream::connect("127.6.40.2:50001").await.is_err(),
+        "a crashed host refuses"
+    );
     assert!(TcpStream::connect("127.6.40.1:50001").await.is_ok());
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(TcpStream::connect("127.6.40.2:50001").await.is_ok(), "the crashed host is back");
+    assert!(
+        TcpStream::connect("127.6.40.2:50001").await.is_ok(),
+        "the crashed host is back"
+    );
     // The windows are said when the fleet stops.
     let mut said = String::new();
     while let Ok(Some(l)) = lines.next_line().await {
@@ -273,7 +279,14 @@ async fn a_fleet_run_apart_injects_its_faults_file_and_says_each_window() {
     // A fault that is not the fleet's is refused, naming the file, field and line.
     std::fs::write(&file, "[[faults]]\nkind = \"restart\"\nat = \"1s\"\n").unwrap();
     let out = Command::new(BIN)
-        .args(["agents", "--count", "1", "--no-events", "--faults", file.to_str().unwrap()])
+        .args([
+            "agents",
+            "--count",
+            "1",
+            "--no-events",
+            "--faults",
+            file.to_str().unwrap(),
+        ])
         .output()
         .await
         .unwrap();

@@ -209,3 +209,61 @@ fn bad_fault_entries_are_refused_naming_the_field() {
     .unwrap();
     rejects(&["validate", file.to_str().unwrap()], "embedded control plane");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_a_fault_undoes_it_and_keeps_the_ledger() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let _g = serial();
+    let dir = tmp("faults-ctrlc");
+    let out = dir.join("run");
+    let file = dir.join("s.toml");
+    std::fs::write(
+        &file,
+        "name = \"ctrlc\"\n[agents]\ncount = 6\nbase_ip = \"127.7.9.1\"\n[topology]\nports = 60\n[setup]\nmodel = \"open\"\nrate = 400\n\
+         [[phases]]\nname = \"load\"\nmodel = \"open\"\nrate = 25\nduration = \"60s\"\n[measure]\ncorrelation_timeout = \"3s\"\n\
+         [[faults]]\nkind = \"crash\"\nat = \"1s\"\nduration = \"50s\"\nhosts = [\"127.7.9.2\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The host comes up, then crashes: it refuses connections.
+    let t = Instant::now();
+    let up = || std::net::TcpStream::connect("127.7.9.2:50001").is_ok();
+    while !up() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while up() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    let s: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["partial"], true);
+    let f = &s["faults"][0];
+    assert_eq!(f["note"], "undone early: the run stopped", "{f}");
+    assert!(f["end_s"].as_f64().unwrap() < 20.0, "{f}");
+    let l = &s["ledger"];
+    let sum: u64 = l["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, l["operations"].as_u64().unwrap(), "{l}");
+    assert!(l["operations"].as_u64().unwrap() > 0);
+    assert!(out.join("report.html").exists());
+}

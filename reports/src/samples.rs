@@ -254,7 +254,10 @@ mod tests {
         // Uniform: each tenth of the run holds about a tenth of the kept samples.
         for tenth in 0..10 {
             let lo = (tenth * n / 10) as f64;
-            let in_tenth = kept.iter().filter(|s| s.t_s >= lo && s.t_s < lo + n as f64 / 10.0).count();
+            let in_tenth = kept
+                .iter()
+                .filter(|s| s.t_s >= lo && s.t_s < lo + n as f64 / 10.0)
+                .count();
             assert!((60..=140).contains(&in_tenth), "tenth {tenth}: {in_tenth}");
         }
         let _ = std::fs::remove_dir_all(&dir);
