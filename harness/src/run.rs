@@ -303,6 +303,24 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         opts.repeat.max(1),
     );
     summary.fleets = fleets;
+    if !summary.fleets.is_empty() {
+        // Events a fleet dropped are ports the run could not follow: a fidelity failure.
+        let dropped: u64 = summary.fleets.iter().map(|f| f.dropped).sum();
+        let status = match (summary.partial, dropped) {
+            (true, _) => SloStatus::NotEvaluated,
+            (false, 0) => SloStatus::Pass,
+            (false, _) => SloStatus::Fail,
+        };
+        summary.slo.push(SloResult {
+            check: reports::summary::EVENTS_CHECK.into(),
+            actual: Some(dropped as f64),
+            threshold: 1.0,
+            op: "<".into(),
+            pass: status == SloStatus::Pass,
+            status,
+            margin: None,
+        });
+    }
     summary.agent_samples_seen = rec.samples_seen();
     if let Some(ctx) = &running.ctx {
         let measured: Vec<bool> = rec.with_phases(|ps| ps.iter().map(|p| p.kind == PhaseKind::Load).collect());

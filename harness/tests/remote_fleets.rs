@@ -53,6 +53,12 @@ fn a_run_drives_two_fleets_in_other_processes() {
     // The hosts are the fleets' 12 + 8, and every create settled over both.
     assert_every_port_settled(&s, 20);
     assert_fleets_stayed(&s, &[12, 8]);
+    let events = s
+        .slo
+        .iter()
+        .find(|r| r.check == reports::summary::EVENTS_CHECK)
+        .unwrap();
+    assert!(events.pass && events.actual == Some(0.0), "{events:?}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("id=\"fleets\""), "the report lists the fleets");
 }
@@ -113,4 +119,42 @@ fn a_fleet_that_leaves_mid_run_is_reported_with_what_it_left_waiting() {
         "{:?}",
         s.errors
     );
+}
+
+#[test]
+fn a_fleet_that_dropped_events_fails_the_run_for_fidelity() {
+    let _serial = serial();
+    let dir = tmp("remote-fleet-drops");
+    // A buffer of one event: the bulk setup's bursts do not fit.
+    let fleet = spawn_fleet(&[
+        "--count",
+        "20",
+        "--base-ip",
+        "127.6.4.1",
+        "--port",
+        "50213",
+        "--events-buffer",
+        "1",
+        "--duration",
+        "120s",
+    ]);
+    let out = dir.join("run");
+    let o = smoke_over(
+        &[&fleet],
+        &["measure.correlation_timeout=3s", "phases[1].requests=24"],
+        &out,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let s = Summary::read(&out).unwrap();
+    assert!(s.fleets[0].dropped > 0, "{:?}", s.fleets[0]);
+    let events = s
+        .slo
+        .iter()
+        .find(|r| r.check == reports::summary::EVENTS_CHECK)
+        .unwrap();
+    assert!(
+        !events.pass && events.actual == Some(s.fleets[0].dropped as f64),
+        "{events:?}"
+    );
+    assert!(text(&o).contains("no agent event dropped"), "{}", text(&o));
 }

@@ -543,6 +543,10 @@ pub struct SloResult {
     pub margin: Option<f64>,
 }
 
+/// The check a run reading fleets apart gets: none of their events was dropped (`actual` is
+/// how many were): a run whose record of its hosts is incomplete cannot pass.
+pub const EVENTS_CHECK: &str = "no agent event dropped";
+
 /// The check a run with a step search gets: the search found its knee (`actual` is the knee).
 pub const KNEE_CHECK: &str = "step search found a knee";
 
@@ -551,6 +555,9 @@ impl SloResult {
     pub fn key(&self) -> &str {
         if self.check == KNEE_CHECK {
             return "knee";
+        }
+        if self.check == EVENTS_CHECK {
+            return "events_dropped";
         }
         self.check.split(['<', '>']).next().unwrap_or("").trim()
     }
