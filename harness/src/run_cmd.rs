@@ -191,8 +191,13 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
         ),
         _ => format!("{} agents", s.agents.count),
     };
+    let faults = if s.faults.is_empty() {
+        String::new()
+    } else {
+        format!(", {} fault(s)", s.faults.len())
+    };
     println!(
-        "{}: valid ({} target, {hosts}, {} measured phase(s), {} SLO check(s))",
+        "{}: valid ({} target, {hosts}, {} measured phase(s), {} SLO check(s){faults})",
         l.path.display(),
         s.target.kind,
         s.phases.len(),

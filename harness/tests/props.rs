@@ -51,7 +51,8 @@ fn toml_char() -> impl Strategy<Value = char> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    // A case that runs past 10 s is a hang: the test runs in a child process that is killed then.
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, timeout: 10_000, ..ProptestConfig::default() })]
 
     #[test]
     fn props_mutated_scenarios_load_or_name_their_error(

@@ -81,7 +81,8 @@ fn names(e: &reports::Error, file: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    // A case that runs past 10 s is a hang: the test runs in a child process that is killed then.
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, timeout: 10_000, ..ProptestConfig::default() })]
 
     #[test]
     fn props_each_reader_reads_or_names_the_file(
@@ -107,7 +108,7 @@ proptest! {
 
 proptest! {
     // Rendering draws every chart (~0.1 s a case): one case in 500, at least 20.
-    #![proptest_config(ProptestConfig { cases: (cases() / 500).max(20), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: (cases() / 500).max(20), failure_persistence: None, timeout: 10_000, ..ProptestConfig::default() })]
 
     #[test]
     fn props_a_damaged_folder_loads_and_renders_or_is_refused(
