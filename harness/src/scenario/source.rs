@@ -42,12 +42,26 @@ impl Source {
 
     /// Parses text that came from `file`.
     pub fn parse(file: String, text: String) -> Result<Self, ScenarioError> {
-        let doc = Document::parse(text.clone()).map_err(|e| ScenarioError {
-            line: e.span().map(|s| line_of(&text, s.start)),
+        let syntax = |line: Option<usize>, message: String| ScenarioError {
+            line,
             file: file.clone(),
             field: String::new(),
-            message: e.message().trim().to_owned(),
-        })?;
+            message,
+        };
+        // toml's own parser first: toml_edit 0.23 panics (`all items have spans`) on some
+        // malformed text that toml rejects cleanly (found by the property tests, e.g.
+        // "¡=\r==! \r.¡=").
+        if let Err(e) = toml::from_str::<toml::Table>(&text) {
+            return Err(syntax(
+                e.span().map(|s| line_of(&text, s.start)),
+                e.message().trim().to_owned(),
+            ));
+        }
+        // And should toml_edit still panic on text toml accepted, that is an error, not a crash.
+        let parsed = std::panic::catch_unwind(|| Document::parse(text.clone()))
+            .map_err(|_| syntax(None, "the TOML could not be read (the parser failed on it)".into()))?;
+        let doc =
+            parsed.map_err(|e| syntax(e.span().map(|s| line_of(&text, s.start)), e.message().trim().to_owned()))?;
         let mut spans = Vec::new();
         walk_item(doc.as_item(), "", &mut spans);
         Ok(Self {
@@ -341,6 +355,14 @@ mod tests {
         assert_eq!(s.line_of_field("phases[1].mix.create"), Some(11));
         // A missing field is reported where its table is.
         assert_eq!(s.line_of_field("phases[1].users"), Some(9));
+    }
+
+    #[test]
+    fn text_that_crashed_the_toml_parser_is_an_error_with_its_line() {
+        // Found by the property tests: toml_edit panicked on it.
+        let e = Source::parse("f.toml".into(), "¡=\r==! \r.¡=".into()).unwrap_err();
+        assert_eq!(e.file, "f.toml");
+        assert!(e.line.is_some() && !e.message.is_empty(), "{e:?}");
     }
 
     #[test]
