@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 cases="${CASES:-1000000}"
 echo "props: ${cases} cases per property" >&2
 start=$(date +%s)
-PROPTEST_CASES="$cases" cargo test --release --workspace -- props_ --test-threads 2
+PROPTEST_CASES="$cases" cargo test --release --workspace --no-fail-fast -- props_ --test-threads 2
 echo "props: done in $(( $(date +%s) - start )) s" >&2
