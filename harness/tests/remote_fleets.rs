@@ -99,13 +99,16 @@ fn a_fleet_that_leaves_mid_run_is_reported_with_what_it_left_waiting() {
     let s = Summary::read(&out).unwrap();
     let gone = &s.fleets[1];
     assert!(gone.disconnected_at_s.is_some_and(|t| t > 1.0), "{gone:?}");
-    // Every port that failed on the gone hosts is in its ledger, and nothing else failed.
+    // Every port that failed in the measured phases failed waiting on the gone hosts, and no
+    // request failed. (On a slow machine the departure can also catch the end of setup: those
+    // ports are in the fleet's count, not in the measured figures.)
     assert!(gone.ports_unaccounted > 0, "{gone:?}");
-    assert_eq!(
-        gone.ports_unaccounted, s.errors.not_converged,
+    assert!(
+        gone.ports_unaccounted >= s.errors.not_converged,
         "{gone:?} {:?}",
         s.errors
     );
+    assert_eq!(s.errors.requests_failed, 0, "{:?}", s.errors);
     assert!(s.fleets[0].disconnected_at_s.is_none(), "{:?}", s.fleets[0]);
     assert!(
         s.warnings
