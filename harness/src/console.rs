@@ -169,7 +169,20 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             .errors
             .failures
             .iter()
-            .map(|(k, n)| format!("{k} {} ({})", units::thousands(*n as i64), rate(k, *n)))
+            .map(|(k, n)| {
+                if k == reports::summary::failure::AGENT_ERROR {
+                    // Counted per goal-state message, not per request: a share of requests
+                    // would mislead.
+                    let messages = s.throughput.messages.max(*n);
+                    format!(
+                        "{k} {} of {} agent messages",
+                        units::thousands(*n as i64),
+                        units::thousands(messages as i64)
+                    )
+                } else {
+                    format!("{k} {} ({})", units::thousands(*n as i64), rate(k, *n))
+                }
+            })
             .collect();
         out.push(format!("  failures    {}", kinds.join(", ")));
     }
@@ -206,6 +219,7 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             String::new()
         };
         let recovery = match (f.end_s, f.recovery_s) {
+            (_, Some(r)) if r <= 0.0 => "recovered at once".to_owned(),
             (_, Some(r)) => format!("recovered in {}", units::duration_us(r * 1e6)),
             (Some(_), None) => "not recovered within the run".to_owned(),
             (None, None) => String::new(),

@@ -330,6 +330,7 @@ fn outcomes_section(out: &mut String, run: &RunData) {
                 format!("{} ({}{more})", f.hosts, listed.join(", "))
             };
             let recovery = match (f.end_s, f.recovery_s) {
+                (_, Some(r)) if r <= 0.0 => "at once".into(),
                 (_, Some(r)) => crate::units::duration_us(r * 1e6),
                 (None, None) => "-".into(),
                 (Some(_), None) => "<span class=\"fail\">not within the run</span>".into(),
