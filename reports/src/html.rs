@@ -320,7 +320,7 @@ fn outcomes_section(out: &mut String, run: &RunData) {
             "<h2>Faults</h2><p class=\"note\">Recovery: time from the end of a fault until new ports were healthy again and stayed so until the next fault ({}). Resync: how long crashed hosts took, once back, to hold every port and neighbor they should.</p>",
             escape(&rule)
         );
-        out.push_str("<div class=\"scroll\"><table id=\"faults\"><tr><th>fault</th><th>what</th><th>hosts</th><th>from (s)</th><th>to (s)</th><th>recovery</th><th>resync</th><th>note</th></tr>");
+        out.push_str("<div class=\"scroll\"><table id=\"faults\"><tr><th>fault</th><th>from (s)</th><th>to (s)</th><th>recovery</th><th>resync</th><th>hosts</th><th>what</th><th>note</th></tr>");
         for f in &s.faults {
             let hosts = if f.hosts == 0 {
                 "-".to_owned()
@@ -351,14 +351,14 @@ fn outcomes_section(out: &mut String, run: &RunData) {
             };
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&f.kind),
-                escape(&f.detail),
-                escape(&hosts),
                 f.start_s,
                 f.end_s.map(|e| format!("{e:.1}")).unwrap_or_else(|| "-".into()),
                 recovery,
                 resync,
+                escape(&hosts),
+                escape(&f.detail),
                 escape(f.note.as_deref().unwrap_or(""))
             );
         }
