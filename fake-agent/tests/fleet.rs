@@ -359,8 +359,10 @@ async fn a_shared_listener_serves_every_agent_by_its_address_with_no_descriptor_
         listen: ListenMode::Shared,
     };
     let fleet = Fleet::start(&cfg, AgentConfig::default()).await.unwrap();
+    // A handful at most, not one per agent (the other tests of this binary open and close
+    // connections meanwhile, so the count is not exact).
     assert!(
-        fds() <= before + 8,
+        fds() <= before + 16,
         "3,000 idle agents hold {} descriptors",
         fds() - before
     );
