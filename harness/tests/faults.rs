@@ -70,14 +70,7 @@ at = "1s"
 
     // The ledger: one outcome per operation, adding up to what was sent and what was due.
     let l = &s["ledger"];
-    let outcomes: u64 = l["outcomes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    let ops = l["operations"].as_u64().unwrap();
-    assert_eq!(outcomes, ops, "{name}: {l}");
+    let ops = outcomes_add_up(&s);
     assert_eq!(l["settled"].as_u64().unwrap(), ops, "{name}: {l}");
     assert_eq!(l["open"], 0, "{name}");
     assert_eq!(l["double_counted"], 0, "{name}");
@@ -94,6 +87,20 @@ at = "1s"
     let (start, end) = (f["start_s"].as_f64().unwrap(), f["end_s"].as_f64().unwrap());
     assert!(end >= start, "{name}: {f}");
     s
+}
+
+/// Asserts that the ledger's outcomes sum to its operations; returns them.
+fn outcomes_add_up(s: &Value) -> u64 {
+    let l = &s["ledger"];
+    let sum: u64 = l["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let ops = l["operations"].as_u64().unwrap();
+    assert_eq!(sum, ops, "{l}");
+    ops
 }
 
 fn outcome(s: &Value, k: &str) -> u64 {
@@ -256,14 +263,6 @@ fn ctrl_c_during_a_fault_undoes_it_and_keeps_the_ledger() {
     let f = &s["faults"][0];
     assert_eq!(f["note"], "undone early: the run stopped", "{f}");
     assert!(f["end_s"].as_f64().unwrap() < 20.0, "{f}");
-    let l = &s["ledger"];
-    let sum: u64 = l["outcomes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(sum, l["operations"].as_u64().unwrap(), "{l}");
-    assert!(l["operations"].as_u64().unwrap() > 0);
+    assert!(outcomes_add_up(&s) > 0);
     assert!(out.join("report.html").exists());
 }
