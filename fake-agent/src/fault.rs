@@ -210,11 +210,6 @@ pub struct FaultHandle {
 }
 
 impl FaultHandle {
-    /// Agents in the fault.
-    pub fn hosts(&self) -> Vec<std::net::Ipv4Addr> {
-        self.agents.iter().map(|a| a.ip()).collect()
-    }
-
     /// Takes the fault off every agent still in it. Crashed agents come back with empty state.
     pub fn clear(mut self) {
         self.clear_now();

@@ -145,13 +145,7 @@ impl Correlator {
             timeout,
             source,
             lost: Mutex::default(),
-            ledger: Arc::new(Ledger::new(
-                Instant::now(),
-                RecoveryRule {
-                    within: Duration::from_secs(1),
-                    share: 0.99,
-                },
-            )),
+            ledger: Arc::new(Ledger::new(Instant::now(), RecoveryRule::default())),
             resyncs: Mutex::default(),
         }
     }

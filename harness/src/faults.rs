@@ -273,7 +273,9 @@ impl FaultsFile {
         use crate::scenario::{ScenarioErrors, Source};
         let source = Source::read(path).map_err(|e| ScenarioErrors(vec![e]))?;
         let file: Self = source.deserialize().map_err(|e| ScenarioErrors(vec![e]))?;
-        let mut problems = problems(&file.faults, &[], true, false);
+        // Kinds that are not the fleet's are refused below, once: `problems` is asked as if the
+        // control plane were embedded, so that it does not refuse `restart` a second time.
+        let mut problems = problems(&file.faults, &[], true, true);
         for (i, f) in file.faults.iter().enumerate() {
             if !f.kind.on_agents() {
                 problems.push((
@@ -288,9 +290,6 @@ impl FaultsFile {
                 ));
             }
         }
-        // Kinds that are not the fleet's are said once, by the check above.
-        problems.retain(|(f, m)| !(f.ends_with(".kind") && m.contains("embedded control plane")));
-        problems.dedup();
         if problems.is_empty() {
             Ok(file)
         } else {
@@ -432,18 +431,10 @@ impl Timeline {
         }
     }
 
-    /// Waits until every fault has run its course (or `stop`), then returns them.
-    pub async fn wait(mut self) -> Vec<RecordedFault> {
-        let _ = (&mut self.task).await;
-        self.finish().await
-    }
-
     /// Ends the timeline (undoing whatever is in force) and waits for it.
-    pub async fn finish(mut self) -> Vec<RecordedFault> {
+    pub async fn finish(self) -> Vec<RecordedFault> {
         self.stop.cancel();
-        if !self.task.is_finished() {
-            let _ = (&mut self.task).await;
-        }
+        let _ = self.task.await;
         let w = self.windows.lock().unwrap_or_else(|e| e.into_inner()).clone();
         w.into_iter()
             .map(|w| RecordedFault {

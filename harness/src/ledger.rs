@@ -115,6 +115,16 @@ pub struct RecoveryRule {
     pub share: f64,
 }
 
+impl Default for RecoveryRule {
+    /// 99 % within 1 s: for a scenario with no check on the first stage.
+    fn default() -> Self {
+        Self {
+            within: Duration::from_secs(1),
+            share: 0.99,
+        }
+    }
+}
+
 /// Every operation's one outcome; see the module documentation.
 #[derive(Debug)]
 pub struct Ledger {

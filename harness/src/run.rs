@@ -90,10 +90,7 @@ fn recovery_rule(s: &Scenario) -> crate::ledger::RecoveryRule {
             share,
         })
     });
-    from_slo.unwrap_or(crate::ledger::RecoveryRule {
-        within: Duration::from_secs(1),
-        share: 0.99,
-    })
+    from_slo.unwrap_or_default()
 }
 
 /// Hosts listed by name in the ledger's failures by host.
