@@ -100,6 +100,36 @@ fn start() -> Result<Neutron, String> {
     Ok(n)
 }
 
+/// Neutron's side of a failed run: its slowest requests by its own clock (the access log) and
+/// its warnings and errors, without the start-up noise. The state folder goes with the checkout.
+fn neutron_side() -> String {
+    let read = |f: &str| std::fs::read_to_string(state().join(f)).unwrap_or_default();
+    let access = read("access.log");
+    let ms = |l: &str| {
+        l.rsplit(' ')
+            .next()
+            .and_then(|t| t.strip_suffix("ms"))
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut slow: Vec<&str> = access.lines().collect();
+    slow.sort_by_key(|l| std::cmp::Reverse(ms(l)));
+    slow.truncate(8);
+    let log = read("neutron.log");
+    let noise = ["Deprecated", "already registered", "memcache", "Stdattrs_common"];
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARNING ") || l.contains(" ERROR "))
+        .filter(|l| !noise.iter().any(|n| l.contains(n)))
+        .collect();
+    let last = &warnings[warnings.len().saturating_sub(20)..];
+    format!(
+        "Neutron's slowest requests (its own time):\n{}\nNeutron's last warnings and errors:\n{}",
+        slow.join("\n"),
+        last.join("\n")
+    )
+}
+
 /// `GET /v2.0/{what}` of the test's Neutron, as JSON.
 fn get(what: &str) -> serde_json::Value {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -127,15 +157,18 @@ fn a_neutron_run_builds_drives_correlates_and_leaves_neutron_as_it_was() {
     let out = dir.join("run");
     let url = format!("target.url=http://127.0.0.1:{API_PORT}");
     let mut args = vec!["run", "scenarios/neutron-smoke.toml", "--set", &url, "--quiet"];
-    if !neutron.ovn {
+    // The scenario's latency checks judge Neutron on a quiet machine; here Neutron, OVN,
+    // PostgreSQL and the test share two loaded cores, where one rebind racing its port's ACTIVE
+    // update once took 20.6 s (CI, session 9). The test checks what the run does, so its latency
+    // bounds only catch a hang; what Neutron spent on each request is shown when it fails.
+    let slo = if neutron.ovn {
+        "slo=[\"api.p99 < 60s\", \"port_active.p99 < 120s\", \"error_rate < 1%\", \"setup_errors < 1\"]"
+    } else {
         // Simulated agents bind ports but plug none: nothing goes ACTIVE.
-        args.extend([
-            "--set",
-            "target.wait_active=false",
-            "--set",
-            "slo=[\"api.p99 < 10s\", \"error_rate < 1%\"]",
-        ]);
-    }
+        args.extend(["--set", "target.wait_active=false"]);
+        "slo=[\"api.p99 < 60s\", \"error_rate < 1%\", \"setup_errors < 1\"]"
+    };
+    args.extend(["--set", slo]);
     args.extend(["--out", out.to_str().unwrap()]);
     let o = Command::new(bin())
         .args(&args)
@@ -143,7 +176,7 @@ fn a_neutron_run_builds_drives_correlates_and_leaves_neutron_as_it_was() {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), neutron_side());
     let s = Summary::read(&out).unwrap();
     assert_eq!(s.target, "neutron");
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
