@@ -153,6 +153,7 @@ async fn measure(hosts: usize, base: Ipv4Addr) {
         host: ip,
         bytes: bytes::Bytes::new(),
         counts: MessageCounts::default(),
+        vpc: None,
     };
     // Warm every path once.
     ncm.push_all(ips.iter().map(|ip| message(*ip)).collect()).await;

@@ -36,6 +36,7 @@ fn event(port: &str, neighbors: &[String]) -> AgentEvent {
         total_us: 20,
         error: None,
         fault: None,
+        queued: None,
     }
 }
 

@@ -39,6 +39,17 @@ pub enum Grouping {
     Host,
 }
 
+impl std::str::FromStr for Grouping {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "vpc" => Ok(Self::Vpc),
+            "host" => Ok(Self::Host),
+            _ => Err(format!("invalid grouping `{s}` (expected vpc or host)")),
+        }
+    }
+}
+
 impl std::fmt::Display for Grouping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -162,7 +173,7 @@ impl Default for BrokerConfig {
             storage: Storage::File,
             max_bytes: 1 << 30,
             ack_wait: Duration::from_secs(10),
-            max_ack_pending: 256,
+            max_ack_pending: 32,
             max_in_flight: 4096,
             publish_timeout: Duration::from_secs(30),
         }

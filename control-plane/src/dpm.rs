@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alcor_schema::port_configuration::{AllowAddressPair, FixedIp as PortFixedIp, SecurityGroupId};
@@ -96,6 +97,8 @@ pub struct HostMessage {
     pub bytes: Bytes,
     /// What it carries.
     pub counts: MessageCounts,
+    /// The VPC it is about (the first, when it carries several): its topic on the MQ path.
+    pub vpc: Option<Arc<str>>,
 }
 
 impl HostMessage {
@@ -207,6 +210,7 @@ impl Builder {
             host,
             bytes: buf.freeze(),
             counts: self.counts,
+            vpc: self.gs.vpc_states.keys().next().map(|k| Arc::from(k.as_str())),
         }
     }
 }

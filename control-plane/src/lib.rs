@@ -9,7 +9,10 @@
 //! Agents that restarted ask [`resync`] (the NCM's gRPC endpoint) for their state. A control
 //! plane can be restarted in place ([`ControlPlane::restart`]), keeping or dropping its state.
 //!
-//! Not here: Alcor's microservice split, its databases, the MQ path, or on-demand requests.
+//! Goal states travel over gRPC ([`ncm`]) or, with `southbound = mq`, through a message broker
+//! ([`southbound`], [`broker`]): the same messages either way.
+//!
+//! Not here: Alcor's microservice split, its databases, or on-demand requests.
 
 pub mod api;
 pub mod dpm;
@@ -18,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod ncm;
 pub mod resync;
+pub mod southbound;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -34,6 +38,7 @@ pub use error::ApiError;
 pub use metrics::{Metrics, RequestRecord};
 pub use ncm::{HostResult, Ncm, PushConfig, PushProtocol};
 pub use resync::ResyncService;
+pub use southbound::{Publisher, Southbound, SouthboundKind};
 
 /// How long `incremental` fan-out waits to merge messages bound for the same host.
 pub const INCREMENTAL_COALESCE_WINDOW: Duration = Duration::from_millis(2);
@@ -59,6 +64,10 @@ pub struct ControlPlaneConfig {
     /// Where the NCM's gRPC endpoint for agents (`RequestGoalStates`: restarted agents asking
     /// for their state) listens; none: not served.
     pub ncm_listen: Option<SocketAddr>,
+    /// gRPC push to each host (default) or publish to a broker.
+    pub southbound: SouthboundKind,
+    /// The broker, when `southbound` is `mq` (its `url` is required).
+    pub broker: broker::BrokerConfig,
 }
 
 impl Default for ControlPlaneConfig {
@@ -70,6 +79,8 @@ impl Default for ControlPlaneConfig {
             push: PushConfig::default(),
             async_push: false,
             ncm_listen: None,
+            southbound: SouthboundKind::Grpc,
+            broker: Default::default(),
         }
     }
 }
@@ -188,12 +199,22 @@ impl ControlPlane {
             None => None,
         };
         let ncm_addr = ncm.as_ref().map(|l| l.local_addr()).transpose()?;
+        let southbound = match config.southbound {
+            SouthboundKind::Grpc => Southbound::Grpc(Ncm::new(config.push.clone())),
+            SouthboundKind::Mq => {
+                if config.broker.url.is_none() {
+                    return Err(std::io::Error::other("southbound = mq needs broker.url"));
+                }
+                let b = broker::connect(&config.broker).await.map_err(std::io::Error::other)?;
+                Southbound::Mq(Arc::new(Publisher::new(b)))
+            }
+        };
         let state = api::AppState {
             inner: Arc::new(Mutex::new(api::Inner {
                 store: Default::default(),
                 dpm: Dpm::new(config.fanout),
             })),
-            ncm: Ncm::new(config.push.clone()),
+            southbound,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
         };
@@ -204,7 +225,7 @@ impl ControlPlane {
         let dropped = CancellationToken::new();
         let token = dropped.child_token();
         let tasks = serve(&state, listeners, ncm, &token);
-        tracing::info!(addrs = ?bound, ncm = ?ncm_addr, fanout = %state.config.fanout, "control plane listening");
+        tracing::info!(addrs = ?bound, ncm = ?ncm_addr, fanout = %state.config.fanout, southbound = %state.southbound.kind(), "control plane listening");
         Ok(Self {
             addrs: bound,
             ncm_addr,
@@ -234,9 +255,14 @@ impl ControlPlane {
         format!("http://{}", self.addr())
     }
 
-    /// The southbound pusher (its channel pool's figures).
-    pub fn ncm(&self) -> &Ncm {
-        &self.state.ncm
+    /// The gRPC pusher (its channel pool's figures), when goal states go that way.
+    pub fn ncm(&self) -> Option<&Ncm> {
+        self.state.southbound.ncm()
+    }
+
+    /// Where goal states go.
+    pub fn southbound(&self) -> &Southbound {
+        &self.state.southbound
     }
 
     /// The metrics.
@@ -265,7 +291,7 @@ impl ControlPlane {
     pub async fn restart(&self, state: RestartState, down: Duration, grace: Duration) -> std::io::Result<()> {
         let mut serving = self.serving.lock().await;
         serving.stop(grace).await;
-        self.state.ncm.disconnect_all();
+        self.state.southbound.disconnect_all();
         if state == RestartState::Drop {
             let mut inner = self.state.lock();
             let mode = inner.dpm.mode();

@@ -51,7 +51,7 @@ async fn channels_stay_within_the_bound_and_closed_hosts_are_reached_again() {
                                          "device_id": "vm", "device_owner": "compute:nova" } });
             let r = env.post(&path, body).await;
             assert_eq!(r["port"]["status"], "ACTIVE", "{r}");
-            assert!(env.cp.ncm().connected_hosts() <= 2);
+            assert!(env.cp.ncm().unwrap().connected_hosts() <= 2);
         }
     }
     // Every host holds its two ports and knows the other ten as neighbors.
@@ -60,7 +60,7 @@ async fn channels_stay_within_the_bound_and_closed_hosts_are_reached_again() {
         assert_eq!((c.ports, c.l2_neighbors), (2, 10), "{}: {c:?}", a.ip());
     }
     assert!(
-        env.cp.ncm().reconnects() > 0,
+        env.cp.ncm().unwrap().reconnects() > 0,
         "six hosts through a pool of two reconnect"
     );
     // The closed channels are gone on the agents' side too.

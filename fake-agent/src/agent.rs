@@ -16,7 +16,7 @@ use tonic::Status;
 use crate::apply::{Applied, ApplyOptions, Charge, ValidationMode, apply_decoded_v2, apply_v1};
 use crate::clock::Epoch;
 use crate::cost::{Cost, CostModel};
-use crate::event::{AgentEvent, EventBus, Rpc};
+use crate::event::{AgentEvent, EventBus, Queued, Rpc};
 use crate::fault::{Active, AgentFault, ErrorReply};
 use crate::state::HostState;
 
@@ -297,7 +297,12 @@ impl Agent {
 
     /// Processes one message: decode, apply, wait the simulated programming time, reply. A
     /// fault the agent is in changes that (see [`crate::fault`]).
-    pub(crate) async fn handle(self: &Arc<Self>, rpc: Rpc, raw: Bytes) -> Result<GoalStateOperationReply, Status> {
+    pub(crate) async fn handle(
+        self: &Arc<Self>,
+        rpc: Rpc,
+        raw: Bytes,
+        queued: Option<Queued>,
+    ) -> Result<GoalStateOperationReply, Status> {
         let arrived = Instant::now();
         let bytes = raw.len() as u64;
         let boot = self.boot();
@@ -318,7 +323,7 @@ impl Agent {
                 c.messages.fetch_add(1, Ordering::Relaxed);
                 c.bytes.fetch_add(bytes, Ordering::Relaxed);
                 let name = f.fault.name();
-                self.publish(rpc, arrived, bytes, None, Some((msg.to_owned(), Some(name))));
+                self.publish(rpc, queued, arrived, bytes, None, Some((msg.to_owned(), Some(name))));
                 return Err(Status::unavailable(msg));
             }
         }
@@ -343,13 +348,13 @@ impl Agent {
             Ok(Some(done)) => done,
             Ok(None) => {
                 let msg = "lost: the host crashed while it arrived";
-                self.publish(rpc, arrived, bytes, None, Some((msg.to_owned(), Some("crash"))));
+                self.publish(rpc, queued, arrived, bytes, None, Some((msg.to_owned(), Some("crash"))));
                 return Err(Status::unavailable(msg));
             }
             Err(e) => {
                 c.decode_errors.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("goal state does not decode: {e}");
-                self.publish(rpc, arrived, bytes, None, Some((msg.clone(), None)));
+                self.publish(rpc, queued, arrived, bytes, None, Some((msg.clone(), None)));
                 return Err(Status::invalid_argument(msg));
             }
         };
@@ -382,7 +387,7 @@ impl Agent {
             simulated: cost.total,
             total,
         };
-        self.publish(rpc, arrived, bytes, Some(processed), error.clone());
+        self.publish(rpc, queued, arrived, bytes, Some(processed), error.clone());
         match (error, failing) {
             (Some((msg, Some("crash"))), _) => Err(Status::unavailable(msg)),
             (_, Some(ErrorReply::Grpc)) => Err(Status::internal("injected failure")),
@@ -416,7 +421,7 @@ impl Agent {
         };
         let mut scratch = HostState::default();
         let (applied, decoded_at) = match rpc {
-            Rpc::PushGoalStatesStream => {
+            Rpc::PushGoalStatesStream | Rpc::Broker => {
                 let msg = crate::wire::decode_v2(raw)?;
                 let decoded_at = Instant::now();
                 let mut state = self.state();
@@ -451,6 +456,7 @@ impl Agent {
     fn publish(
         &self,
         rpc: Rpc,
+        queued: Option<Queued>,
         arrived: Instant,
         bytes: u64,
         done: Option<Processed>,
@@ -490,6 +496,7 @@ impl Agent {
             total_us: micros(total) as u64,
             fault: error.as_ref().and_then(|e| e.1),
             error: error.map(|e| e.0),
+            queued,
         });
     }
 }

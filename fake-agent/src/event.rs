@@ -20,6 +20,20 @@ pub enum Rpc {
     PushGoalStatesStream,
     /// `PushNetworkResourceStates` (GoalState, V1).
     PushNetworkResourceStates,
+    /// A GoalStateV2 consumed from a message broker (the MQ southbound; no reply is sent).
+    Broker,
+}
+
+/// How a message consumed from a broker had waited there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Queued {
+    /// From the broker taking the message to the agent receiving it (the broker's clock
+    /// against the agent's: one machine, or clocks kept in sync), µs.
+    pub waited_us: u64,
+    /// Messages for the agent still in the broker behind this one: the agent's lag.
+    pub pending: u64,
+    /// Deliveries of this message so far (more than 1: it came again after a crash or retry).
+    pub attempt: u64,
 }
 
 /// What one agent did with one message.
@@ -65,6 +79,8 @@ pub struct AgentEvent {
     pub error: Option<String>,
     /// The fault that made it fail (`error`, `crash`, `blackhole`: see [`crate::fault`]).
     pub fault: Option<&'static str>,
+    /// Consumed from a broker: how it waited there.
+    pub queued: Option<Queued>,
 }
 
 impl AgentEvent {
@@ -96,6 +112,7 @@ impl AgentEvent {
             total_us: self.total_us,
             error: self.error.as_deref(),
             fault: self.fault,
+            queued: self.queued,
         }
     }
 }
@@ -129,6 +146,8 @@ pub struct WireEvent<'a> {
     pub error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<Queued>,
 }
 
 /// Fans events out to subscribers.
@@ -238,6 +257,7 @@ mod tests {
             total_us: 0,
             error: None,
             fault: None,
+            queued: None,
         }
     }
 

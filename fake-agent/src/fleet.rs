@@ -423,6 +423,15 @@ impl Fleet {
         })
     }
 
+    /// Every agent consumes its host's goal states from `broker` as well (the MQ southbound),
+    /// until the fleet stops.
+    pub fn consume(&mut self, broker: Arc<dyn broker::Broker>) {
+        for a in &self.agents {
+            let task = crate::consume::consume(a.clone(), broker.clone(), self.token.clone());
+            self.tasks.spawn(task);
+        }
+    }
+
     /// Puts the agents at `indices` in `fault` until the handle is cleared or dropped; each
     /// agent's draws (delays, which messages fail) come from `seed` and its index. An agent in
     /// another fault leaves it for this one.

@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod apply;
 pub mod clock;
+pub mod consume;
 pub mod cost;
 pub mod event;
 pub mod export;
@@ -32,7 +33,7 @@ pub use agent::{Agent, AgentConfig, AgentStats};
 pub use apply::{Applied, ApplyOptions, ValidationMode, apply_decoded_v2, apply_v1, apply_v2};
 pub use clock::Epoch;
 pub use cost::{CostModel, Profile, Work};
-pub use event::{AgentEvent, EventBus, Rpc, WireEvent};
+pub use event::{AgentEvent, EventBus, Queued, Rpc, WireEvent};
 pub use fault::{AgentFault, Delay, ErrorReply, FaultHandle};
 pub use fleet::{Fleet, FleetConfig, FleetError, Injector, ListenMode};
 pub use ids::IdList;

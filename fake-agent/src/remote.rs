@@ -382,6 +382,8 @@ struct OwnedEvent {
     error: Option<String>,
     #[serde(default)]
     fault: Option<String>,
+    #[serde(default)]
+    queued: Option<crate::event::Queued>,
 }
 
 impl OwnedEvent {
@@ -410,6 +412,7 @@ impl OwnedEvent {
             total_us: self.total_us,
             error: self.error,
             fault: self.fault.as_deref().and_then(crate::fault::static_name),
+            queued: self.queued,
         }
     }
 }

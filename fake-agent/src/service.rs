@@ -44,7 +44,7 @@ impl UnaryService<Bytes> for Unary {
         Box::pin(async move {
             let _guard = InFlight::enter(&agent.shared.in_flight);
             agent
-                .handle(Rpc::PushNetworkResourceStates, request.into_inner())
+                .handle(Rpc::PushNetworkResourceStates, request.into_inner(), None)
                 .await
                 .map(Response::new)
         })
@@ -73,7 +73,7 @@ impl StreamingService<Bytes> for Streamed {
             };
             // Further messages on this stream are not read, as on the real agent; the stream ends
             // with the reply whether or not the caller half-closes.
-            Some(agent.handle(Rpc::PushGoalStatesStream, first).await)
+            Some(agent.handle(Rpc::PushGoalStatesStream, first, None).await)
         };
         let out: ReplyStream = Box::pin(stream::once(one).filter_map(std::future::ready));
         Box::pin(async move { Ok(Response::new(out)) })

@@ -27,7 +27,8 @@ use crate::dpm::{Dpm, HostMessage};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, RequestRecord};
 use crate::model::Store;
-use crate::ncm::{HostResult, Ncm};
+use crate::ncm::HostResult;
+use crate::southbound::Southbound;
 
 /// The store and the DPM's caches, changed together under one lock so that goal states are
 /// computed from a consistent view.
@@ -43,7 +44,7 @@ pub struct Inner {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub(crate) inner: Arc<Mutex<Inner>>,
-    pub(crate) ncm: Arc<Ncm>,
+    pub(crate) southbound: Southbound,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: Arc<ControlPlaneConfig>,
 }
@@ -65,13 +66,13 @@ impl AppState {
     ) -> Vec<HostResult> {
         let Stages { store, compute, encode } = stages;
         let run = {
-            let (ncm, metrics) = (self.ncm.clone(), self.metrics.clone());
+            let (southbound, metrics) = (self.southbound.clone(), self.metrics.clone());
             async move {
                 let t = Instant::now();
                 let hosts = if messages.is_empty() {
                     Vec::new()
                 } else {
-                    ncm.push_all(messages).await
+                    southbound.push_all(messages).await
                 };
                 let push = t.elapsed();
                 metrics.record(RequestRecord {

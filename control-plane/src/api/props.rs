@@ -48,7 +48,7 @@ fn state() -> AppState {
             store: Default::default(),
             dpm: Dpm::new(FanoutMode::Alcor),
         })),
-        ncm: Ncm::new(config.push.clone()),
+        southbound: crate::Southbound::Grpc(Ncm::new(config.push.clone())),
         metrics: Arc::new(Metrics::default()),
         config: Arc::new(config),
     };
