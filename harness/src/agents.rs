@@ -87,6 +87,14 @@ pub struct AgentsArgs {
     /// crash ask for their state with RequestGoalStates(AGENT_RESTARTED).
     #[arg(long, value_name = "ADDR")]
     resync: Option<SocketAddr>,
+    /// Consume goal states from this NATS JetStream broker (nats://host:port) as well: the MQ
+    /// southbound (`control-plane --broker`, or a run's `target.broker.url`).
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// With --broker: topics per `vpc` (keyed by host, as Alcor) or per `host`; as the
+    /// publisher's.
+    #[arg(long, default_value = "vpc", requires = "broker")]
+    broker_grouping: broker::Grouping,
 }
 
 /// Runs the fleet; returns once it has stopped and its summary is printed.
@@ -134,6 +142,19 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         args.mode,
         started.elapsed()
     );
+    if let Some(url) = &args.broker {
+        let cfg = broker::BrokerConfig {
+            url: Some(url.clone()),
+            grouping: args.broker_grouping,
+            ..Default::default()
+        };
+        if let Some((field, why)) = cfg.problems().into_iter().next() {
+            return Err(UsageError(anyhow::anyhow!("--broker: {field}: {why}")).into());
+        }
+        let b = broker::connect(&cfg).await.context("--broker")?;
+        fleet.consume(b);
+        say!("consuming goal states from {url} (topics per {})", args.broker_grouping);
+    }
     if !args.no_events {
         let bound = fleet
             .export_events(args.events, args.events_buffer)

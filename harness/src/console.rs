@@ -208,6 +208,32 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             }
         ));
     }
+    if let Some(b) = &s.broker {
+        let waited = s
+            .metrics
+            .get(reports::summary::metric::MQ_WAITED)
+            .map(|m| {
+                format!(
+                    ", waited p50 {} p99 {}",
+                    units::duration_us(m.p50 as f64),
+                    units::duration_us(m.p99 as f64)
+                )
+            })
+            .unwrap_or_default();
+        out.push(format!(
+            "  broker      {}{} (topics per {}): {} consumed{}, {} redelivered, max lag {}{}",
+            b.kind,
+            if b.embedded { ", local" } else { "" },
+            b.grouping,
+            units::thousands(b.consumed as i64),
+            waited,
+            units::thousands(b.redelivered as i64),
+            b.max_lag,
+            b.cpu_share()
+                .map(|c| format!(", {} of the run's CPU", units::percent(c)))
+                .unwrap_or_default()
+        ));
+    }
     for f in &s.faults {
         let window = match f.end_s {
             Some(e) => format!("{:.1}–{:.1} s", f.start_s, e),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use control_plane::{ControlPlane, ControlPlaneConfig, FanoutMode, PushConfig, PushProtocol};
+use control_plane::{ControlPlane, ControlPlaneConfig, FanoutMode, PushConfig, PushProtocol, SouthboundKind};
 
 /// Options of `alcor-scale control-plane`.
 #[derive(Debug, Args)]
@@ -51,6 +51,13 @@ pub struct ControlPlaneArgs {
     /// a crash (`agents --resync ADDR`) ask it for their state.
     #[arg(long, value_name = "ADDR")]
     ncm_listen: Option<SocketAddr>,
+    /// Publish goal states to this NATS JetStream broker (nats://host:port) instead of pushing
+    /// them to each host: the MQ southbound (agents consume with `agents --broker`).
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// With --broker: topics per `vpc` (keyed by host, as Alcor) or per `host`.
+    #[arg(long, default_value = "vpc", requires = "broker")]
+    broker_grouping: broker::Grouping,
     /// Stop after this long instead of waiting for Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -73,15 +80,28 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         },
         async_push: args.async_push,
         ncm_listen: args.ncm_listen,
+        southbound: if args.broker.is_some() {
+            SouthboundKind::Mq
+        } else {
+            SouthboundKind::Grpc
+        },
+        broker: broker::BrokerConfig {
+            url: args.broker.clone(),
+            grouping: args.broker_grouping,
+            ..Default::default()
+        },
     };
     let started = Instant::now();
     let cp = ControlPlane::start(cfg).await.context("starting the control plane")?;
     let addrs: Vec<String> = cp.addrs().iter().map(|a| format!("http://{a}")).collect();
     println!(
-        "control plane listening on {} (fan-out {}, push {:?}){}",
+        "control plane listening on {} (fan-out {}, {}){}",
         addrs.join(", "),
         args.fanout,
-        args.push,
+        match &args.broker {
+            Some(url) => format!("goal states published to {url}, topics per {}", args.broker_grouping),
+            None => format!("push {:?}", args.push),
+        },
         cp.ncm_addr()
             .map(|a| format!("; NCM endpoint for agents on {a}"))
             .unwrap_or_default()

@@ -419,6 +419,9 @@ impl Correlator {
             },
             ev.error.is_some(),
         );
+        if let Some(q) = ev.queued {
+            self.rec.queued(ev.host_ip, q);
+        }
         if ev.fault == Some("error") {
             self.agent_failed(ev);
             return;
@@ -666,6 +669,7 @@ mod tests {
             total_us: 2,
             error: None,
             fault: None,
+            queued: None,
         }
     }
 

@@ -178,6 +178,18 @@ struct Inner {
     samples: Option<SampleWriter>,
     hosts: FxHashMap<Ipv4Addr, HostRow>,
     write_error: Option<String>,
+    queue: QueueCounts,
+}
+
+/// What agents on the MQ southbound saw of the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Messages consumed.
+    pub consumed: u64,
+    /// Of which delivered more than once.
+    pub redelivered: u64,
+    /// The largest lag seen, and at which host.
+    pub max_lag: Option<(u64, Ipv4Addr)>,
 }
 
 impl Inner {
@@ -231,6 +243,7 @@ impl Recorder {
                 samples,
                 hosts: FxHashMap::default(),
                 write_error: None,
+                queue: QueueCounts::default(),
             }),
         })
     }
@@ -630,6 +643,26 @@ impl Recorder {
     /// Agent messages offered to `agent-samples.csv` (it keeps a bounded sample of them).
     pub fn samples_seen(&self) -> u64 {
         self.lock().samples.as_ref().map_or(0, SampleWriter::seen)
+    }
+
+    /// One message an agent consumed from a broker: how long it waited there and how many
+    /// were behind it.
+    pub fn queued(&self, host: Ipv4Addr, q: fake_agent::Queued) {
+        let mut g = self.lock();
+        let phase = g.phases.len().saturating_sub(1);
+        g.sample(phase, metric::MQ_WAITED, q.waited_us);
+        g.sample(phase, metric::MQ_LAG, q.pending);
+        let c = &mut g.queue;
+        c.consumed += 1;
+        c.redelivered += u64::from(q.attempt > 1);
+        if c.max_lag.is_none_or(|(lag, _)| q.pending > lag) {
+            c.max_lag = Some((q.pending, host));
+        }
+    }
+
+    /// What agents saw of the broker so far.
+    pub fn queue(&self) -> QueueCounts {
+        self.lock().queue
     }
 
     /// Per-host rows (sorted by address) and their distribution.

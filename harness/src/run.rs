@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, anyhow};
-use control_plane::{ControlPlane, ControlPlaneConfig, Ncm, PushConfig};
+use control_plane::{ControlPlane, ControlPlaneConfig, Ncm, Publisher, PushConfig, Southbound, SouthboundKind};
 use fake_agent::{AgentConfig, Fleet, FleetConfig};
 use reports::summary::{
     Errors, PhaseSummary, ScenarioInfo, SloResult, SloStatus, StepSearch, Summary, Throughput, metric,
@@ -124,6 +124,22 @@ struct Running {
     remote: Option<crate::fleets::Remote>,
     /// Fleets run apart, while their events are read.
     following: Option<crate::fleets::Following>,
+    /// The MQ southbound's broker: what it is, and the local server the run started for it.
+    broker: Option<RunBroker>,
+}
+
+/// The broker of a run on the MQ southbound.
+struct RunBroker {
+    config: broker::BrokerConfig,
+    kind: &'static str,
+    /// Started by the run, with the folder of its store (removed at the end).
+    local: Option<(broker::server::LocalNats, PathBuf)>,
+}
+
+/// CPU time of process `pid` so far, s.
+fn cpu_seconds(p: procfs::process::Process) -> Option<f64> {
+    let s = p.stat().ok()?;
+    Some((s.utime + s.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 /// Runs a loaded scenario and writes its folder.
@@ -153,6 +169,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         nodes: None,
         remote: None,
         following: None,
+        broker: None,
     };
     // Fleets run apart: their hosts are the run's hosts.
     if !s.agents.remote.is_empty() {
@@ -246,13 +263,13 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             ));
         }
     }
-    if let Some(cp) = &running.cp
-        && cp.ncm().reconnects() > 0
+    if let Some(ncm) = running.cp.as_ref().and_then(|cp| cp.ncm())
+        && ncm.reconnects() > 0
     {
         running.warnings.push(format!(
             "the control plane reopened push channels {} time(s): its pool holds {} hosts at once (target.max_connected_hosts), fewer than the run kept busy; reconnects and warm-ups are in the latencies",
-            cp.ncm().reconnects(),
-            cp.ncm().max_connected_hosts()
+            ncm.reconnects(),
+            ncm.max_connected_hosts()
         ));
     }
     for w in &running.warnings {
@@ -275,6 +292,19 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     if let Some(f) = running.fleet.take() {
         f.shutdown(Duration::from_secs(2)).await;
     }
+    // The broker last: agents have stopped consuming.
+    let broker_cpu = match running.broker.as_mut().and_then(|b| b.local.take()) {
+        Some((local, store)) => {
+            let cpu = local
+                .pid()
+                .and_then(|pid| procfs::process::Process::new(pid as i32).ok())
+                .and_then(cpu_seconds);
+            local.stop(Duration::from_secs(5)).await;
+            let _ = std::fs::remove_dir_all(&store);
+            cpu
+        }
+        None => None,
+    };
     if let Some(mut t) = running.events.take()
         && tokio::time::timeout(Duration::from_secs(2), &mut t).await.is_err()
     {
@@ -319,6 +349,20 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         });
     }
     summary.agent_samples_seen = rec.samples_seen();
+    if let Some(b) = &running.broker {
+        let q = rec.queue();
+        summary.broker = Some(reports::summary::BrokerSummary {
+            kind: b.kind.to_owned(),
+            embedded: b.config.url.is_none(),
+            grouping: b.config.grouping.to_string(),
+            consumed: q.consumed,
+            redelivered: q.redelivered,
+            max_lag: q.max_lag.map_or(0, |(lag, _)| lag),
+            max_lag_host: q.max_lag.map(|(_, h)| h.to_string()),
+            cpu_s: broker_cpu,
+            harness_cpu_s: procfs::process::Process::myself().ok().and_then(cpu_seconds),
+        });
+    }
     if let Some(ctx) = &running.ctx {
         let measured: Vec<bool> = rec.with_phases(|ps| ps.iter().map(|p| p.kind == PhaseKind::Load).collect());
         summary.ledger = ctx
@@ -408,6 +452,39 @@ async fn drive(
     } else {
         None
     };
+    // The MQ southbound's broker: the one given, or a local nats-server for this run.
+    let broker_cfg = if t.southbound == SouthboundKind::Mq {
+        let mut cfg = t.broker.clone();
+        let mut local = None;
+        if cfg.url.is_none() {
+            let store = std::env::temp_dir().join(format!(
+                "alcor-scale-nats-{}-{}",
+                std::process::id(),
+                SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_nanos()
+            ));
+            let server = broker::server::LocalNats::start(&store)
+                .await
+                .context("starting a local nats-server for target.southbound = \"mq\" (or give target.broker.url)")?;
+            cfg.url = Some(server.url().to_owned());
+            local = Some((server, store));
+        }
+        running.broker = Some(RunBroker {
+            config: t.broker.clone(),
+            kind: "nats-jetstream",
+            local,
+        });
+        Some(cfg)
+    } else {
+        None
+    };
+    let connect_broker = |cfg: &broker::BrokerConfig| {
+        let cfg = cfg.clone();
+        async move {
+            broker::connect(&cfg)
+                .await
+                .with_context(|| format!("connecting to the broker at {}", cfg.url.as_deref().unwrap_or("")))
+        }
+    };
     // Agents.
     let hosts = if let Some((_, names)) = &neutron_hosts {
         // Addresses only label the hosts in the harness's model; nothing is sent to them.
@@ -433,6 +510,11 @@ async fn drive(
         )
         .await
         .context("starting the agent fleet")?;
+        let mut fleet = fleet;
+        if let Some(cfg) = &broker_cfg {
+            // One connection for the fleet's consumers, apart from the control plane's.
+            fleet.consume(connect_broker(cfg).await?);
+        }
         let hosts = fleet.agents().iter().map(|a| a.ip()).collect();
         running.fleet = Some(fleet);
         hosts
@@ -476,6 +558,8 @@ async fn drive(
                 async_push: t.async_push,
                 // Agents back from a crash ask it for their state.
                 ncm_listen: Some("127.0.0.1:0".parse()?),
+                southbound: t.southbound,
+                broker: broker_cfg.clone().unwrap_or_default(),
                 ..Default::default()
             })
             .await
@@ -531,7 +615,11 @@ async fn drive(
                 },
                 None => hosts.clone(),
             };
-            let sb = SouthboundTarget::new(Ncm::new(push), topo.clone(), addrs);
+            let southbound = match &broker_cfg {
+                Some(cfg) => Southbound::Mq(Arc::new(Publisher::new(connect_broker(cfg).await?))),
+                None => Southbound::Grpc(Ncm::new(push)),
+            };
+            let sb = SouthboundTarget::new(southbound, topo.clone(), addrs);
             (Target::Southbound(Arc::new(sb)), "http://127.0.0.1".to_owned())
         }
         TargetKind::Neutron => {
@@ -1055,6 +1143,7 @@ fn summarize(
         ledger: Default::default(),
         agent_samples_seen: 0,
         faults: Vec::new(),
+        broker: None,
     };
     summary.slo = judge(s, &summary);
     summary

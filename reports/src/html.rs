@@ -277,6 +277,74 @@ fn fleets_table(out: &mut String, fleets: &[crate::summary::FleetSummary]) {
     out.push_str("</table></div>");
 }
 
+/// The MQ southbound's broker: what carried the goal states, how long they waited in it, how far
+/// agents fell behind, and the CPU it took.
+fn broker_section(out: &mut String, run: &RunData) {
+    let s = &run.summary;
+    let Some(b) = &s.broker else { return };
+    let cpu = |v: Option<f64>| v.map(|c| format!("{c:.1} s")).unwrap_or_else(|| "-".into());
+    let _ = write!(
+        out,
+        "<h2>Broker</h2><p class=\"note\">Goal states went through a message broker, each host's agent consuming its own (topics per {}). The control plane was done with a message once the broker held it; <code>mq_waited</code> is the time from the broker taking a message to its agent receiving it, <code>mq_lag</code> the messages still waiting for that agent then (up to the subscription's <code>max_ack_pending</code> more may be on their way to it).</p>",
+        escape(&b.grouping)
+    );
+    let _ = write!(
+        out,
+        "<div class=\"scroll\"><table id=\"broker\"><tr><th>broker</th><th>consumed</th><th>redelivered</th><th>max lag</th><th>broker CPU</th><th>this process's CPU</th><th>broker's share</th></tr>\
+         <tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table></div>",
+        escape(&b.kind),
+        if b.embedded { " (local, started by the run)" } else { "" },
+        b.consumed,
+        b.redelivered,
+        b.max_lag,
+        b.max_lag_host
+            .as_deref()
+            .map(|h| format!(" at {}", escape(h)))
+            .unwrap_or_default(),
+        cpu(b.cpu_s),
+        cpu(b.harness_cpu_s),
+        b.cpu_share().map(crate::units::percent).unwrap_or_else(|| "-".into()),
+    );
+    let waited = charts::interval_quantiles(run.series(metric::MQ_WAITED));
+    if waited.iter().any(|s| !s.points.is_empty()) {
+        figure(
+            out,
+            "chart-mq-waited",
+            &charts::latency_lines(
+                "mq_waited: time in the broker per interval",
+                &waited,
+                &s.phases,
+                &s.faults,
+            ),
+            "",
+        );
+    }
+    // Lag is a count: its quantiles per interval, not as ms.
+    let lag: Vec<Series> = charts::interval_quantiles(run.series(metric::MQ_LAG))
+        .into_iter()
+        .map(|mut l| {
+            for p in &mut l.points {
+                p.1 *= 1e3;
+            }
+            l
+        })
+        .collect();
+    if lag.iter().any(|s| s.points.iter().any(|p| p.1 > 0.0)) {
+        figure(
+            out,
+            "chart-mq-lag",
+            &charts::time_lines(
+                "mq_lag: messages waiting for an agent",
+                "messages",
+                &lag,
+                &s.phases,
+                &s.faults,
+            ),
+            "",
+        );
+    }
+}
+
 /// Every operation's outcome (the ledger), the faults with their recovery, failures over time
 /// and the hosts that failed most.
 fn outcomes_section(out: &mut String, run: &RunData) {
@@ -503,6 +571,7 @@ pub fn page(run: &RunData) -> String {
     out.push_str("<h2>SLO</h2>");
     slo_table(&mut out, &s.slo);
     outcomes_section(&mut out, run);
+    broker_section(&mut out, run);
 
     out.push_str("<h2>Throughput</h2>");
     let thr = vec![

@@ -78,6 +78,45 @@ pub struct Summary {
     /// Faults injected (`[[faults]]`), in the order they began.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultSummary>,
+    /// The broker goal states went through (`target.southbound = "mq"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerSummary>,
+}
+
+/// The MQ southbound's broker in a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BrokerSummary {
+    /// Which broker (`nats-jetstream`).
+    pub kind: String,
+    /// Started by the run (a local server) or given by URL.
+    pub embedded: bool,
+    /// Topics per `vpc` (keyed by host) or per `host`.
+    pub grouping: String,
+    /// Goal states agents consumed.
+    pub consumed: u64,
+    /// Of which delivered more than once (after a crash or a retry).
+    pub redelivered: u64,
+    /// The most messages any agent had waiting behind the one it received.
+    pub max_lag: u64,
+    /// The host with that lag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lag_host: Option<String>,
+    /// CPU time of the local broker over the run, s (none for a broker given by URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
+    /// CPU time of the harness process (control plane and agents, embedded) over the run, s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness_cpu_s: Option<f64>,
+}
+
+impl BrokerSummary {
+    /// The broker's share of the CPU the run used (broker and this process), when measured.
+    pub fn cpu_share(&self) -> Option<f64> {
+        match (self.cpu_s, self.harness_cpu_s) {
+            (Some(b), Some(h)) if b + h > 0.0 => Some(b / (b + h)),
+            _ => None,
+        }
+    }
 }
 
 /// Every operation's one outcome: the outcomes add up to the operations.
@@ -245,6 +284,12 @@ pub mod metric {
     pub const GOAL_STATE_BYTES: &str = "goal_state_bytes";
     /// Neighbor states in one goal-state message.
     pub const GOAL_STATE_NEIGHBORS: &str = "goal_state_neighbors";
+    /// MQ southbound: a goal state's wait in the broker, from the broker taking it to its
+    /// agent receiving it, µs.
+    pub const MQ_WAITED: &str = "mq_waited";
+    /// MQ southbound: messages still waiting in the broker for an agent when it received one
+    /// (its lag), per message received.
+    pub const MQ_LAG: &str = "mq_lag";
     /// The metrics whose values are µs.
     pub fn is_latency(name: &str) -> bool {
         let base = name.split('.').next().unwrap_or(name);
@@ -259,6 +304,7 @@ pub mod metric {
                 | CP_COMPUTE
                 | CP_ENCODE
                 | CP_PUSH
+                | MQ_WAITED
         )
     }
 }

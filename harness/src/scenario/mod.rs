@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use control_plane::{FanoutMode, PushProtocol};
+use control_plane::{FanoutMode, PushProtocol, SouthboundKind};
 use fake_agent::fleet::ListenMode;
 use fake_agent::{CostModel, ValidationMode};
 use serde::{Deserialize, Serialize};
@@ -140,6 +140,11 @@ pub struct TargetSpec {
     pub protocol: PushProtocol,
     /// Embedded and southbound: gRPC channels per host.
     pub channels_per_host: usize,
+    /// Embedded and southbound: how goal states reach agents, `grpc` (a push to each host,
+    /// default) or `mq` (through a message broker each agent consumes from, [`Self::broker`]).
+    pub southbound: SouthboundKind,
+    /// `southbound = "mq"`: the broker. Without `url` the run starts a local nats-server.
+    pub broker: broker::BrokerConfig,
     /// Embedded and southbound: hosts with open push channels at once (least recently pushed
     /// closed first). Unset: what the open-files limit allows.
     pub max_connected_hosts: Option<usize>,
@@ -215,6 +220,8 @@ impl Default for TargetSpec {
             async_push: false,
             protocol: PushProtocol::V2,
             channels_per_host: 2,
+            southbound: SouthboundKind::Grpc,
+            broker: Default::default(),
             max_connected_hosts: None,
             url: None,
             urls: BTreeMap::new(),

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::{ModelKind, PhaseSpec, Placement, Scenario, TargetKind};
 use crate::slo::Check;
+use control_plane::SouthboundKind;
 
 type Problems = Vec<(String, String)>;
 
@@ -168,6 +169,26 @@ pub fn validate(s: &Scenario) -> Problems {
     }
     if t.channels_per_host == 0 {
         bad("target.channels_per_host", "must be at least 1".into());
+    }
+    if t.southbound == SouthboundKind::Mq {
+        if !matches!(t.kind, TargetKind::Embedded | TargetKind::Southbound) {
+            bad(
+                "target.southbound",
+                format!(
+                    "`mq` is for kind = \"embedded\" or \"southbound\"; a \"{}\" target chooses its own southbound",
+                    t.kind
+                ),
+            );
+        }
+        if t.agent.is_some() {
+            bad(
+                "target.agent",
+                "one real agent is pushed to over gRPC; not with southbound = \"mq\"".into(),
+            );
+        }
+    }
+    for (field, why) in t.broker.problems() {
+        bad(&format!("target.broker.{field}"), why);
     }
     // Topology.
     let tp = &s.topology;

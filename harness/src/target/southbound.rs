@@ -1,5 +1,5 @@
 //! The southbound target: no REST API; the harness builds Alcor-shaped goal states itself and
-//! pushes them to agents over gRPC, as Alcor's own test controller did.
+//! sends them to agents over gRPC, as Alcor's own test controller did, or through a broker.
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use alcor_schema::HostResources;
 use alcor_schema::{GoalStateV2, NeighborType, OperationType, ResourceIdType, ResourceType, neighbor_key};
 use bytes::Bytes;
-use control_plane::Ncm;
+use control_plane::Southbound;
 use control_plane::dpm::{HostMessage, MessageCounts};
 use fake_agent::sample;
 use prost::Message;
@@ -17,7 +17,7 @@ use crate::topology::{Op, PortPlan, Topology};
 
 /// Pushes goal states straight to agents.
 pub struct SouthboundTarget {
-    ncm: Arc<Ncm>,
+    southbound: Southbound,
     topo: Arc<Topology>,
     /// Where every host's messages go: the fleet's addresses, or one real agent.
     host_addr: Vec<Ipv4Addr>,
@@ -32,11 +32,11 @@ impl std::fmt::Debug for SouthboundTarget {
 }
 
 impl SouthboundTarget {
-    /// Pushes with `ncm`; `host_addr` maps host index to the address pushed to.
-    pub fn new(ncm: Arc<Ncm>, topo: Arc<Topology>, host_addr: Vec<Ipv4Addr>) -> Self {
+    /// Sends through `southbound`; `host_addr` maps host index to the address pushed to.
+    pub fn new(southbound: Southbound, topo: Arc<Topology>, host_addr: Vec<Ipv4Addr>) -> Self {
         let n = topo.subnets.len();
         Self {
-            ncm,
+            southbound,
             topo,
             host_addr,
             members: Mutex::new(vec![FxHashMap::default(); n]),
@@ -59,6 +59,7 @@ impl SouthboundTarget {
             .insert(self.host_addr[host].to_string(), HostResources { resources: listed });
         let bytes = Bytes::from(gs.encode_to_vec());
         HostMessage {
+            vpc: gs.vpc_states.keys().next().map(|k| Arc::from(k.as_str())),
             host: self.host_addr[host],
             counts: MessageCounts {
                 ports: gs.port_states.len() as u64,
@@ -160,7 +161,7 @@ impl SouthboundTarget {
             }];
             messages.push(self.message(h, gs, listed, 1));
         }
-        let results = self.ncm.push_all(messages).await;
+        let results = self.southbound.push_all(messages).await;
         match results.iter().find(|r| !r.ok) {
             None => Ok(()),
             Some(r) => Err(if r.error.as_deref().is_some_and(|e| e.contains("timed out")) {
