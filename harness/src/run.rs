@@ -1121,6 +1121,7 @@ fn summarize(
             overrides: loaded.overrides.clone(),
             toml: loaded.text.clone(),
             hash: scenario_hash(&loaded.text),
+            hash_apart_from_southbound: scenario_hash_apart_from_southbound(&loaded.text),
             agents: s.agents.count as u64,
         },
         environment,
@@ -1190,4 +1191,36 @@ pub fn scenario_hash(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// [`scenario_hash`] of the text without `target.southbound` and `target.broker`: the same for
+/// a gRPC run and an MQ run of one scenario (empty if the text does not parse).
+pub fn scenario_hash_apart_from_southbound(text: &str) -> String {
+    let Ok(mut doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return String::new();
+    };
+    if let Some(t) = doc.get_mut("target").and_then(|t| t.as_table_like_mut()) {
+        t.remove("southbound");
+        t.remove("broker");
+    }
+    scenario_hash(&doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_hashes_alike_on_either_southbound_and_apart_otherwise() {
+        let mq = "name = 'x'\n[target]\nsouthbound = 'mq'\n[target.broker]\ngrouping = 'host'\n[[phases]]\nrate = 5\n";
+        let grpc = "name = 'x'\n[target]\nsouthbound = 'grpc'\n[[phases]]\nrate = 5\n";
+        let plain = "name = 'x'\n[target]\n[[phases]]\nrate = 5\n";
+        let faster = "name = 'x'\n[target]\nsouthbound = 'grpc'\n[[phases]]\nrate = 6\n";
+        let h = scenario_hash_apart_from_southbound;
+        assert_ne!(scenario_hash(mq), scenario_hash(grpc));
+        assert_eq!(h(mq), h(grpc));
+        assert_eq!(h(grpc), h(plain));
+        assert_ne!(h(grpc), h(faster));
+        assert_eq!(h("not = = toml"), "");
+    }
 }

@@ -106,6 +106,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             overrides: loaded.overrides.clone(),
             agents: s.agents.count as u64,
             target: s.target.kind.to_string(),
+            southbound: s.target.southbound.to_string(),
+            hash_apart: harness::run::scenario_hash_apart_from_southbound(&loaded.text),
         };
         let differences = reports::compare::Identity::of(&b).differences(&this);
         if !differences.is_empty() && !args.gate.force {

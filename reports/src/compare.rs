@@ -158,6 +158,8 @@ pub struct Comparison {
     pub deltas: Vec<Delta>,
     /// Differences between the runs' scenarios that were overridden by `--force`.
     pub forced: Vec<String>,
+    /// What the comparison is of, when the runs differ on purpose (the southbound).
+    pub notes: Vec<String>,
 }
 
 /// What makes two runs comparable: the same scenario (name and text, so the same hash), the
@@ -174,6 +176,10 @@ pub struct Identity {
     pub agents: u64,
     /// `embedded`, `alcor` or `southbound`.
     pub target: String,
+    /// How goal states travelled: `grpc` or `mq`.
+    pub southbound: String,
+    /// The scenario's hash apart from its southbound (empty for older summaries).
+    pub hash_apart: String,
 }
 
 impl Identity {
@@ -185,7 +191,20 @@ impl Identity {
             overrides: s.scenario.overrides.clone(),
             agents: s.scenario.agents,
             target: s.target.clone(),
+            southbound: if s.broker.is_some() { "mq" } else { "grpc" }.into(),
+            hash_apart: s.scenario.hash_apart_from_southbound.clone(),
         }
+    }
+
+    /// What two comparable runs differ in on purpose, in words.
+    pub fn notes(&self, other: &Self) -> Vec<String> {
+        if self.southbound == other.southbound {
+            return Vec::new();
+        }
+        vec![format!(
+            "southbound: {} (baseline) vs {} (candidate), the same scenario otherwise: where each way of carrying goal states wins",
+            self.southbound, other.southbound
+        )]
     }
 
     /// Every difference between two identities, in words (empty: comparable).
@@ -194,7 +213,8 @@ impl Identity {
         if self.name != other.name {
             d.push(format!("scenario: `{}` vs `{}`", self.name, other.name));
         }
-        if !self.hash.is_empty() && !other.hash.is_empty() && self.hash != other.hash {
+        let southbound_only = !self.hash_apart.is_empty() && self.hash_apart == other.hash_apart;
+        if !self.hash.is_empty() && !other.hash.is_empty() && self.hash != other.hash && !southbound_only {
             d.push(format!(
                 "scenario text differs (hash {} vs {}; overrides {:?} vs {:?})",
                 &self.hash[..12.min(self.hash.len())],
@@ -278,7 +298,8 @@ impl Comparison {
     /// Compares two runs. Refuses (Err with every difference) runs of different scenarios
     /// unless `force`.
     pub fn new(base: &RunData, cand: &RunData, options: GateOptions, force: bool) -> Result<Self, Vec<String>> {
-        let differences = Identity::of(&base.summary).differences(&Identity::of(&cand.summary));
+        let (bi, ci) = (Identity::of(&base.summary), Identity::of(&cand.summary));
+        let differences = bi.differences(&ci);
         if !differences.is_empty() && !force {
             return Err(differences);
         }
@@ -407,6 +428,7 @@ impl Comparison {
             options,
             deltas,
             forced: differences,
+            notes: bi.notes(&ci),
         })
     }
 
@@ -432,6 +454,9 @@ impl Comparison {
             units::duration_us(o.floor_us),
             units::percent(o.max_error_increase).trim_end_matches(" %"),
         );
+        for n in &self.notes {
+            let _ = writeln!(out, "**A/B:** {n}\n");
+        }
         if !self.forced.is_empty() {
             let _ = writeln!(out, "**Compared with --force although:** {}\n", self.forced.join("; "));
         }
@@ -509,6 +534,9 @@ pub fn page(base: &RunData, cand: &RunData, cmp: &Comparison) -> String {
         cmp.options.confidence * 100.0,
         units::duration_us(cmp.options.floor_us),
     );
+    for n in cmp.notes.iter().chain(cmp.forced.iter().map(|f| f as &String)) {
+        let _ = write!(out, "<p class=\"note\">{}</p>", escape(n));
+    }
     out.push_str("<div class=\"scroll\"><table id=\"compare\"><tr><th>metric</th><th>baseline</th><th>candidate</th><th>change</th><th></th></tr>");
     for d in &cmp.deltas {
         let _ = write!(

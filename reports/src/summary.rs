@@ -327,6 +327,10 @@ pub struct ScenarioInfo {
     /// SHA-256 of `toml` (hex): two runs of one scenario share it, whatever the file was called.
     #[serde(default)]
     pub hash: String,
+    /// SHA-256 of `toml` without `target.southbound` and `target.broker`: a gRPC run and an MQ
+    /// run of one scenario share it, so that `compare` takes them as an A/B of the southbound.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash_apart_from_southbound: String,
     /// Simulated hosts.
     #[serde(default)]
     pub agents: u64,
