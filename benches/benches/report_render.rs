@@ -84,6 +84,8 @@ fn synthesize(dir: &Path) {
             messages: 100 + rng.next() % 50,
             bytes: 1_000_000 + rng.next() % 100_000,
             neighbors: 5_000,
+            lag_max: None,
+            waited_max_us: None,
         })
         .collect();
     reports::samples::write_hosts(&dir.join(reports::files::HOSTS), &hosts).unwrap();

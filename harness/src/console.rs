@@ -221,11 +221,12 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             })
             .unwrap_or_default();
         out.push(format!(
-            "  broker      {}{} (topics per {}): {} consumed{}, {} redelivered, max lag {}{}",
+            "  broker      {}{} (topics per {}): {} consumed, {} measured{}, {} redelivered, max lag {}{}",
             b.kind,
             if b.embedded { ", local" } else { "" },
             b.grouping,
             units::thousands(b.consumed as i64),
+            units::per_s(s.throughput.messages_per_s),
             waited,
             units::thousands(b.redelivered as i64),
             b.max_lag,

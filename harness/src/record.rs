@@ -471,6 +471,8 @@ impl Recorder {
             messages: 0,
             bytes: 0,
             neighbors: 0,
+            lag_max: None,
+            waited_max_us: None,
         });
         row.messages += 1;
         row.bytes += sample.bytes;
@@ -652,6 +654,10 @@ impl Recorder {
         let phase = g.phases.len().saturating_sub(1);
         g.sample(phase, metric::MQ_WAITED, q.waited_us);
         g.sample(phase, metric::MQ_LAG, q.pending);
+        if let Some(row) = g.hosts.get_mut(&host) {
+            row.lag_max = Some(row.lag_max.unwrap_or(0).max(q.pending));
+            row.waited_max_us = Some(row.waited_max_us.unwrap_or(0).max(q.waited_us));
+        }
         let c = &mut g.queue;
         c.consumed += 1;
         c.redelivered += u64::from(q.attempt > 1);

@@ -136,6 +136,17 @@ fn goal_states_through_a_real_broker_are_measured_as_pushed_ones_are() {
     assert_eq!(s["ledger"]["outcomes"]["ok"].as_u64(), Some(ops), "{}", s["ledger"]);
     let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
     assert!(html.contains("id=\"broker\""), "the report has a broker section");
+    assert!(html.contains("id=\"broker-hosts\""), "and the hosts furthest behind");
+    // Every host's lag and longest wait, per host.
+    let hosts = std::fs::read_to_string(run_dir.join("hosts.csv")).unwrap();
+    assert!(hosts.starts_with("host,messages,bytes,neighbors,lag_max,waited_max_us\n"));
+    assert!(
+        hosts.lines().skip(1).all(|l| l
+            .split(',')
+            .nth(5)
+            .is_some_and(|w| w.parse::<u64>().is_ok_and(|w| w > 0))),
+        "{hosts}"
+    );
     // The run's broker was stopped and its store removed.
     assert!(run_dir.join("summary.json").exists());
     let left = stores_left(started);
@@ -200,4 +211,37 @@ fn slow_hosts_lag_behind_without_holding_back_the_api() {
     let programmed = stat(&s, "port_programmed", "max");
     assert!(programmed >= 500_000.0, "{}", s["metrics"]["port_programmed"]);
     assert!(stat(&s, "api", "max") < programmed / 2.0, "{}", s["metrics"]["api"]);
+}
+
+#[test]
+fn bad_broker_settings_are_named_before_anything_runs() {
+    let file = scenario("mq-fanout");
+    let f = file.to_str().unwrap();
+    for (set, needle) in [
+        (
+            "target.broker.url=\"pulsar://127.0.0.1:6650\"",
+            "target.broker.url: `pulsar://127.0.0.1:6650`: only nats://",
+        ),
+        ("target.broker.stream=\"a.b\"", "target.broker.stream"),
+        ("target.broker.max_bytes=10", "target.broker.max_bytes: at least 1 MiB"),
+        ("target.broker.nope=1", "nope"),
+        ("target.broker.grouping=\"subnet\"", "grouping"),
+        (
+            "agents.remote=[\"127.0.0.1:50100\"]",
+            "target.broker.url: fleets run apart",
+        ),
+    ] {
+        rejects(&["validate", f, "--set", set], needle);
+    }
+    rejects(
+        &[
+            "validate",
+            f,
+            "--set",
+            "target.kind=\"alcor\"",
+            "--set",
+            "target.url=\"http://127.0.0.1:9009\"",
+        ],
+        "target.southbound: `mq` is for kind",
+    );
 }

@@ -290,11 +290,15 @@ fn broker_section(out: &mut String, run: &RunData) {
     );
     let _ = write!(
         out,
-        "<div class=\"scroll\"><table id=\"broker\"><tr><th>broker</th><th>consumed</th><th>redelivered</th><th>max lag</th><th>broker CPU</th><th>this process's CPU</th><th>broker's share</th></tr>\
-         <tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table></div>",
+        "<div class=\"scroll\"><table id=\"broker\"><tr><th>broker</th><th>consumed</th><th>measured msgs/s</th><th>per create</th><th>redelivered</th><th>max lag</th><th>broker CPU</th><th>this process's CPU</th><th>broker's share</th></tr>\
+         <tr><td>{}{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table></div>",
         escape(&b.kind),
         if b.embedded { " (local, started by the run)" } else { "" },
         b.consumed,
+        s.throughput.messages_per_s,
+        s.per_create()
+            .map(|(m, by)| format!("{m:.1} messages, {}", bytesize::ByteSize(by as u64)))
+            .unwrap_or_else(|| "-".into()),
         b.redelivered,
         b.max_lag,
         b.max_lag_host
@@ -305,6 +309,28 @@ fn broker_section(out: &mut String, run: &RunData) {
         cpu(b.harness_cpu_s),
         b.cpu_share().map(crate::units::percent).unwrap_or_else(|| "-".into()),
     );
+    // The hosts furthest behind: lag first, then the longest wait.
+    let mut behind: Vec<&crate::samples::HostRow> = run.hosts.iter().filter(|h| h.lag_max.is_some()).collect();
+    behind.sort_by_key(|h| std::cmp::Reverse((h.lag_max, h.waited_max_us)));
+    if !behind.is_empty() {
+        out.push_str("<div class=\"scroll\"><table id=\"broker-hosts\"><tr><th>host (furthest behind first)</th><th>max lag (messages)</th><th>longest wait</th><th>messages</th></tr>");
+        for h in behind.iter().take(10) {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                h.host,
+                h.lag_max.unwrap_or(0),
+                crate::units::duration_us(h.waited_max_us.unwrap_or(0) as f64),
+                h.messages
+            );
+        }
+        let _ = write!(
+            out,
+            "</table></div><p class=\"note\">{} of {} hosts shown; every host's in hosts.csv.</p>",
+            behind.len().min(10),
+            behind.len()
+        );
+    }
     let waited = charts::interval_quantiles(run.series(metric::MQ_WAITED));
     if waited.iter().any(|s| !s.points.is_empty()) {
         figure(

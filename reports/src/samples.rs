@@ -49,10 +49,17 @@ pub struct HostRow {
     pub bytes: u64,
     /// Neighbor states it received.
     pub neighbors: u64,
+    /// MQ southbound: the most messages waiting in the broker behind one it received.
+    pub lag_max: Option<u64>,
+    /// MQ southbound: the longest a message waited in the broker for it, µs.
+    pub waited_max_us: Option<u64>,
 }
 
 /// Header of `hosts.csv`.
-pub const HOSTS_HEADER: &str = "host,messages,bytes,neighbors";
+pub const HOSTS_HEADER: &str = "host,messages,bytes,neighbors,lag_max,waited_max_us";
+
+/// The header before the MQ columns were added; such files are still read.
+pub const HOSTS_HEADER_V1: &str = "host,messages,bytes,neighbors";
 
 /// Most agent samples a run folder keeps: a uniform sample of this many messages, whatever
 /// the run's length (a long churn produced ~4.6 MB of samples a minute when every one was
@@ -170,8 +177,17 @@ impl SampleWriter {
 /// Writes `hosts.csv`.
 pub fn write_hosts(path: &Path, rows: &[HostRow]) -> Result<(), Error> {
     let mut out = CsvWriter::create(path, HOSTS_HEADER)?;
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     for r in rows {
-        out.line(format_args!("{},{},{},{}", r.host, r.messages, r.bytes, r.neighbors))?;
+        out.line(format_args!(
+            "{},{},{},{},{},{}",
+            r.host,
+            r.messages,
+            r.bytes,
+            r.neighbors,
+            opt(r.lag_max),
+            opt(r.waited_max_us)
+        ))?;
     }
     out.flush()
 }
@@ -206,15 +222,20 @@ pub fn read_agent_samples(path: &Path) -> Result<Vec<AgentSample>, Error> {
 
 /// Reads `hosts.csv`.
 pub fn read_hosts(path: &Path) -> Result<Vec<HostRow>, Error> {
-    read_rows(path, &[HOSTS_HEADER])?
-        .1
-        .into_iter()
+    let (version, rows) = read_rows(path, &[HOSTS_HEADER, HOSTS_HEADER_V1])?;
+    let opt = |n: usize, name: &str, f: Option<&String>| match f.filter(|v| !v.is_empty() && version == 0) {
+        Some(v) => field(path, n, name, v).map(Some),
+        None => Ok(None),
+    };
+    rows.into_iter()
         .map(|(n, f)| {
             Ok(HostRow {
                 host: host(path, n, &f[0])?,
                 messages: field(path, n, "messages", &f[1])?,
                 bytes: field(path, n, "bytes", &f[2])?,
                 neighbors: field(path, n, "neighbors", &f[3])?,
+                lag_max: opt(n, "lag_max", f.get(4))?,
+                waited_max_us: opt(n, "waited_max_us", f.get(5))?,
             })
         })
         .collect()
@@ -285,15 +306,30 @@ mod tests {
         drop(w);
         assert_eq!(read_agent_samples(&p).unwrap(), vec![s]);
         let h = dir.join("h.csv");
-        let rows = [HostRow {
-            host: Ipv4Addr::new(127, 1, 0, 9),
-            messages: 4,
-            bytes: 5,
-            neighbors: 6,
-        }];
+        let rows = [
+            HostRow {
+                host: Ipv4Addr::new(127, 1, 0, 9),
+                messages: 4,
+                bytes: 5,
+                neighbors: 6,
+                lag_max: None,
+                waited_max_us: None,
+            },
+            HostRow {
+                host: Ipv4Addr::new(127, 1, 0, 10),
+                messages: 4,
+                bytes: 5,
+                neighbors: 6,
+                lag_max: Some(7),
+                waited_max_us: Some(8),
+            },
+        ];
         write_hosts(&h, &rows).unwrap();
         assert_eq!(read_hosts(&h).unwrap(), rows);
-        std::fs::write(&h, format!("{HOSTS_HEADER}\n127.0.0.1,1,x,3\n")).unwrap();
+        // A file from before the MQ columns.
+        std::fs::write(&h, format!("{HOSTS_HEADER_V1}\n127.0.0.1,1,2,3\n")).unwrap();
+        assert_eq!(read_hosts(&h).unwrap()[0].lag_max, None);
+        std::fs::write(&h, format!("{HOSTS_HEADER}\n127.0.0.1,1,x,3,,\n")).unwrap();
         let e = read_hosts(&h).unwrap_err().to_string();
         assert!(
             e.contains("h.csv") && e.contains("line 2") && e.contains("bytes"),

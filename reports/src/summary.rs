@@ -83,6 +83,20 @@ pub struct Summary {
     pub broker: Option<BrokerSummary>,
 }
 
+impl Summary {
+    /// Goal-state messages and bytes of the measured phases per port they created (none
+    /// without creates): what one create costs the southbound.
+    pub fn per_create(&self) -> Option<(f64, f64)> {
+        let creates = self.metrics.get("api.create")?.count;
+        (creates > 0).then(|| {
+            (
+                self.throughput.messages as f64 / creates as f64,
+                self.throughput.bytes as f64 / creates as f64,
+            )
+        })
+    }
+}
+
 /// The MQ southbound's broker in a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BrokerSummary {

@@ -186,6 +186,12 @@ pub fn validate(s: &Scenario) -> Problems {
                 "one real agent is pushed to over gRPC; not with southbound = \"mq\"".into(),
             );
         }
+        if !s.agents.remote.is_empty() && t.broker.url.is_none() {
+            bad(
+                "target.broker.url",
+                "fleets run apart (agents.remote) consume from a broker they can reach: start them with `agents --broker URL` and give the same URL here".into(),
+            );
+        }
     }
     for (field, why) in t.broker.problems() {
         bad(&format!("target.broker.{field}"), why);
