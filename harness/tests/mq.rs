@@ -245,3 +245,77 @@ fn bad_broker_settings_are_named_before_anything_runs() {
         "target.southbound: `mq` is for kind",
     );
 }
+
+#[test]
+fn a_fleet_run_apart_consumes_from_the_broker_the_run_publishes_to() {
+    let _g = serial();
+    if !have_nats() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tmp("mq-remote");
+    let nats = rt
+        .block_on(broker::server::LocalNats::start(&dir.join("broker")))
+        .unwrap();
+    let fleet = spawn_fleet(&[
+        "--count",
+        "6",
+        "--base-ip",
+        "127.7.11.1",
+        "--port",
+        "50212",
+        "--duration",
+        "120s",
+        "--broker",
+        nats.url(),
+        "--broker-grouping",
+        "host",
+    ]);
+    let file = scenario("mq-fanout");
+    let (remote, url) = (
+        format!("agents.remote=[\"{}\"]", fleet.events),
+        format!("target.broker.url=\"{}\"", nats.url()),
+    );
+    let out = dir.join("run");
+    let o = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--set",
+        &remote,
+        "--set",
+        &url,
+        "--set",
+        "target.broker.grouping=\"host\"",
+        "--set",
+        "phases[0].duration=\"3s\"",
+        "--set",
+        "slo=[\"error_rate < 1%\"]",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    // The broker was the user's: not started, not measured, not stopped by the run.
+    assert_eq!(s["broker"]["embedded"], false, "{}", s["broker"]);
+    assert!(s["broker"]["cpu_s"].is_null());
+    assert!(
+        s["broker"]["consumed"].as_u64().unwrap() > 0,
+        "the fleet's events carry the broker's waits"
+    );
+    let creates = stat(&s, "api.create", "count");
+    assert!(
+        creates > 0.0 && stat(&s, "neighbor_converged", "count") == creates,
+        "{}",
+        s["metrics"]
+    );
+    assert!(
+        rt.block_on(tokio::net::TcpStream::connect(nats.url().trim_start_matches("nats://")))
+            .is_ok()
+    );
+    drop(fleet);
+    rt.block_on(nats.stop(std::time::Duration::from_secs(5)));
+}
