@@ -55,6 +55,21 @@ impl Console {
     }
 }
 
+/// `, {label} p50 … p99 …` of a latency metric that has samples; empty otherwise.
+fn p50_p99(metrics: &std::collections::BTreeMap<String, reports::summary::Stats>, metric: &str, label: &str) -> String {
+    metrics
+        .get(metric)
+        .filter(|x| x.count > 0)
+        .map(|x| {
+            format!(
+                ", {label} p50 {} p99 {}",
+                units::duration_us(x.p50 as f64),
+                units::duration_us(x.p99 as f64)
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// The verdict word of a run: PASS, FAIL, or NOT EVALUATED with the reason.
 pub fn verdict_line(s: &Summary) -> String {
     if let Some(reason) = &s.partial_reason {
@@ -124,18 +139,7 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
                 "overload" => " (past the knee)".to_owned(),
                 // Beside a contrast, each phase's convergence tells the two apart at a glance.
                 kind if contrast => {
-                    let converged = p
-                        .metrics
-                        .get(reports::summary::metric::NEIGHBOR_CONVERGED)
-                        .filter(|x| x.count > 0)
-                        .map(|x| {
-                            format!(
-                                ", converged p50 {} p99 {}",
-                                units::duration_us(x.p50 as f64),
-                                units::duration_us(x.p99 as f64)
-                            )
-                        })
-                        .unwrap_or_default();
+                    let converged = p50_p99(&p.metrics, reports::summary::metric::NEIGHBOR_CONVERGED, "converged");
                     let note = if kind == "contrast" {
                         " (contrast, not judged)"
                     } else {
@@ -209,17 +213,7 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         ));
     }
     if let Some(b) = &s.broker {
-        let waited = s
-            .metrics
-            .get(reports::summary::metric::MQ_WAITED)
-            .map(|m| {
-                format!(
-                    ", waited p50 {} p99 {}",
-                    units::duration_us(m.p50 as f64),
-                    units::duration_us(m.p99 as f64)
-                )
-            })
-            .unwrap_or_default();
+        let waited = p50_p99(&s.metrics, reports::summary::metric::MQ_WAITED, "waited");
         out.push(format!(
             "  broker      {}{} (topics per {}): {} consumed, {} measured{}, {} redelivered, max lag {}{}",
             b.kind,

@@ -48,19 +48,13 @@ at = "1s"
         ),
     )
     .unwrap();
-    let out = run(&[
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        dir.join("run").to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (out, s) = run_file(&file, &dir.join("run"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
         "{name}: the run must end with a verdict: {stderr}"
     );
-    let s: Value = serde_json::from_slice(&std::fs::read(dir.join("run/summary.json")).unwrap()).unwrap();
+    let s = s.unwrap_or_else(|| panic!("{name}: no summary: {stderr}"));
     assert!(dir.join("run/report.html").exists());
     let report = std::fs::read_to_string(dir.join("run/report.html")).unwrap();
     assert!(
@@ -87,20 +81,6 @@ at = "1s"
     let (start, end) = (f["start_s"].as_f64().unwrap(), f["end_s"].as_f64().unwrap());
     assert!(end >= start, "{name}: {f}");
     s
-}
-
-/// Asserts that the ledger's outcomes sum to its operations; returns them.
-fn outcomes_add_up(s: &Value) -> u64 {
-    let l = &s["ledger"];
-    let sum: u64 = l["outcomes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    let ops = l["operations"].as_u64().unwrap();
-    assert_eq!(sum, ops, "{l}");
-    ops
 }
 
 fn outcome(s: &Value, k: &str) -> u64 {

@@ -75,28 +75,11 @@ storage = "memory"
         ),
     )
     .unwrap();
-    let out = run(&[
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        dir.join("run").to_str().unwrap(),
-        "--quiet",
-    ]);
-    let s: Value = match std::fs::read(dir.join("run/summary.json")) {
-        Ok(b) => serde_json::from_slice(&b).unwrap(),
-        Err(e) => panic!("{name}: no summary ({e}): {}", text(&out)),
-    };
+    let (out, s) = run_file(&file, &dir.join("run"));
+    let s = s.unwrap_or_else(|| panic!("{name}: no summary: {}", text(&out)));
     assert!(s["broker"].is_object(), "{name}: {}", text(&out));
     // Every operation one outcome, the outcomes adding up.
-    let l = &s["ledger"];
-    let sum: u64 = l["outcomes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(sum, l["operations"].as_u64().unwrap(), "{name}: {l}");
-    assert_eq!(l["double_counted"], 0, "{name}");
+    outcomes_add_up(&s);
     (s, out.status.code(), dir.join("run"))
 }
 

@@ -262,3 +262,29 @@ pub fn assert_fleets_stayed(s: &reports::summary::Summary, agents: &[u64]) {
         );
     }
 }
+
+/// Runs the scenario `file` quietly into `out`; the command's output and the summary it wrote,
+/// if it wrote one.
+pub fn run_file(file: &Path, out: &Path) -> (Output, Option<serde_json::Value>) {
+    let o = run(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let s = std::fs::read(out.join("summary.json"))
+        .ok()
+        .map(|b| serde_json::from_slice(&b).expect("summary.json parses"));
+    (o, s)
+}
+
+/// Asserts that a summary's ledger adds up (its outcomes sum to its operations, none counted
+/// twice); returns the operations.
+pub fn outcomes_add_up(s: &serde_json::Value) -> u64 {
+    let l = &s["ledger"];
+    let sum: u64 = l["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let ops = l["operations"].as_u64().unwrap();
+    assert_eq!(sum, ops, "{l}");
+    assert_eq!(l["double_counted"], 0, "{l}");
+    ops
+}
