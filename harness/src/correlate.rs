@@ -121,6 +121,10 @@ struct State {
     pending: FxHashMap<Arc<str>, Pending>,
     /// Outcomes waiting for their API answer.
     held: FxHashMap<Arc<str>, Held>,
+    /// Answers that came while their port was between `pending` and `held` (its outcome being
+    /// decided outside the lock): none for a success, else the failed request's outcome. Taken
+    /// by that outcome as it settles, so an answer is never lost to the race.
+    early: FxHashMap<Arc<str>, Option<&'static str>>,
     /// Every expectation in the order registered, with its start: the sweep takes expired
     /// ports from the front, a chunk per lock, instead of scanning the whole map under the
     /// lock: with a target that programs nothing the map holds a timeout's worth of requests,
@@ -270,7 +274,11 @@ impl Correlator {
                 p.answered = true;
                 return;
             }
-            s.held.remove(port)
+            let held = s.held.remove(port);
+            if held.is_none() {
+                s.early.insert(port.into(), None);
+            }
+            held
         };
         if let Some(h) = held {
             self.ledger.settle(h.phase, h.start, h.what, &h.hosts, h.programmed);
@@ -285,7 +293,10 @@ impl Correlator {
             match (s.pending.remove(port), s.held.remove(port)) {
                 (Some(p), _) => (p.phase, p.start, vec![p.own]),
                 (None, Some(h)) => (h.phase, h.start, vec![h.own]),
-                (None, None) => return,
+                (None, None) => {
+                    s.early.insert(port.into(), Some(outcome::of_request(kind)));
+                    return;
+                }
             }
         };
         self.ledger.settle(phase, start, outcome::of_request(kind), &own, None);
@@ -301,20 +312,31 @@ impl Correlator {
         hosts: Vec<Ipv4Addr>,
         programmed: Option<Duration>,
     ) {
-        if p.answered {
-            self.ledger.settle(p.phase, p.start, what, &hosts, programmed);
+        let early = if p.answered {
+            Some(None)
         } else {
-            self.lock().held.insert(
-                id.into(),
-                Held {
-                    phase: p.phase,
-                    start: p.start,
-                    own: p.own,
-                    what,
-                    hosts,
-                    programmed,
-                },
-            );
+            let mut s = self.lock();
+            let early = s.early.remove(id);
+            if early.is_none() {
+                s.held.insert(
+                    id.into(),
+                    Held {
+                        phase: p.phase,
+                        start: p.start,
+                        own: p.own,
+                        what,
+                        hosts: hosts.clone(),
+                        programmed,
+                    },
+                );
+            }
+            early
+        };
+        match early {
+            None => {}
+            Some(None) => self.ledger.settle(p.phase, p.start, what, &hosts, programmed),
+            // The request failed: that is the operation's outcome, as in `cancel`.
+            Some(Some(failed)) => self.ledger.settle(p.phase, p.start, failed, &[p.own], None),
         }
     }
 
@@ -766,5 +788,44 @@ mod tests {
             // The port never ACTIVE failed its one stage; there is no convergence to miss.
             assert_eq!((p[0].not_programmed, p[0].not_converged), (1, 0));
         });
+    }
+
+    #[test]
+    fn an_answer_that_comes_while_the_outcome_is_being_decided_is_not_lost() {
+        let (_rec, corr, phase) = setup(Duration::from_secs(10));
+        let host = Ipv4Addr::new(127, 0, 0, 9);
+        let outcomes = |c: &Correlator| c.ledger().summary(|_| true, 0).outcomes;
+        for (port, answer) in [("ok-port", None), ("failed-port", Some("http_500"))] {
+            corr.ledger().open(phase, 1);
+            corr.expect(port, phase, Op::Create, Instant::now(), host, vec![], false);
+            // The port's last host applied it: out of `pending`, its outcome decided outside
+            // the lock; the API's answer lands in between.
+            let p = corr.lock().pending.remove(port).unwrap();
+            match answer {
+                None => corr.answered(port),
+                Some(kind) => corr.cancel(port, kind),
+            }
+            corr.settle_outcome(port, &p, outcome::OK, Vec::new(), Some(Duration::from_millis(1)));
+            let s = corr.lock();
+            assert!(s.held.is_empty() && s.early.is_empty(), "{port}: nothing left waiting");
+        }
+        let o = outcomes(&corr);
+        assert_eq!(o.get(outcome::OK), Some(&1), "{o:?}");
+        assert_eq!(
+            o.get(outcome::of_request("http_500")),
+            Some(&1),
+            "the failed request wins: {o:?}"
+        );
+        // The usual orders still settle once each.
+        corr.ledger().open(phase, 2);
+        corr.expect("a", phase, Op::Create, Instant::now(), host, vec![], false);
+        corr.answered("a");
+        corr.on_event(&event(host, &["a"], &[]));
+        corr.expect("b", phase, Op::Create, Instant::now(), host, vec![], false);
+        corr.on_event(&event(host, &["b"], &[]));
+        assert_eq!(corr.lock().held.len(), 1, "b waits for its answer");
+        corr.answered("b");
+        assert!(corr.lock().held.is_empty() && corr.lock().early.is_empty());
+        assert_eq!(outcomes(&corr).get(outcome::OK), Some(&3));
     }
 }
