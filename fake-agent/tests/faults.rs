@@ -228,7 +228,10 @@ async fn reset_drops_connections_but_keeps_state() {
     push_v2(&mut c, message(a.ip())).await.unwrap();
     let reset = fleet.inject(&[0], AgentFault::Reset, 1);
     let err = push_v2(&mut c, message(a.ip())).await.unwrap_err();
-    assert!(format!("{err:?}").contains("ConnectionReset"), "{err:?}");
+    // The peer's RST reaches a client reading as ECONNRESET and one writing as EPIPE, whichever
+    // it was doing when it came (CI, session 9: BrokenPipe).
+    let e = format!("{err:?}");
+    assert!(e.contains("ConnectionReset") || e.contains("BrokenPipe"), "{err:?}");
     drop(reset);
     assert_eq!(a.state().counts().ports, 1, "a reset keeps what the host holds");
     let mut c = client(a.addr()).await;

@@ -9,7 +9,7 @@
 //! | `summary.json` | [`summary::Summary`]: every figure of the run, versioned ([`summary::SCHEMA_VERSION`]) |
 //! | `intervals.hlog` | per-metric histograms per 1 s interval, HdrHistogram interval-log format, tagged by metric |
 //! | `agent-samples.csv` | one row per goal-state message an agent processed ([`samples::AgentSample`]) |
-//! | `hosts.csv` | messages and bytes per host ([`samples::HostRow`]) |
+//! | `hosts.csv` | messages and bytes per host, and on the MQ southbound its largest lag and longest wait ([`samples::HostRow`]) |
 //! | `generator.csv` | the load generator's health per interval ([`health::HealthRow`]) |
 //! | `phases.hlog` | each phase's own histogram of every metric, tagged `PHASE/metric`: what the tables and percentile charts are drawn from |
 //! | `scenario.toml` | the scenario as run, after `--set` overrides |
