@@ -349,9 +349,15 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     fn pending(&self, host: Ipv4Addr) -> BoxFuture<'_, Result<u64, BrokerError>>;
 }
 
-/// Connects to the broker `cfg.url` names.
+/// Connects to the broker `cfg.url` names (none is an error: who starts a local broker is the
+/// caller's business, not a default address's).
 pub async fn connect(cfg: &BrokerConfig) -> Result<Arc<dyn Broker>, BrokerError> {
-    let url = cfg.url.clone().unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+    let Some(url) = cfg.url.clone() else {
+        return Err(BrokerError::Connect {
+            url: "(none)".into(),
+            reason: "no broker URL given".into(),
+        });
+    };
     if let Some((_, why)) = cfg.problems().into_iter().next() {
         return Err(BrokerError::Connect { url, reason: why });
     }

@@ -20,6 +20,9 @@ use tokio::sync::Semaphore;
 
 use crate::{Acker, Addressing, Broker, BrokerConfig, BrokerError, Deliveries, Delivery, Published, Settle, Storage};
 
+/// [`Broker::kind`] of this implementation.
+pub const KIND: &str = "nats-jetstream";
+
 /// A JetStream connection with the goal-state stream in place.
 pub struct JetStream {
     url: String,
@@ -131,7 +134,7 @@ fn delivery(m: jetstream::Message) -> Delivery {
 
 impl Broker for JetStream {
     fn kind(&self) -> &'static str {
-        "nats-jetstream"
+        KIND
     }
 
     fn publish<'a>(

@@ -202,9 +202,6 @@ impl ControlPlane {
         let southbound = match config.southbound {
             SouthboundKind::Grpc => Southbound::Grpc(Ncm::new(config.push.clone())),
             SouthboundKind::Mq => {
-                if config.broker.url.is_none() {
-                    return Err(std::io::Error::other("southbound = mq needs broker.url"));
-                }
                 let b = broker::connect(&config.broker).await.map_err(std::io::Error::other)?;
                 Southbound::Mq(Arc::new(Publisher::new(b)))
             }
@@ -258,11 +255,6 @@ impl ControlPlane {
     /// The gRPC pusher (its channel pool's figures), when goal states go that way.
     pub fn ncm(&self) -> Option<&Ncm> {
         self.state.southbound.ncm()
-    }
-
-    /// Where goal states go.
-    pub fn southbound(&self) -> &Southbound {
-        &self.state.southbound
     }
 
     /// The metrics.

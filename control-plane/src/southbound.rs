@@ -56,11 +56,6 @@ impl Publisher {
         Self { broker }
     }
 
-    /// The broker.
-    pub fn broker(&self) -> &Arc<dyn Broker> {
-        &self.broker
-    }
-
     /// Publishes one message: `ok` once the broker acknowledged it, `elapsed_us` until then.
     pub async fn publish(&self, m: HostMessage) -> HostResult {
         let t = Instant::now();

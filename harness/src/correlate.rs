@@ -440,10 +440,8 @@ impl Correlator {
                 cpu_us: Some(ev.cpu_us),
             },
             ev.error.is_some(),
+            ev.queued,
         );
-        if let Some(q) = ev.queued {
-            self.rec.queued(ev.host_ip, q);
-        }
         if ev.fault == Some("error") {
             self.agent_failed(ev);
             return;

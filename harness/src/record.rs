@@ -188,8 +188,6 @@ pub struct QueueCounts {
     pub consumed: u64,
     /// Of which delivered more than once.
     pub redelivered: u64,
-    /// The largest lag seen, and at which host.
-    pub max_lag: Option<(u64, Ipv4Addr)>,
 }
 
 impl Inner {
@@ -438,8 +436,9 @@ impl Recorder {
         }
     }
 
-    /// One message an agent processed.
-    pub fn agent_message(&self, sample: AgentSample, failed: bool) {
+    /// One message an agent processed; `queued` when it was consumed from a broker (how long
+    /// it waited there and how many were behind it).
+    pub fn agent_message(&self, sample: AgentSample, failed: bool, queued: Option<fake_agent::Queued>) {
         let mut g = self.lock();
         let phase = g.phases.len().saturating_sub(1);
         let Inner {
@@ -448,6 +447,7 @@ impl Recorder {
             samples,
             hosts,
             write_error,
+            queue,
             ..
         } = &mut *g;
         if let Some(p) = phases.get_mut(phase) {
@@ -477,6 +477,18 @@ impl Recorder {
         row.messages += 1;
         row.bytes += sample.bytes;
         row.neighbors += sample.neighbors;
+        if let Some(q) = queued {
+            for (m, v) in [(metric::MQ_WAITED, q.waited_us), (metric::MQ_LAG, q.pending)] {
+                if let Some(p) = phases.get_mut(phase) {
+                    record_into(&mut p.metrics, m, v);
+                }
+                record_into(interval, m, v);
+            }
+            row.lag_max = Some(row.lag_max.unwrap_or(0).max(q.pending));
+            row.waited_max_us = Some(row.waited_max_us.unwrap_or(0).max(q.waited_us));
+            queue.consumed += 1;
+            queue.redelivered += u64::from(q.attempt > 1);
+        }
         if let Some(w) = samples
             && let Err(e) = w.write(&sample)
         {
@@ -645,25 +657,6 @@ impl Recorder {
     /// Agent messages offered to `agent-samples.csv` (it keeps a bounded sample of them).
     pub fn samples_seen(&self) -> u64 {
         self.lock().samples.as_ref().map_or(0, SampleWriter::seen)
-    }
-
-    /// One message an agent consumed from a broker: how long it waited there and how many
-    /// were behind it.
-    pub fn queued(&self, host: Ipv4Addr, q: fake_agent::Queued) {
-        let mut g = self.lock();
-        let phase = g.phases.len().saturating_sub(1);
-        g.sample(phase, metric::MQ_WAITED, q.waited_us);
-        g.sample(phase, metric::MQ_LAG, q.pending);
-        if let Some(row) = g.hosts.get_mut(&host) {
-            row.lag_max = Some(row.lag_max.unwrap_or(0).max(q.pending));
-            row.waited_max_us = Some(row.waited_max_us.unwrap_or(0).max(q.waited_us));
-        }
-        let c = &mut g.queue;
-        c.consumed += 1;
-        c.redelivered += u64::from(q.attempt > 1);
-        if c.max_lag.is_none_or(|(lag, _)| q.pending > lag) {
-            c.max_lag = Some((q.pending, host));
-        }
     }
 
     /// What agents saw of the broker so far.

@@ -131,15 +131,8 @@ struct Running {
 /// The broker of a run on the MQ southbound.
 struct RunBroker {
     config: broker::BrokerConfig,
-    kind: &'static str,
     /// Started by the run, with the folder of its store (removed at the end).
     local: Option<(broker::server::LocalNats, PathBuf)>,
-}
-
-/// CPU time of process `pid` so far, s.
-fn cpu_seconds(p: procfs::process::Process) -> Option<f64> {
-    let s = p.stat().ok()?;
-    Some((s.utime + s.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 /// Runs a loaded scenario and writes its folder.
@@ -295,10 +288,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     // The broker last: agents have stopped consuming.
     let broker_cpu = match running.broker.as_mut().and_then(|b| b.local.take()) {
         Some((local, store)) => {
-            let cpu = local
-                .pid()
-                .and_then(|pid| procfs::process::Process::new(pid as i32).ok())
-                .and_then(cpu_seconds);
+            let cpu = local.pid().and_then(|pid| crate::usage::cpu_seconds(Some(pid)));
             local.stop(Duration::from_secs(5)).await;
             let _ = std::fs::remove_dir_all(&store);
             cpu
@@ -351,16 +341,25 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     summary.agent_samples_seen = rec.samples_seen();
     if let Some(b) = &running.broker {
         let q = rec.queue();
+        // The furthest behind of every host's largest lag (the lowest address among equals).
+        let (rows, _) = rec.hosts();
+        let max_lag = rows.iter().filter_map(|r| r.lag_max.map(|l| (l, r.host))).fold(
+            None,
+            |best: Option<(u64, std::net::Ipv4Addr)>, (l, h)| match best {
+                Some((b, _)) if b >= l => best,
+                _ => Some((l, h)),
+            },
+        );
         summary.broker = Some(reports::summary::BrokerSummary {
-            kind: b.kind.to_owned(),
+            kind: broker::nats::KIND.to_owned(),
             embedded: b.config.url.is_none(),
             grouping: b.config.grouping.to_string(),
             consumed: q.consumed,
             redelivered: q.redelivered,
-            max_lag: q.max_lag.map_or(0, |(lag, _)| lag),
-            max_lag_host: q.max_lag.map(|(_, h)| h.to_string()),
+            max_lag: max_lag.map_or(0, |(lag, _)| lag),
+            max_lag_host: max_lag.map(|(_, h)| h.to_string()),
             cpu_s: broker_cpu,
-            harness_cpu_s: procfs::process::Process::myself().ok().and_then(cpu_seconds),
+            harness_cpu_s: crate::usage::cpu_seconds(None),
         });
     }
     if let Some(ctx) = &running.ctx {
@@ -470,7 +469,6 @@ async fn drive(
         }
         running.broker = Some(RunBroker {
             config: t.broker.clone(),
-            kind: "nats-jetstream",
             local,
         });
         Some(cfg)

@@ -26,9 +26,23 @@ pub struct UsageSampler {
     host: Option<(u64, u64)>,
 }
 
-fn process_ticks() -> Option<u64> {
-    let s = procfs::process::Process::myself().ok()?.stat().ok()?;
+/// CPU ticks (user and system, every thread) process `p` has used so far.
+fn ticks_of(p: &procfs::process::Process) -> Option<u64> {
+    let s = p.stat().ok()?;
     Some(s.utime + s.stime)
+}
+
+fn process_ticks() -> Option<u64> {
+    ticks_of(&procfs::process::Process::myself().ok()?)
+}
+
+/// CPU time process `pid` (this one when none) has used so far, s.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let p = match pid {
+        Some(pid) => procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?,
+        None => procfs::process::Process::myself().ok()?,
+    };
+    Some(ticks_of(&p)? as f64 / procfs::ticks_per_second() as f64)
 }
 
 /// (total, steal) CPU ticks of the host.

@@ -257,6 +257,12 @@ fn trim(v: f64) -> String {
 
 /// p50/p90/p99/max of a latency metric per interval, in ms, at the interval's middle.
 pub fn interval_quantiles(intervals: &[IntervalStats]) -> Vec<Series> {
+    interval_quantiles_per(intervals, 1e3)
+}
+
+/// p50/p90/p99/max of a metric per interval, each recorded value divided by `unit` (1e3: µs as
+/// ms; 1: a count as it is), at the interval's middle.
+pub fn interval_quantiles_per(intervals: &[IntervalStats], unit: f64) -> Vec<Series> {
     let mut out: Vec<Series> = ["p50", "p90", "p99", "max"]
         .iter()
         .map(|l| Series {
@@ -271,7 +277,7 @@ pub fn interval_quantiles(intervals: &[IntervalStats]) -> Vec<Series> {
         }
         let t = i.start_s + i.length_s / 2.0;
         for (k, v) in [i.p50, i.p90, i.p99, i.max].into_iter().enumerate() {
-            out[k].points.push((t, v as f64 / 1e3));
+            out[k].points.push((t, v as f64 / unit));
         }
     }
     out

@@ -345,16 +345,8 @@ fn broker_section(out: &mut String, run: &RunData) {
             "",
         );
     }
-    // Lag is a count: its quantiles per interval, not as ms.
-    let lag: Vec<Series> = charts::interval_quantiles(run.series(metric::MQ_LAG))
-        .into_iter()
-        .map(|mut l| {
-            for p in &mut l.points {
-                p.1 *= 1e3;
-            }
-            l
-        })
-        .collect();
+    // Lag is a count: its quantiles per interval as they are, not as ms.
+    let lag = charts::interval_quantiles_per(run.series(metric::MQ_LAG), 1.0);
     if lag.iter().any(|s| s.points.iter().any(|p| p.1 > 0.0)) {
         figure(
             out,
