@@ -250,9 +250,12 @@ pub struct Model {
     subnet_hosts: Vec<FxHashMap<u32, u32>>,
     /// Member ports per host, per group.
     group_hosts: Vec<FxHashMap<u32, u32>>,
-    /// Ports whose create succeeded and that no request is changing: update and delete pick
-    /// from these.
-    settled: Vec<u64>,
+    /// Ports whose create succeeded and that no request is changing, longest settled first:
+    /// update and delete take the front one. Not a random one: a port answered a moment ago
+    /// may still be converging (Neutron's ports go ACTIVE seconds after the answer), and
+    /// deleting it would fail its own create's measurement; the oldest port has had the most
+    /// time, and churn then gives every port the same life (population / rate), as VMs have.
+    settled: std::collections::VecDeque<u64>,
     /// Live ports by sequence number (a number, not the id: hashed and compared on every
     /// request, and rehashed as the map grows).
     ports: FxHashMap<u64, PortPlan>,
@@ -285,7 +288,7 @@ impl Model {
             next: 0,
             subnet_hosts: vec![FxHashMap::default(); topo.subnets.len()],
             group_hosts: vec![FxHashMap::default(); topo.groups.len()],
-            settled: Vec::new(),
+            settled: std::collections::VecDeque::new(),
             ports: FxHashMap::default(),
             credits: None,
             topo,
@@ -384,18 +387,14 @@ impl Model {
     /// A create answered: the port may now be updated or deleted. A failed create is forgotten.
     pub fn create_done(&mut self, seq: u64, ok: bool) {
         if ok {
-            self.settled.push(seq);
+            self.settled.push_back(seq);
         } else if let Some(p) = self.ports.remove(&seq) {
             self.add(&p, false);
         }
     }
 
     fn take_settled(&mut self) -> Option<PortPlan> {
-        if self.settled.is_empty() {
-            return None;
-        }
-        let i = self.rng.random_range(0..self.settled.len());
-        let seq = self.settled.swap_remove(i);
+        let seq = self.settled.pop_front()?;
         self.ports.get(&seq).cloned()
     }
 
@@ -415,7 +414,7 @@ impl Model {
     /// An update answered: the port is settled again.
     pub fn update_done(&mut self, seq: u64) {
         if self.ports.contains_key(&seq) {
-            self.settled.push(seq);
+            self.settled.push_back(seq);
         }
     }
 
@@ -438,13 +437,13 @@ impl Model {
                     self.add(port, false);
                     self.add(old, true);
                     self.ports.insert(old.seq, old.clone());
-                    self.settled.push(old.seq);
+                    self.settled.push_front(old.seq);
                 }
             }
             Op::Delete => {
                 self.add(port, true);
                 self.ports.insert(port.seq, port.clone());
-                self.settled.push(port.seq);
+                self.settled.push_front(port.seq);
             }
         }
     }
