@@ -2,7 +2,7 @@
 //! run folder. Whatever stops it (Ctrl-C, a failing component) it still writes what it
 //! measured, marked partial.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -182,7 +182,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
             stop.cancel();
         })
     };
-    let result = drive(&s, &dir, &rec, &stop, &mut running, &opts).await;
+    let result = drive(&s, &rec, &stop, &mut running, &opts).await;
     signal.abort();
     if let Err(e) = &result {
         tracing::error!(error = %format!("{e:#}"), "run failed");
@@ -411,7 +411,6 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
 /// Starts the pieces and drives every phase.
 async fn drive(
     s: &Scenario,
-    dir: &Path,
     rec: &Arc<Recorder>,
     stop: &CancellationToken,
     running: &mut Running,
@@ -797,7 +796,6 @@ async fn drive(
                     &spec,
                     PhaseKind::Setup,
                     Work::Create,
-                    dir,
                     &base_url,
                     grace,
                     running,
@@ -849,7 +847,6 @@ async fn drive(
                     &spec,
                     kind,
                     Work::Mix(spec.mix),
-                    dir,
                     &base_url,
                     grace,
                     running,
@@ -887,7 +884,6 @@ async fn drive(
             &spec,
             PhaseKind::Teardown,
             Work::Delete,
-            dir,
             &base_url,
             grace,
             running,
@@ -962,7 +958,6 @@ async fn run_phase(
     spec: &PhaseSpec,
     kind: PhaseKind,
     work: Work,
-    dir: &Path,
     base_url: &str,
     grace: Duration,
     running: &mut Running,
@@ -999,7 +994,6 @@ async fn run_phase(
                 duration: spec.duration,
                 budget: spec.requests,
                 correlation_timeout: s.measure.correlation_timeout,
-                report: Some(closed::report_path(dir, &spec.name)),
                 request_timeout: s.target.request_timeout,
             };
             let r = closed::run(ctx, phase, work, &params, base_url).await;

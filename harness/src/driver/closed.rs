@@ -1,12 +1,12 @@
 //! The closed model on goose: N users, each a tenant that issues its next port operation when
 //! the last one is answered, started at `users / ramp` per second.
 //!
-//! Each request goes through goose's HTTP client (so goose's own metrics and report hold it);
-//! the end-to-end stages are recorded into goose as custom requests as well, after the user
-//! has waited for its port to be programmed and converged. Latency figures in the run folder
-//! come from the harness's µs histograms, like every other engine's.
+//! Each request goes through goose's HTTP client; a user issues its next request once its port
+//! is programmed and converged (or failed). Latency figures in the run folder come from the
+//! harness's µs histograms, like every other engine's, and the run's own report covers closed
+//! phases. Goose's HTML report is not written: it loads its charts from a CDN (blank offline)
+//! and its totals would count every stage as a request.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +15,6 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::prelude::*;
 
 use super::{Ctx, Work};
-use crate::correlate::Source;
 use crate::target::Target;
 use crate::topology::Op;
 
@@ -59,8 +58,6 @@ pub struct ClosedParams {
     pub budget: Option<u64>,
     /// How long a user waits for its port to converge.
     pub correlation_timeout: Duration,
-    /// Where goose writes its HTML report.
-    pub report: Option<std::path::PathBuf>,
     /// REST request timeout.
     pub request_timeout: Duration,
 }
@@ -103,13 +100,7 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
     let start = Instant::now();
     let waiter = run.ctx.begin(run.phase, &p, start, None, true);
     let result = match &run.ctx.target {
-        Target::Southbound(s) => {
-            let r = s.apply(p.op, &p.port, &p.neighbors).await;
-            let _ = user
-                .record_custom_request_duration("gRPC", "push", start.elapsed(), r.is_ok(), None, None)
-                .await;
-            r
-        }
+        Target::Southbound(s) => s.apply(p.op, &p.port, &p.neighbors).await,
         rest => match rest.call(p.op, &p.port) {
             None => Err("no_call".into()),
             Some(Err(e)) => Err(e),
@@ -147,23 +138,9 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
     if result.is_ok()
         && let Some(w) = waiter
     {
-        let outcome = tokio::time::timeout(run.correlation_timeout + Duration::from_secs(1), w)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let stages: &[(&str, Option<Duration>)] = match run.ctx.corr.source() {
-            Source::Agents => &[
-                ("port_programmed", outcome.programmed),
-                ("neighbor_converged", outcome.converged),
-            ],
-            Source::Status => &[("port_active", outcome.programmed)],
-        };
-        for &(name, d) in stages {
-            let _ = user
-                .record_custom_request_duration("E2E", name, d.unwrap_or_default(), d.is_some(), None, None)
-                .await;
-        }
+        // The user's next request waits for this one's programming, whatever its outcome (the
+        // correlator records it).
+        let _ = tokio::time::timeout(run.correlation_timeout + Duration::from_secs(1), w).await;
     }
     Ok(())
 }
@@ -232,11 +209,6 @@ pub async fn run(ctx: &Arc<Ctx>, phase: usize, work: Work, params: &ClosedParams
             // Every user runs until the shared budget is spent; this bounds the idle iterations.
             attack = set(attack, GooseDefault::Iterations, (b as usize).div_ceil(users) + 1)?;
         }
-        if let Some(r) = &params.report
-            && let Some(s) = r.to_str()
-        {
-            attack = set(attack, GooseDefault::ReportFile, s)?;
-        }
         let attack = attack.register_scenario(
             scenario!("tenant")
                 .register_transaction(transaction!(user_client).set_on_start())
@@ -256,9 +228,4 @@ pub async fn run(ctx: &Arc<Ctx>, phase: usize, work: Work, params: &ClosedParams
             error: Some(e),
         },
     }
-}
-
-/// Goose writes its report with this name into the run folder, one per closed phase.
-pub fn report_path(dir: &Path, phase_name: &str) -> std::path::PathBuf {
-    dir.join(format!("goose-{phase_name}.html"))
 }
