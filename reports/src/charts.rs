@@ -17,15 +17,29 @@ pub const SIZE: (u32, u32) = (900, 360);
 /// Most points a scatter draws; beyond, it draws an even sample and says so.
 pub const MAX_SCATTER: usize = 5_000;
 
-/// Colors of series in order.
+/// Font sizes in plotters' points: its SVG writes 0.806 px per point and the page draws the
+/// 900-unit chart about 976 px wide, so 16 points read as 14 px and the caption as 19 px.
+const CAPTION_PT: u32 = 22;
+const LABEL_PT: u32 = 16;
+
+/// The font of tick labels, axis descriptions and legends.
+fn label_font() -> TextStyle<'static> {
+    ("sans-serif", LABEL_PT).into_font().into()
+}
+
+/// Colors of series in order: Okabe and Ito's colour-blind-safe palette, without its
+/// vermillion, which is kept for what needs attention ([`ALERT`]).
 const PALETTE: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
 ];
+
+/// Failures, fault windows, fits and the knee: Okabe and Ito's vermillion.
+const ALERT: RGBColor = RGBColor(213, 94, 0);
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -44,19 +58,138 @@ pub struct Series {
     pub dashed: bool,
 }
 
-fn draw_to_string(f: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> String {
+/// How a legend entry shows its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Line,
+    Dashed,
+    Dot,
+    Bar,
+}
+
+/// One legend entry.
+#[derive(Debug, Clone)]
+struct Key {
+    label: String,
+    color: RGBColor,
+    width: u32,
+    mark: Mark,
+}
+
+impl Key {
+    fn new(label: impl Into<String>, color: RGBColor, mark: Mark) -> Self {
+        Self {
+            label: label.into(),
+            color,
+            width: 2,
+            mark,
+        }
+    }
+}
+
+/// Height of one row of legend entries, in SVG units.
+const KEY_ROW: u32 = 24;
+/// Left edge of the legend, in line with the plot (past the y label area and margin).
+const KEY_LEFT: i32 = 98;
+
+/// Legend entries laid out left to right from [`KEY_LEFT`], wrapping at the chart's width:
+/// each entry's (row, x). Text width is estimated (plotters' SVG backend cannot measure it):
+/// 0.5 em per character of a 16-point font.
+fn key_layout(keys: &[Key]) -> Vec<(u32, i32)> {
+    let per_char = f64::from(LABEL_PT) * 0.806 * 0.55;
+    let mut out = Vec::with_capacity(keys.len());
+    let (mut row, mut x) = (0u32, KEY_LEFT);
+    for k in keys {
+        let w = 34 + (k.label.chars().count() as f64 * per_char).ceil() as i32 + 22;
+        if x > KEY_LEFT && x + w > SIZE.0 as i32 - 10 {
+            row += 1;
+            x = KEY_LEFT;
+        }
+        out.push((row, x));
+        x += w;
+    }
+    out
+}
+
+/// Draws a chart: the title on top, the legend under it (outside the data, so that it hides
+/// no line or bar), then what `f` draws in the rest. A chart that cannot be drawn becomes a
+/// note saying why.
+fn draw_chart(title: &str, keys: &[Key], f: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> String {
     let mut out = String::new();
+    let layout = key_layout(keys);
+    let rows = layout.last().map_or(0, |(r, _)| r + 1);
     let r = {
-        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, (SIZE.0, SIZE.1 + rows * KEY_ROW)).into_drawing_area();
         root.fill(&WHITE)
             .map_err(err)
-            .and_then(|()| f(&root))
+            .and_then(|()| {
+                let body = root
+                    .titled(title, ("sans-serif", CAPTION_PT).into_font())
+                    .map_err(err)?;
+                let (strip, plot) = body.split_vertically(rows * KEY_ROW);
+                for (k, &(row, x)) in keys.iter().zip(&layout) {
+                    let y = (row * KEY_ROW + KEY_ROW / 2) as i32;
+                    let style = k.color.stroke_width(k.width);
+                    match k.mark {
+                        Mark::Line => strip.draw(&PathElement::new(vec![(x, y), (x + 26, y)], style)),
+                        Mark::Dashed => {
+                            strip
+                                .draw(&PathElement::new(vec![(x, y), (x + 10, y)], style))
+                                .map_err(err)?;
+                            strip.draw(&PathElement::new(vec![(x + 16, y), (x + 26, y)], style))
+                        }
+                        Mark::Dot => strip.draw(&Circle::new((x + 13, y), 4, k.color.filled())),
+                        Mark::Bar => strip.draw(&Rectangle::new([(x + 4, y - 6), (x + 22, y + 6)], k.color.filled())),
+                    }
+                    .map_err(err)?;
+                    strip
+                        .draw(&Text::new(
+                            k.label.clone(),
+                            (x + 34, y),
+                            label_font().pos(plotters::style::text_anchor::Pos::new(
+                                plotters::style::text_anchor::HPos::Left,
+                                plotters::style::text_anchor::VPos::Center,
+                            )),
+                        ))
+                        .map_err(err)?;
+                }
+                f(&plot)
+            })
             .and_then(|()| root.present().map_err(err))
     };
     match r {
         Ok(()) => out,
         Err(e) => format!("<p class=\"note\">chart not drawn: {}</p>", crate::html::escape(&e)),
     }
+}
+
+/// The colour and width of line `i` of `n`. Earlier lines are drawn wider, so that where two
+/// coincide (programmed and converged, p99 and max) the later one shows inside the earlier one.
+fn line_style(i: usize, n: usize, s: &Series) -> (RGBColor, u32) {
+    // Failures are always drawn in the alert colour, wherever they come in the list.
+    let c = if s.label.starts_with("failed") {
+        ALERT
+    } else {
+        PALETTE[i % PALETTE.len()]
+    };
+    (c, if i + 1 < n { 3 } else { 2 })
+}
+
+/// The legend entries of [`draw_lines`]' series.
+fn line_keys(series: &[Series]) -> Vec<Key> {
+    series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (color, width) = line_style(i, series.len(), s);
+            Key {
+                label: s.label.clone(),
+                color,
+                width,
+                mark: if s.dashed { Mark::Dashed } else { Mark::Line },
+            }
+        })
+        .collect()
 }
 
 /// Shaded bands behind time charts, one per phase (measured phases tinted, others grey).
@@ -84,7 +217,7 @@ fn draw_faults<'a, Y: Ranged<ValueType = f64>>(
     lo: f64,
     hi: f64,
 ) -> Result<()> {
-    let red = RGBColor(214, 39, 40);
+    let red = ALERT;
     chart
         .draw_series(faults.iter().map(|f| {
             // A command or restart that took no time still gets a visible sliver.
@@ -92,25 +225,49 @@ fn draw_faults<'a, Y: Ranged<ValueType = f64>>(
             Rectangle::new([(f.start_s, lo), (end, hi)], red.mix(0.13).filled())
         }))
         .map_err(err)?;
+    // Under the phase names, so that neither covers the other.
     chart
-        .draw_series(faults.iter().map(|f| {
-            Text::new(
-                f.kind.clone(),
-                (f.start_s, hi),
-                ("sans-serif", 12).into_font().color(&red),
-            )
-        }))
+        .draw_series(
+            faults.iter().map(|f| {
+                EmptyElement::at((f.start_s, hi)) + Text::new(f.kind.clone(), (4, 24), label_font().color(&red))
+            }),
+        )
         .map_err(err)?;
     Ok(())
 }
 
-/// A chart frame with the report's title font, margins and label areas.
-fn frame<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, title: &str) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+/// Each phase's name at the top of its band, so that a reader need not match shades to a table.
+fn draw_phase_names<'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    phases: &[PhaseSummary],
+    hi: f64,
+) -> Result<()> {
+    let grey = RGBColor(90, 90, 90);
+    // A name goes where its band has room for it (estimated as in `key_layout`), so that names
+    // of short phases do not run into each other.
+    let (x0, x1) = {
+        let r = chart.x_range();
+        (r.start, r.end)
+    };
+    let px_per_s = f64::from(chart.plotting_area().dim_in_pixel().0) / (x1 - x0).max(1e-9);
+    let per_char = f64::from(LABEL_PT) * 0.806 * 0.55;
+    chart
+        .draw_series(
+            phases
+                .iter()
+                .filter(|p| p.duration_s * px_per_s >= p.name.chars().count() as f64 * per_char + 8.0)
+                .map(|p| {
+                    EmptyElement::at((p.started_s, hi)) + Text::new(p.name.clone(), (4, 4), label_font().color(&grey))
+                }),
+        )
+        .map_err(err)?;
+    Ok(())
+}
+
+/// A chart frame with the report's margins and label areas (the title and legend are above it).
+fn frame<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
     let mut b = ChartBuilder::on(root);
-    b.caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70);
+    b.margin(14).x_label_area_size(46).y_label_area_size(84);
     b
 }
 
@@ -147,16 +304,6 @@ fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
     (x, y)
 }
 
-fn legend<'a, C: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, C>) -> Result<()> {
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)
-}
-
 /// Lines over time (s) on a linear y axis, with phases shaded and fault windows marked.
 pub fn time_lines(
     title: &str,
@@ -165,46 +312,109 @@ pub fn time_lines(
     phases: &[PhaseSummary],
     faults: &[FaultSummary],
 ) -> String {
-    draw_to_string(|root| {
+    draw_chart(title, &line_keys(series), |root| {
         let (x, y) = bounds(series);
         let x = time_range(x, phases);
         let ytop = (y.1 * 1.1).max(1.0);
-        let mut chart = frame(root, title)
-            .build_cartesian_2d(x.0..x.1, 0.0..ytop)
-            .map_err(err)?;
+        let mut chart = frame(root).build_cartesian_2d(x.0..x.1, 0.0..ytop).map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .label_style(label_font())
+            .axis_desc_style(label_font())
             .x_desc("time since start (s)")
             .y_desc(y_desc)
+            .x_label_formatter(&|v| format_count(*v))
+            .y_label_formatter(&|v| format_count(*v))
             .draw()
             .map_err(err)?;
         chart.draw_series(bands(phases, 0.0, ytop)).map_err(err)?;
+        draw_phase_names(&mut chart, phases, ytop)?;
         draw_faults(&mut chart, faults, 0.0, ytop)?;
-        draw_lines(&mut chart, series)?;
-        legend(&mut chart)
+        draw_lines(&mut chart, series)
+    })
+}
+
+/// Goal-state traffic over time: messages/s on the left axis and MB/s on the right, as the two
+/// differ by orders of magnitude and neither belongs beside request rates.
+pub fn goal_state_traffic(messages: &Series, mb: &Series, phases: &[PhaseSummary], faults: &[FaultSummary]) -> String {
+    let (c0, c1) = (PALETTE[0], PALETTE[1]);
+    let keys = [
+        Key::new(format!("{} (left axis)", messages.label), c0, Mark::Line),
+        Key::new(format!("{} (right axis)", mb.label), c1, Mark::Dashed),
+    ];
+    draw_chart("Goal-state traffic to agents", &keys, |root| {
+        let (x, y) = bounds(std::slice::from_ref(messages));
+        let (_, y2) = bounds(std::slice::from_ref(mb));
+        let x = time_range(x, phases);
+        let ytop = (y.1 * 1.1).max(1.0);
+        let y2top = (y2.1 * 1.1).max(0.001);
+        let mut chart = frame(root)
+            .right_y_label_area_size(84)
+            .build_cartesian_2d(x.0..x.1, 0.0..ytop)
+            .map_err(err)?
+            .set_secondary_coord(x.0..x.1, 0.0..y2top);
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .label_style(label_font())
+            .axis_desc_style(label_font())
+            .x_desc("time since start (s)")
+            .y_desc("messages per second")
+            .x_label_formatter(&|v| format_count(*v))
+            .y_label_formatter(&|v| format_count(*v))
+            .draw()
+            .map_err(err)?;
+        chart
+            .configure_secondary_axes()
+            .label_style(label_font())
+            .axis_desc_style(label_font())
+            .y_desc("MB per second")
+            .y_label_formatter(&|v| format_count(*v))
+            .draw()
+            .map_err(err)?;
+        chart.draw_series(bands(phases, 0.0, ytop)).map_err(err)?;
+        draw_phase_names(&mut chart, phases, ytop)?;
+        draw_faults(&mut chart, faults, 0.0, ytop)?;
+        chart
+            .draw_series(LineSeries::new(messages.points.iter().copied(), c0.stroke_width(2)))
+            .map_err(err)?;
+        chart
+            .draw_secondary_series(DashedLineSeries::new(
+                mb.points.iter().copied(),
+                6,
+                4,
+                c1.stroke_width(2),
+            ))
+            .map_err(err)?;
+        Ok(())
     })
 }
 
 /// Latency lines over time on a log y axis (ms), with phases shaded and fault windows marked.
 pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary], faults: &[FaultSummary]) -> String {
-    draw_to_string(|root| {
+    draw_chart(title, &line_keys(series), |root| {
         let (x, y) = bounds(series);
         let x = time_range(x, phases);
         let (lo, hi) = log_range(y);
-        let mut chart = frame(root, title)
+        let mut chart = frame(root)
             .build_cartesian_2d(x.0..x.1, (lo..hi).log_scale())
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .label_style(label_font())
+            .axis_desc_style(label_font())
             .x_desc("time since start (s)")
-            .y_desc("latency (ms, log)")
+            .y_desc("latency (log)")
+            .x_label_formatter(&|v| format_count(*v))
             .y_label_formatter(&|v| format_ms(*v))
             .draw()
             .map_err(err)?;
         chart.draw_series(bands(phases, lo, hi)).map_err(err)?;
+        draw_phase_names(&mut chart, phases, hi)?;
         draw_faults(&mut chart, faults, lo, hi)?;
-        draw_lines(&mut chart, series)?;
-        legend(&mut chart)
+        draw_lines(&mut chart, series)
     })
 }
 
@@ -213,30 +423,39 @@ fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
     series: &[Series],
 ) -> Result<()> {
     for (i, s) in series.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
-        let style = c.stroke_width(if s.dashed { 1 } else { 2 });
+        let (c, width) = line_style(i, series.len(), s);
+        let style = c.stroke_width(width);
         if s.dashed {
             chart
                 .draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))
-                .map_err(err)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                .map_err(err)?;
         } else {
             chart
                 .draw_series(LineSeries::new(s.points.iter().copied(), style))
-                .map_err(err)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                .map_err(err)?;
         }
     }
     Ok(())
 }
 
+/// A latency tick given in ms, in the report's one unit style: `500 µs`, `10 ms`, `1 s`. On a
+/// log axis plotters puts a tick at every 1..9 of each decade; only 1, 2 and 5 are labelled, or
+/// the labels of the upper half of a decade run into each other.
 fn format_ms(v: f64) -> String {
-    if v >= 1000.0 {
-        format!("{}s", trim(v / 1000.0))
+    let mantissa = v / 10f64.powf(v.log10().floor());
+    if [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 0.01) {
+        crate::units::duration_us(v * 1e3)
     } else {
-        format!("{}ms", trim(v))
+        String::new()
+    }
+}
+
+/// A count or rate tick: `0`, `2.5`, `200`, `12,000`, never `10000.0`.
+fn format_count(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        crate::units::thousands(v.round() as i64)
+    } else {
+        trim(v)
     }
 }
 
@@ -295,6 +514,47 @@ pub fn interval_rate(label: &str, intervals: &[IntervalStats]) -> Series {
     }
 }
 
+/// Bytes per second per interval, in MB/s, from a size metric's sums.
+pub fn interval_mb_rate(label: &str, intervals: &[IntervalStats]) -> Series {
+    Series {
+        label: label.to_owned(),
+        points: intervals
+            .iter()
+            .map(|i| (i.start_s + i.length_s / 2.0, i.sum / 1e6 / i.length_s.max(1e-9)))
+            .collect(),
+        dashed: false,
+    }
+}
+
+/// Offered, achieved and failed requests per second from the generator's own rows: offered is
+/// what the schedule made due (or, in closed phases, what was sent), achieved what succeeded.
+pub fn load_series(rows: &[crate::health::HealthRow]) -> Vec<Series> {
+    let mut offered = Vec::with_capacity(rows.len());
+    let mut achieved = Vec::with_capacity(rows.len());
+    let mut failed = Vec::with_capacity(rows.len());
+    for r in rows {
+        let len = r.length_s.max(1e-9);
+        let t = r.start_s + r.length_s / 2.0;
+        let asked = if r.due > 0 { r.due } else { r.sent };
+        offered.push((t, asked as f64 / len));
+        achieved.push((t, r.completed.saturating_sub(r.failed) as f64 / len));
+        failed.push((t, r.failed as f64 / len));
+    }
+    let s = |label: &str, points, dashed| Series {
+        label: label.to_owned(),
+        points,
+        dashed,
+    };
+    let mut out = vec![
+        s("offered/s", offered, true),
+        s("achieved (succeeded)/s", achieved, false),
+    ];
+    if failed.iter().any(|p| p.1 > 0.0) {
+        out.push(s("failed/s", failed, false));
+    }
+    out
+}
+
 /// The percentile positions drawn, as `1 / (1 - p)` on a log axis: 0 % to 99.99 %.
 fn percentile_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     let mut pts = Vec::new();
@@ -319,28 +579,32 @@ pub fn percentiles(title: &str, hists: &[(String, &Histogram<u64>, bool)]) -> St
             dashed: *dashed,
         })
         .collect();
-    draw_to_string(|root| {
+    draw_chart(title, &line_keys(&series), |root| {
         let (lo, hi) = log_range(bounds(&series).1);
-        let mut chart = frame(root, title)
+        let mut chart = frame(root)
+            // Room for the last tick's label, centred on the right edge.
+            .margin_right(40)
             .build_cartesian_2d(0.0..4.0, (lo..hi).log_scale())
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .label_style(label_font())
+            .axis_desc_style(label_font())
             .x_labels(5)
             .x_label_formatter(&|x: &f64| match x.round() as i32 {
-                0 => "0%".into(),
-                1 => "90%".into(),
-                2 => "99%".into(),
-                3 => "99.9%".into(),
-                _ => "99.99%".into(),
+                0 => "0 %".into(),
+                1 => "90 %".into(),
+                2 => "99 %".into(),
+                3 => "99.9 %".into(),
+                _ => "99.99 %".into(),
             })
             .x_desc("percentile (log 1/(1-p))")
-            .y_desc("latency (ms, log)")
+            .y_desc("latency (log)")
             .y_label_formatter(&|v| format_ms(*v))
             .draw()
             .map_err(err)?;
-        draw_lines(&mut chart, &series)?;
-        legend(&mut chart)
+        draw_lines(&mut chart, &series)
     })
 }
 
@@ -379,7 +643,21 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f
         .map(|s| ((s.neighbors.max(1)) as f64, (s.processing_us.max(1)) as f64 / 1e3))
         .collect();
     let (shown, _) = downsample(&pts, MAX_SCATTER);
-    draw_to_string(|root| {
+    let c = PALETTE[0];
+    let red = ALERT;
+    let mut keys = vec![Key::new("message", c, Mark::Dot)];
+    if let Some((a, b)) = line {
+        keys.push(Key::new(
+            format!(
+                "least-squares fit over every message: {} per neighbor + {} fixed",
+                crate::units::duration_us(b),
+                crate::units::duration_us(a)
+            ),
+            red,
+            Mark::Line,
+        ));
+    }
+    draw_chart(caption, &keys, |root| {
         let (x, y) = bounds(&[Series {
             label: String::new(),
             points: pts.clone(),
@@ -387,24 +665,24 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f
         }]);
         let xr = (x.0.max(1.0) / 1.5)..(x.1 * 1.5).max(10.0);
         let yr = (y.0.max(0.001) / 1.5)..(y.1 * 1.5).max(0.01);
-        let mut chart = frame(root, caption)
+        let mut chart = frame(root)
             .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .label_style(label_font())
+            .axis_desc_style(label_font())
             .x_desc("neighbor states in the message (log)")
-            .y_desc("agent processing (ms, log)")
+            .y_desc("agent processing (log)")
+            .x_label_formatter(&|v| format_count(*v))
             .y_label_formatter(&|v| format_ms(*v))
             .draw()
             .map_err(err)?;
-        let c = PALETTE[0];
         chart
             .draw_series(shown.iter().map(|&(x, y)| Circle::new((x, y), 2, c.mix(0.5).filled())))
-            .map_err(err)?
-            .label("message")
-            .legend(move |(x, y)| Circle::new((x + 9, y), 3, c.filled()));
+            .map_err(err)?;
         if let Some((a, b)) = line {
-            let red = PALETTE[3];
             let n = 60;
             let line_pts: Vec<(f64, f64)> = (0..=n)
                 .map(|k| {
@@ -415,11 +693,9 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f
                 .collect();
             chart
                 .draw_series(LineSeries::new(line_pts, red.stroke_width(2)))
-                .map_err(err)?
-                .label(format!("fit: {:.1} µs + {:.3} µs per neighbor", a, b))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(2)));
+                .map_err(err)?;
         }
-        legend(&mut chart)
+        Ok(())
     })
 }
 
@@ -440,18 +716,24 @@ pub fn host_load(rows: &[HostRow], bytes: bool) -> String {
     } else {
         "Messages per host, busiest first"
     };
-    draw_to_string(|root| {
+    let c = PALETTE[if bytes { 1 } else { 0 }];
+    let keys = [Key::new(series[0].label.clone(), c, Mark::Bar)];
+    draw_chart(title, &keys, |root| {
         let (x, y) = bounds(&series);
-        let mut chart = frame(root, title)
+        let mut chart = frame(root)
             .build_cartesian_2d(0.0..x.1 + 1.0, 0.0..(y.1 * 1.1).max(1.0))
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("host rank")
+            .light_line_style(TRANSPARENT)
+            .label_style(label_font())
+            .axis_desc_style(label_font())
+            .x_desc("host rank (1: busiest)")
             .y_desc(if bytes { "MB" } else { "messages" })
+            .x_label_formatter(&|v| format_count(v.round()))
+            .y_label_formatter(&|v| format_count(*v))
             .draw()
             .map_err(err)?;
-        let c = PALETTE[if bytes { 1 } else { 0 }];
         chart
             .draw_series(
                 series[0]
@@ -459,10 +741,8 @@ pub fn host_load(rows: &[HostRow], bytes: bool) -> String {
                     .iter()
                     .map(|&(x, y)| Rectangle::new([(x - 0.4, 0.0), (x + 0.4, y)], c.mix(0.8).filled())),
             )
-            .map_err(err)?
-            .label(series[0].label.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 12, y + 4)], c.filled()));
-        legend(&mut chart)
+            .map_err(err)?;
+        Ok(())
     })
 }
 
@@ -487,16 +767,33 @@ pub fn step_search(s: &StepSearch) -> String {
         })
         .filter(|s| !s.points.is_empty())
         .collect();
-    draw_to_string(|root| {
+    let red = ALERT;
+    let mut keys: Vec<Key> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Key::new(s.label.clone(), PALETTE[i % PALETTE.len()], Mark::Line))
+        .collect();
+    if let Some(k) = s.knee_rps {
+        keys.push(Key::new(
+            format!("knee: {} requests/s", format_count(k)),
+            red,
+            Mark::Dashed,
+        ));
+    }
+    draw_chart("Latency vs offered rate (step search)", &keys, |root| {
         let (x, y) = bounds(&series);
         let (lo, hi) = log_range(y);
-        let mut chart = frame(root, "Latency vs offered rate (step search)")
+        let mut chart = frame(root)
             .build_cartesian_2d((x.0 * 0.9)..(x.1 * 1.1), (lo..hi).log_scale())
             .map_err(err)?;
         chart
             .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .label_style(label_font())
+            .axis_desc_style(label_font())
             .x_desc("offered rate (requests/s)")
-            .y_desc("p99 latency (ms, log)")
+            .y_desc("p99 latency (log)")
+            .x_label_formatter(&|v| format_count(*v))
             .y_label_formatter(&|v| format_ms(*v))
             .draw()
             .map_err(err)?;
@@ -504,22 +801,17 @@ pub fn step_search(s: &StepSearch) -> String {
             let c = PALETTE[i % PALETTE.len()];
             chart
                 .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                .map_err(err)?;
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(err)?;
         }
         if let Some(k) = s.knee_rps {
-            let red = PALETTE[3];
             chart
                 .draw_series(DashedLineSeries::new(vec![(k, lo), (k, hi)], 5, 4, red.stroke_width(2)))
-                .map_err(err)?
-                .label(format!("knee: {k} requests/s"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(2)));
+                .map_err(err)?;
         }
-        legend(&mut chart)
+        Ok(())
     })
 }
 
@@ -547,8 +839,65 @@ mod tests {
         }];
         let svg = latency_lines("api latency", &s, &[], &[]);
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
-        for text in ["api latency", "time since start (s)", "latency (ms, log)", "p99"] {
+        for text in ["api latency", "time since start (s)", "latency (log)", "p99"] {
             assert!(svg.contains(text), "{text} missing");
         }
+    }
+
+    /// Every text of every kind of time chart reads at 12 px or more where the page draws it
+    /// (976 px for 900 units), its ticks in one unit style, and the phases named on the chart.
+    #[test]
+    fn chart_text_is_readable_and_ticks_are_plain() {
+        let phases = vec![PhaseSummary {
+            name: "ramp-200".into(),
+            kind: "load".into(),
+            started_s: 0.0,
+            duration_s: 20.0,
+            ..PhaseSummary::default()
+        }];
+        let lat = vec![Series {
+            label: "p99".into(),
+            points: vec![(0.5, 0.8), (10.0, 30.0), (19.5, 1500.0)],
+            dashed: false,
+        }];
+        let rate = vec![Series {
+            label: "offered/s".into(),
+            points: vec![(0.5, 9000.0), (19.5, 12000.0)],
+            dashed: true,
+        }];
+        let msgs = Series {
+            label: "messages/s".into(),
+            points: vec![(0.5, 5000.0), (19.5, 8000.0)],
+            dashed: false,
+        };
+        let mb = Series {
+            label: "MB/s".into(),
+            points: vec![(0.5, 2.0), (19.5, 3.5)],
+            dashed: false,
+        };
+        for svg in [
+            latency_lines("latency", &lat, &phases, &[]),
+            time_lines("load", "requests per second", &rate, &phases, &[]),
+            goal_state_traffic(&msgs, &mb, &phases, &[]),
+        ] {
+            assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(300)]);
+            assert!(svg.contains("ramp-200"), "the phase is named on the chart");
+            let mut sizes = 0;
+            for part in svg.split("font-size=\"").skip(1) {
+                let px: f64 = part.split('"').next().unwrap().parse().unwrap();
+                assert!(px * 976.0 / 900.0 >= 12.0, "text of {px} units reads under 12 px");
+                sizes += 1;
+            }
+            assert!(sizes > 5);
+            assert!(!svg.contains(".0\n<") && !svg.contains("10000"), "plain ticks");
+        }
+        let lat = latency_lines("latency", &lat, &phases, &[]);
+        let texts: Vec<&str> = lat
+            .split("</text>")
+            .filter_map(|t| t.rsplit('>').next())
+            .map(str::trim)
+            .collect();
+        assert!(texts.contains(&"1 ms") && texts.contains(&"1 s"), "{texts:?}");
+        assert!(time_lines("load", "requests per second", &rate, &phases, &[]).contains("12,000"));
     }
 }

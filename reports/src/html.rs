@@ -38,7 +38,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin-top:1.6em;border-bott
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}
-figure{margin:1em 0}svg{max-width:100%;height:auto;display:block}
+figure{margin:1em 0}svg{width:100%;height:auto;display:block}
 .note{color:#666;font-size:.9em}pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:.85em}
 .kv td{text-align:left}
 ";
@@ -591,41 +591,39 @@ pub fn page(run: &RunData) -> String {
     outcomes_section(&mut out, run);
     broker_section(&mut out, run);
 
-    out.push_str("<h2>Throughput</h2>");
-    let thr = vec![
-        charts::interval_rate("issued/s", run.series("issued")),
-        {
-            // Failed requests complete too: add their count in the interval starting at the same time.
-            let mut c = charts::interval_rate("completed/s", run.series(metric::API));
-            let failed: std::collections::HashMap<u64, f64> = run
-                .series("errors")
-                .iter()
-                .map(|i| {
-                    (
-                        (i.start_s * 1000.0).round() as u64,
-                        i.count as f64 / i.length_s.max(1e-9),
-                    )
-                })
-                .collect();
-            for (p, i) in c.points.iter_mut().zip(run.series(metric::API)) {
-                p.1 += failed
-                    .get(&((i.start_s * 1000.0).round() as u64))
-                    .copied()
-                    .unwrap_or(0.0);
-            }
-            c
-        },
-        charts::interval_rate("goal-state messages/s", run.series(metric::AGENT_PROCESSING)),
-    ]
-    .into_iter()
-    .filter(|s| !s.points.is_empty())
-    .collect::<Vec<Series>>();
+    out.push_str("<h2>Load</h2>");
+    let load = if run.health.is_empty() {
+        // Folders written before generator.csv: what the histogram logs can tell.
+        vec![
+            charts::interval_rate("issued/s", run.series("issued")),
+            charts::interval_rate("completed/s", run.series(metric::API)),
+        ]
+    } else {
+        charts::load_series(&run.health)
+    };
+    let load: Vec<Series> = load.into_iter().filter(|s| !s.points.is_empty()).collect();
     figure(
         &mut out,
         "chart-throughput",
-        &charts::time_lines("Throughput over time", "per second", &thr, &s.phases, &s.faults),
-        "Shaded: phases (grey: not in the headline figures: setup, teardown, contrast, past the knee).",
+        &charts::time_lines(
+            "Requests: offered and achieved",
+            "requests per second",
+            &load,
+            &s.phases,
+            &s.faults,
+        ),
+        "Offered: what the schedule made due (closed phases: what was sent); achieved: answered with success. A gap between the two is the target (or the generator) falling behind. Shaded: phases, named at the top (grey: not in the headline figures: setup, teardown, contrast, past the knee).",
     );
+    let messages = charts::interval_rate("messages/s", run.series(metric::AGENT_PROCESSING));
+    if !messages.points.is_empty() {
+        let mb = charts::interval_mb_rate("MB/s", run.series(metric::GOAL_STATE_BYTES));
+        figure(
+            &mut out,
+            "chart-goal-states",
+            &charts::goal_state_traffic(&messages, &mb, &s.phases, &s.faults),
+            "Goal-state messages the agents processed per second (left axis) and their bytes (right axis, dashed).",
+        );
+    }
 
     out.push_str("<h2>Latency over time</h2>");
     for st in STAGES {

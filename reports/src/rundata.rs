@@ -19,6 +19,8 @@ pub struct IntervalStats {
     pub length_s: f64,
     /// Samples.
     pub count: u64,
+    /// Sum of the values (bytes in the interval, for a size metric).
+    pub sum: f64,
     /// Median.
     pub p50: u64,
     /// 90th percentile.
@@ -94,6 +96,7 @@ impl RunData {
                 start_s: i.start_s,
                 length_s: i.length_s,
                 count: h.len(),
+                sum: h.mean() * h.len() as f64,
                 p50: h.value_at_quantile(0.5),
                 p90: h.value_at_quantile(0.9),
                 p99: h.value_at_quantile(0.99),

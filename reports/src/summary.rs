@@ -366,7 +366,7 @@ pub struct Environment {
 }
 
 /// One phase.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseSummary {
     /// Its name.
     pub name: String,

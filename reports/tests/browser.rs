@@ -73,7 +73,10 @@ fn run(bin: &Path, page: &Path, profile: &Path, width: u32, extra: &[&str]) -> (
     )
 }
 
-const PROBE: &str = "<script>(function(){var r=[];document.querySelectorAll('svg').forEach(function(s){var b=s.getBoundingClientRect();r.push([b.width,b.height]);});var o=document.createElement('pre');o.id='probe';o.textContent=JSON.stringify({svgs:r,overflow:document.documentElement.scrollWidth-window.innerWidth});document.body.appendChild(o);})();</script>";
+/// Measures what the browser laid out: each chart's size, whether the page scrolls sideways,
+/// and, for every text of every chart, the size it is drawn at (its font size times the chart's
+/// scale) and whether it spills out of its chart.
+const PROBE: &str = "<script>(function(){var r=[],small=[],outside=[];document.querySelectorAll('svg').forEach(function(s,i){var b=s.getBoundingClientRect();r.push([b.width,b.height]);var k=b.width/s.viewBox.baseVal.width;s.querySelectorAll('text').forEach(function(t){var px=parseFloat(getComputedStyle(t).fontSize)*k;var tb=t.getBoundingClientRect();var w=t.textContent.trim();if(!w){return;}if(px<12){small.push([i,w,px]);}if(tb.left<b.left-1||tb.right>b.right+1||tb.top<b.top-1||tb.bottom>b.bottom+1){outside.push([i,w]);}});});var o=document.createElement('pre');o.id='probe';o.textContent=JSON.stringify({svgs:r,small:small,outside:outside,overflow:document.documentElement.scrollWidth-window.innerWidth});document.body.appendChild(o);})();</script>";
 
 #[test]
 fn the_report_loads_in_headless_chromium_without_errors() {
@@ -96,7 +99,7 @@ fn the_report_loads_in_headless_chromium_without_errors() {
     std::fs::write(&probed, html.replace("</body>", &format!("{PROBE}</body>"))).unwrap();
     let charts = html.matches("<svg").count();
     assert!(charts >= 8);
-    for width in [1280, 390] {
+    for width in [1400, 390] {
         let (dom, log) = run(
             &bin,
             &probed,
@@ -115,6 +118,15 @@ fn the_report_loads_in_headless_chromium_without_errors() {
         for (i, s) in svgs.iter().enumerate() {
             let (w, h) = (s[0].as_f64().unwrap(), s[1].as_f64().unwrap());
             assert!(w > 50.0 && h > 20.0, "chart {i} is {w}x{h} at width {width}");
+        }
+        if width == 1400 {
+            // At a desktop width as a reader sees it: nothing under 12 px, nothing cut off.
+            assert_eq!(v["small"], serde_json::json!([]), "text under 12 px at width {width}");
+            assert_eq!(
+                v["outside"],
+                serde_json::json!([]),
+                "text outside its chart at width {width}"
+            );
         }
         assert!(
             v["overflow"].as_f64().unwrap() <= 0.0,

@@ -145,7 +145,7 @@ fn a_step_search_shows_the_knee_and_every_stage() {
     let knee = step.knee_rps.unwrap();
     assert!(html.contains(&format!("Knee: <b>{knee} requests/s</b>")));
     assert!(
-        html.contains(&format!("knee: {knee} requests/s")),
+        html.contains(&format!("knee: {} requests/s", reports::units::thousands(knee as i64))),
         "the knee is marked on the chart"
     );
     for st in &step.stages {
