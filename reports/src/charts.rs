@@ -5,6 +5,7 @@
 
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
+use plotters::coord::combinators::BindKeyPoints;
 use plotters::prelude::*;
 
 use crate::rundata::IntervalStats;
@@ -398,7 +399,7 @@ pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary], fa
         let x = time_range(x, phases);
         let (lo, hi) = log_range(y);
         let mut chart = frame(root)
-            .build_cartesian_2d(x.0..x.1, (lo..hi).log_scale())
+            .build_cartesian_2d(x.0..x.1, (lo..hi).log_scale().with_key_points(log_points(lo, hi)))
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -438,16 +439,26 @@ fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
     Ok(())
 }
 
-/// A latency tick given in ms, in the report's one unit style: `500 µs`, `10 ms`, `1 s`. On a
-/// log axis plotters puts a tick at every 1..9 of each decade; only 1, 2 and 5 are labelled, or
-/// the labels of the upper half of a decade run into each other.
+/// A latency tick given in ms, in the report's one unit style: `500 µs`, `10 ms`, `1 s`.
 fn format_ms(v: f64) -> String {
-    let mantissa = v / 10f64.powf(v.log10().floor());
-    if [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 0.01) {
-        crate::units::duration_us(v * 1e3)
-    } else {
-        String::new()
+    crate::units::duration_us(v * 1e3)
+}
+
+/// The ticks of a log axis over `lo..hi`: 1, 2 and 5 of every decade. Plotters' own choice
+/// labels every 1..9 of a decade, whose upper half runs together, or a single tick.
+fn log_points(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(lo.max(1e-12).log10().floor());
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * decade;
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
     }
+    out
 }
 
 /// A count or rate tick: `0`, `2.5`, `200`, `12,000`, never `10000.0`.
@@ -584,7 +595,7 @@ pub fn percentiles(title: &str, hists: &[(String, &Histogram<u64>, bool)]) -> St
         let mut chart = frame(root)
             // Room for the last tick's label, centred on the right edge.
             .margin_right(40)
-            .build_cartesian_2d(0.0..4.0, (lo..hi).log_scale())
+            .build_cartesian_2d(0.0..4.0, (lo..hi).log_scale().with_key_points(log_points(lo, hi)))
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -666,7 +677,10 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f
         let xr = (x.0.max(1.0) / 1.5)..(x.1 * 1.5).max(10.0);
         let yr = (y.0.max(0.001) / 1.5)..(y.1 * 1.5).max(0.01);
         let mut chart = frame(root)
-            .build_cartesian_2d(xr.clone().log_scale(), yr.clone().log_scale())
+            .build_cartesian_2d(
+                xr.clone().log_scale().with_key_points(log_points(xr.start, xr.end)),
+                yr.clone().log_scale().with_key_points(log_points(yr.start, yr.end)),
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -784,7 +798,10 @@ pub fn step_search(s: &StepSearch) -> String {
         let (x, y) = bounds(&series);
         let (lo, hi) = log_range(y);
         let mut chart = frame(root)
-            .build_cartesian_2d((x.0 * 0.9)..(x.1 * 1.1), (lo..hi).log_scale())
+            .build_cartesian_2d(
+                (x.0 * 0.9)..(x.1 * 1.1),
+                (lo..hi).log_scale().with_key_points(log_points(lo, hi)),
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -846,6 +863,12 @@ mod tests {
 
     /// Every text of every kind of time chart reads at 12 px or more where the page draws it
     /// (976 px for 900 units), its ticks in one unit style, and the phases named on the chart.
+    #[test]
+    fn log_axes_tick_at_one_two_and_five() {
+        assert_eq!(log_points(0.3, 25.0), vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0]);
+        assert_eq!(log_points(2.6, 26.0), vec![5.0, 10.0, 20.0]);
+    }
+
     #[test]
     fn chart_text_is_readable_and_ticks_are_plain() {
         let phases = vec![PhaseSummary {

@@ -522,7 +522,7 @@ pub fn page(base: &RunData, cand: &RunData, cmp: &Comparison) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>alcor-scale comparison</title><style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:0 auto;padding:12px}}table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}.fail{{color:#b00020;font-weight:600}}svg{{max-width:100%;height:auto}}.scroll{{overflow-x:auto}}</style></head><body><h1>Comparison: {}</h1><p>Baseline: {}<br>Candidate: {}<br>Gate: worse by more than {} with {:.0} % confidence, and by more than {} for latencies</p>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>alcor-scale comparison</title><style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:0 auto;padding:12px}}table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}.fail{{color:#b00020;font-weight:600}}svg{{width:100%;height:auto;display:block}}.scroll{{overflow-x:auto}}</style></head><body><h1>Comparison: {}</h1><p>Baseline: {}<br>Candidate: {}<br>Gate: worse by more than {} with {:.0} % confidence, and by more than {} for latencies</p>",
         if cmp.regressed() {
             "<span class=\"fail\">regression</span>"
         } else {
