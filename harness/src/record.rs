@@ -133,19 +133,26 @@ impl PhaseRecord {
     }
 }
 
-/// A snapshot for the live progress line.
+/// A snapshot for the live progress line: counts so far in the phase, rates and latencies of
+/// the last interval (a cumulative p99 hides a stage that is failing now behind the ones before).
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
     /// Current phase name.
     pub phase: String,
+    /// Its load model as the scenario asked for it (`open: 200/s for 60s`).
+    pub model: String,
+    /// Time since the phase began.
+    pub elapsed: Duration,
     /// Requests issued in it.
     pub requests: u64,
+    /// Requests due (open model) or sent (closed) per second over the last interval.
+    pub offered: f64,
     /// Requests answered per second over the last interval.
     pub rate: f64,
-    /// p99 of `api` so far in the phase, µs.
-    pub api_p99_us: u64,
-    /// p99 of `port_programmed` so far in the phase, µs.
-    pub programmed_p99_us: u64,
+    /// p99 of `api` over the last interval, µs; `None` without samples.
+    pub api_p99_us: Option<u64>,
+    /// p99 of `port_programmed` (or `port_active`) over the last interval, µs.
+    pub programmed_p99_us: Option<u64>,
     /// Failed requests so far in the phase.
     pub failed: u64,
     /// Created ports not converged in time so far in the phase.
@@ -171,6 +178,9 @@ struct Inner {
     interval_start: Duration,
     counts: IntervalCounts,
     last_rate: f64,
+    /// The last whole interval's offered rate and api / programmed p99 (µs), for the progress line.
+    last_offered: f64,
+    last_p99: (Option<u64>, Option<u64>),
     usage: UsageSampler,
     health: Vec<HealthRow>,
     health_out: Option<HealthWriter>,
@@ -234,6 +244,8 @@ impl Recorder {
                 interval_start: Duration::ZERO,
                 counts: IntervalCounts::default(),
                 last_rate: 0.0,
+                last_offered: 0.0,
+                last_p99: (None, None),
                 usage: UsageSampler::new(),
                 health: Vec::new(),
                 health_out,
@@ -506,6 +518,8 @@ impl Recorder {
             interval_start,
             counts,
             last_rate,
+            last_offered,
+            last_p99,
             usage,
             health,
             health_out,
@@ -519,6 +533,18 @@ impl Recorder {
             return;
         }
         *last_rate = counts.completed as f64 / length.as_secs_f64();
+        *last_offered = counts.due.max(counts.sent) as f64 / length.as_secs_f64();
+        let p99 = |m: &str| {
+            interval
+                .get(m)
+                .filter(|h| !h.is_empty())
+                .map(|h| h.value_at_quantile(0.99))
+        };
+        *last_p99 = (
+            p99(metric::API),
+            // Whichever stage tells this target's ports are in place (agents, or Neutron's status).
+            p99(metric::PORT_PROGRAMMED).or_else(|| p99(metric::PORT_ACTIVE)),
+        );
         let Usage {
             process_cpu,
             load1,
@@ -578,15 +604,15 @@ impl Recorder {
         let Some(p) = g.phases.last() else {
             return Progress::default();
         };
-        let p99 = |m: &str| p.metrics.get(m).map(|h| h.value_at_quantile(0.99)).unwrap_or(0);
         Progress {
             phase: p.name.clone(),
+            model: p.model.clone(),
+            elapsed: self.start.elapsed().saturating_sub(p.started),
             requests: p.requests,
+            offered: g.last_offered,
             rate: g.last_rate,
-            api_p99_us: p99(reports::summary::metric::API),
-            // Whichever stage tells this target's ports are in place (agents, or Neutron's status).
-            programmed_p99_us: p99(reports::summary::metric::PORT_PROGRAMMED)
-                .max(p99(reports::summary::metric::PORT_ACTIVE)),
+            api_p99_us: g.last_p99.0,
+            programmed_p99_us: g.last_p99.1,
             failed: p.errors,
             not_converged: p.not_converged,
             unsent: p.unsent,
