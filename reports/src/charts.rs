@@ -237,6 +237,19 @@ fn draw_faults<'a, Y: Ranged<ValueType = f64>>(
     Ok(())
 }
 
+/// What every time chart shows behind its lines: the phases shaded and named, and the faults.
+fn draw_backdrop<'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    phases: &[PhaseSummary],
+    faults: &[FaultSummary],
+    lo: f64,
+    hi: f64,
+) -> Result<()> {
+    chart.draw_series(bands(phases, lo, hi)).map_err(err)?;
+    draw_phase_names(chart, phases, hi)?;
+    draw_faults(chart, faults, lo, hi)
+}
+
 /// Each phase's name at the top of its band, so that a reader need not match shades to a table.
 fn draw_phase_names<'a, Y: Ranged<ValueType = f64>>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
@@ -263,6 +276,19 @@ fn draw_phase_names<'a, Y: Ranged<ValueType = f64>>(
         )
         .map_err(err)?;
     Ok(())
+}
+
+/// The report's mesh: no light grid lines (they crowd log axes), its label fonts.
+trait Styled {
+    fn styled(&mut self) -> &mut Self;
+}
+
+impl<X: Ranged, Y: Ranged, DB: DrawingBackend> Styled for plotters::chart::MeshStyle<'_, '_, X, Y, DB> {
+    fn styled(&mut self) -> &mut Self {
+        self.light_line_style(TRANSPARENT)
+            .label_style(label_font())
+            .axis_desc_style(label_font())
+    }
 }
 
 /// A chart frame with the report's margins and label areas (the title and legend are above it).
@@ -320,18 +346,14 @@ pub fn time_lines(
         let mut chart = frame(root).build_cartesian_2d(x.0..x.1, 0.0..ytop).map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style(label_font())
-            .axis_desc_style(label_font())
+            .styled()
             .x_desc("time since start (s)")
             .y_desc(y_desc)
             .x_label_formatter(&|v| format_count(*v))
             .y_label_formatter(&|v| format_count(*v))
             .draw()
             .map_err(err)?;
-        chart.draw_series(bands(phases, 0.0, ytop)).map_err(err)?;
-        draw_phase_names(&mut chart, phases, ytop)?;
-        draw_faults(&mut chart, faults, 0.0, ytop)?;
+        draw_backdrop(&mut chart, phases, faults, 0.0, ytop)?;
         draw_lines(&mut chart, series)
     })
 }
@@ -357,9 +379,7 @@ pub fn goal_state_traffic(messages: &Series, mb: &Series, phases: &[PhaseSummary
             .set_secondary_coord(x.0..x.1, 0.0..y2top);
         chart
             .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style(label_font())
-            .axis_desc_style(label_font())
+            .styled()
             .x_desc("time since start (s)")
             .y_desc("messages per second")
             .x_label_formatter(&|v| format_count(*v))
@@ -374,9 +394,7 @@ pub fn goal_state_traffic(messages: &Series, mb: &Series, phases: &[PhaseSummary
             .y_label_formatter(&|v| format_count(*v))
             .draw()
             .map_err(err)?;
-        chart.draw_series(bands(phases, 0.0, ytop)).map_err(err)?;
-        draw_phase_names(&mut chart, phases, ytop)?;
-        draw_faults(&mut chart, faults, 0.0, ytop)?;
+        draw_backdrop(&mut chart, phases, faults, 0.0, ytop)?;
         chart
             .draw_series(LineSeries::new(messages.points.iter().copied(), c0.stroke_width(2)))
             .map_err(err)?;
@@ -403,18 +421,14 @@ pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary], fa
             .map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style(label_font())
-            .axis_desc_style(label_font())
+            .styled()
             .x_desc("time since start (s)")
             .y_desc("latency (log)")
             .x_label_formatter(&|v| format_count(*v))
             .y_label_formatter(&|v| format_ms(*v))
             .draw()
             .map_err(err)?;
-        chart.draw_series(bands(phases, lo, hi)).map_err(err)?;
-        draw_phase_names(&mut chart, phases, hi)?;
-        draw_faults(&mut chart, faults, lo, hi)?;
+        draw_backdrop(&mut chart, phases, faults, lo, hi)?;
         draw_lines(&mut chart, series)
     })
 }
@@ -599,9 +613,7 @@ pub fn percentiles(title: &str, hists: &[(String, &Histogram<u64>, bool)]) -> St
             .map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style(label_font())
-            .axis_desc_style(label_font())
+            .styled()
             .x_labels(5)
             .x_label_formatter(&|x: &f64| match x.round() as i32 {
                 0 => "0 %".into(),
@@ -684,9 +696,7 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f
             .map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style(label_font())
-            .axis_desc_style(label_font())
+            .styled()
             .x_desc("neighbor states in the message (log)")
             .y_desc("agent processing (log)")
             .x_label_formatter(&|v| format_count(*v))
@@ -739,9 +749,7 @@ pub fn host_load(rows: &[HostRow], bytes: bool) -> String {
             .map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style(label_font())
-            .axis_desc_style(label_font())
+            .styled()
             .x_desc("host rank (1: busiest)")
             .y_desc(if bytes { "MB" } else { "messages" })
             .x_label_formatter(&|v| format_count(v.round()))
@@ -805,9 +813,7 @@ pub fn step_search(s: &StepSearch) -> String {
             .map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .label_style(label_font())
-            .axis_desc_style(label_font())
+            .styled()
             .x_desc("offered rate (requests/s)")
             .y_desc("p99 latency (log)")
             .x_label_formatter(&|v| format_count(*v))
