@@ -177,9 +177,8 @@ struct Inner {
     interval: Metrics,
     interval_start: Duration,
     counts: IntervalCounts,
-    last_rate: f64,
-    /// The last whole interval's offered rate and api / programmed p99 (µs), for the progress line.
-    last_offered: f64,
+    /// The last whole interval's api / programmed p99 (µs), for the progress line (its rates
+    /// are the last health row's).
     last_p99: (Option<u64>, Option<u64>),
     usage: UsageSampler,
     health: Vec<HealthRow>,
@@ -243,8 +242,6 @@ impl Recorder {
                 interval: Metrics::default(),
                 interval_start: Duration::ZERO,
                 counts: IntervalCounts::default(),
-                last_rate: 0.0,
-                last_offered: 0.0,
                 last_p99: (None, None),
                 usage: UsageSampler::new(),
                 health: Vec::new(),
@@ -517,8 +514,6 @@ impl Recorder {
             interval,
             interval_start,
             counts,
-            last_rate,
-            last_offered,
             last_p99,
             usage,
             health,
@@ -532,8 +527,6 @@ impl Recorder {
         if length.is_zero() {
             return;
         }
-        *last_rate = counts.completed as f64 / length.as_secs_f64();
-        *last_offered = counts.due.max(counts.sent) as f64 / length.as_secs_f64();
         let p99 = |m: &str| {
             interval
                 .get(m)
@@ -609,8 +602,8 @@ impl Recorder {
             model: p.model.clone(),
             elapsed: self.start.elapsed().saturating_sub(p.started),
             requests: p.requests,
-            offered: g.last_offered,
-            rate: g.last_rate,
+            offered: g.health.last().map_or(0.0, HealthRow::offered_per_s),
+            rate: g.health.last().map_or(0.0, HealthRow::completed_per_s),
             api_p99_us: g.last_p99.0,
             programmed_p99_us: g.last_p99.1,
             failed: p.errors,

@@ -560,8 +560,7 @@ pub fn load_series(rows: &[crate::health::HealthRow]) -> Vec<Series> {
     for r in rows {
         let len = r.length_s.max(1e-9);
         let t = r.start_s + r.length_s / 2.0;
-        let asked = if r.due > 0 { r.due } else { r.sent };
-        offered.push((t, asked as f64 / len));
+        offered.push((t, r.offered_per_s()));
         achieved.push((t, r.completed.saturating_sub(r.failed) as f64 / len));
         failed.push((t, r.failed as f64 / len));
     }

@@ -33,6 +33,20 @@ pub struct HealthRow {
     pub steal: f64,
 }
 
+impl HealthRow {
+    /// Requests offered per second: due by the open model's schedule, or, in closed phases
+    /// (nothing due), sent.
+    pub fn offered_per_s(&self) -> f64 {
+        let asked = if self.due > 0 { self.due } else { self.sent };
+        asked as f64 / self.length_s.max(1e-9)
+    }
+
+    /// Requests answered (success or failure) per second.
+    pub fn completed_per_s(&self) -> f64 {
+        self.completed as f64 / self.length_s.max(1e-9)
+    }
+}
+
 /// Header of `generator.csv`.
 pub const HEADER: &str = "start_s,length_s,due,sent,completed,failed,send_lag_p99_us,process_cpu,load1,steal";
 
