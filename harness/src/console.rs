@@ -70,31 +70,11 @@ fn p50_p99(metrics: &std::collections::BTreeMap<String, reports::summary::Stats>
         .unwrap_or_default()
 }
 
-/// The verdict word of a run: PASS, FAIL, or NOT EVALUATED with the reason.
+/// The verdict line of a run: its name, PASS / FAIL / PARTIAL / NOT EVALUATED, and why
+/// ([`reports::verdict`], the report's definition too).
 pub fn verdict_line(s: &Summary) -> String {
-    if let Some(reason) = &s.partial_reason {
-        return format!("{}: NOT EVALUATED: {reason}", s.scenario.name);
-    }
-    let failed = s.slo.iter().filter(|r| !r.pass).count();
-    let g = &s.generator;
-    let caveat = if g.fell_behind {
-        ", but the generator fell behind"
-    } else if g.saturated {
-        ", but the host was saturated"
-    } else {
-        ""
-    };
-    if failed > 0 {
-        format!(
-            "{}: FAIL ({failed} of {} checks failed){caveat}",
-            s.scenario.name,
-            s.slo.len()
-        )
-    } else if s.slo.is_empty() {
-        format!("{}: no checks set{caveat}", s.scenario.name)
-    } else {
-        format!("{}: PASS ({} checks){caveat}", s.scenario.name, s.slo.len())
-    }
+    let v = reports::verdict::of(s);
+    format!("{}: {}: {}", s.scenario.name, v.word.label(), v.headline)
 }
 
 /// The run's summary as lines: verdict, load (offered beside achieved), failures by kind with

@@ -117,7 +117,7 @@ fn an_overloaded_open_phase_ends_on_time_counts_what_it_could_not_send_and_says_
     assert!(s.generator.fell_behind, "{:?}", s.generator);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
-        stdout.starts_with("ci-smoke: PASS (4 checks), but the generator fell behind"),
+        stdout.starts_with("ci-smoke: PARTIAL: 4 checks held, but the generator fell behind"),
         "{stdout}"
     );
     assert!(
@@ -173,7 +173,10 @@ fn stdout_carries_the_verdict_alone_and_the_charts_agree_with_the_tables() {
     let o = smoke("127.5.13.1", &[], &out, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.starts_with("ci-smoke: PASS"), "{stdout}");
+    assert!(
+        stdout.starts_with("ci-smoke: PASS") || stdout.starts_with("ci-smoke: PARTIAL"),
+        "checks held (PARTIAL on a saturated host): {stdout}"
+    );
     assert!(!stdout.contains("launched"), "goose's lines go to stderr: {stdout}");
     assert!(!stdout.contains(out.to_str().unwrap()), "paths go to stderr: {stdout}");
     assert!(stdout.contains("✓ port_programmed.p99 < 5s"), "{stdout}");

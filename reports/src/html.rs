@@ -41,6 +41,11 @@ td:first-child,th:first-child{text-align:left}
 figure{margin:1em 0}svg{width:100%;height:auto;display:block}
 .note{color:#666;font-size:.9em}pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:.85em}
 .kv td{text-align:left}
+.verdict{border-left:10px solid #777;background:#f2f2f2;padding:6px 14px;margin:1em 0;border-radius:4px}
+.verdict .word{font-size:1.6em;font-weight:700;margin:.2em 0}.verdict ul{margin:.3em 0}
+.v-pass{border-color:#186a1e;background:#eef7ee}.v-fail{border-color:#b00020;background:#fdecee}
+.v-partial{border-color:#e0b400;background:#fff8e1}.v-unjudged{border-color:#777;background:#f2f2f2}
+.glance td{text-align:left;white-space:normal}
 ";
 
 fn stats_row(out: &mut String, name: &str, s: &Stats, errors: Option<u64>) {
@@ -237,7 +242,140 @@ fn figure(out: &mut String, id: &str, svg: &str, note: &str) {
     out.push_str("</figure>");
 }
 
-/// The whole page for one run.
+/// The verdict and the handful of figures that answer "does it scale?": each measured phase's
+/// offered against achieved rate, p50/p99 of each stage, failures by reason, whether the
+/// generator kept up; then every check with its value.
+fn verdict_block(out: &mut String, s: &Summary) {
+    let v = crate::verdict::of(s);
+    let _ = write!(
+        out,
+        "<section id=\"verdict\" class=\"verdict v-{}\"><p class=\"word\"{}>{}: {}</p>",
+        v.word.class(),
+        if s.partial { " id=\"partial\"" } else { "" },
+        v.word.label(),
+        escape(&v.headline)
+    );
+    if !v.reasons.is_empty() {
+        out.push_str("<ul>");
+        for r in &v.reasons {
+            let _ = write!(out, "<li>{}</li>", escape(r));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("<div class=\"scroll\"><table class=\"glance\" id=\"glance\">");
+    let row = |out: &mut String, k: &str, v: &str| {
+        let _ = write!(out, "<tr><th>{}</th><td>{v}</td></tr>", escape(k));
+    };
+    row(
+        out,
+        "target",
+        &format!(
+            "{}, started {}, {}",
+            escape(&s.target),
+            escape(&s.started_at),
+            crate::units::duration_us(s.duration_s * 1e6)
+        ),
+    );
+    for p in s
+        .phases
+        .iter()
+        .filter(|p| matches!(p.kind.as_str(), "load" | "overload" | "contrast"))
+    {
+        let offered = p
+            .offered_rps
+            .map(|o| format!("offered {}, ", crate::units::per_s(o)))
+            .unwrap_or_default();
+        let unsent = if p.unsent > 0 {
+            format!(
+                ", <span class=\"fail\">{} never sent</span>",
+                crate::units::thousands(p.unsent as i64)
+            )
+        } else {
+            String::new()
+        };
+        row(
+            out,
+            &format!("{} ({})", p.name, p.kind),
+            &format!(
+                "{offered}achieved <b>{}</b>; {} requests, {} failed{unsent}",
+                crate::units::per_s(p.throughput_rps),
+                crate::units::thousands(p.requests as i64),
+                crate::units::thousands(p.errors as i64),
+            ),
+        );
+    }
+    for st in STAGES {
+        if let Some(x) = s.metrics.get(st).filter(|x| x.count > 0) {
+            row(
+                out,
+                st,
+                &format!(
+                    "p50 <b>{}</b>, p99 <b>{}</b>, max {} ({} samples)",
+                    crate::units::duration_us(x.p50 as f64),
+                    crate::units::duration_us(x.p99 as f64),
+                    crate::units::duration_us(x.max as f64),
+                    crate::units::thousands(x.count as i64)
+                ),
+            );
+        }
+    }
+    let failures: Vec<String> = s
+        .errors
+        .failures
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{} {}", escape(k), crate::units::thousands(*n as i64)))
+        .collect();
+    row(
+        out,
+        "failures",
+        &if failures.is_empty() {
+            "none".to_owned()
+        } else {
+            format!(
+                "<span class=\"fail\">{}</span> (error rate {})",
+                failures.join(", "),
+                crate::units::percent(s.errors.error_rate)
+            )
+        },
+    );
+    let g = &s.generator;
+    row(
+        out,
+        "generator",
+        &if s.throughput.requests == 0 {
+            "<span class=\"fail\">sent nothing in the measured phases</span>".to_owned()
+        } else if g.fell_behind || g.saturated {
+            format!("<span class=\"fail\">{}</span>", escape(&g.reasons.join("; ")))
+        } else {
+            format!(
+                "kept up: send lag p99 {}, {:.1} of {} CPUs, host load {:.1}",
+                if g.send_lag.count > 0 {
+                    crate::units::duration_us(g.send_lag.p99 as f64)
+                } else {
+                    "-".into()
+                },
+                g.process_cpu,
+                g.cores,
+                g.load
+            )
+        },
+    );
+    if let Some(step) = &s.step_search {
+        row(
+            out,
+            "knee",
+            &step
+                .knee_rps
+                .map(|k| format!("<b>{}</b> held every check", crate::units::per_s(k)))
+                .unwrap_or_else(|| "none: the first stage already broke a check".into()),
+        );
+    }
+    out.push_str("</table></div>");
+    slo_table(out, &s.slo);
+    out.push_str("</section>");
+}
+
 /// Fleets read over their events connection, with the clock alignment their latencies carry.
 fn fleets_table(out: &mut String, fleets: &[crate::summary::FleetSummary]) {
     if fleets.is_empty() {
@@ -363,8 +501,52 @@ fn broker_section(out: &mut String, run: &RunData) {
     }
 }
 
-/// Every operation's outcome (the ledger), the faults with their recovery, failures over time
-/// and the hosts that failed most.
+/// Failed operations per second by reason, over the fault windows; nothing when none failed.
+fn failures_chart(out: &mut String, run: &RunData) {
+    let s = &run.summary;
+    if !run.failures.is_empty() {
+        let mut by_reason: std::collections::BTreeMap<&str, Vec<(f64, f64)>> = Default::default();
+        let last = run.failures.iter().map(|r| r.second).max().unwrap_or(0);
+        for r in &run.failures {
+            by_reason.entry(r.reason.as_str()).or_default();
+        }
+        for (reason, pts) in by_reason.iter_mut() {
+            // Every second, zeros included, so that lines drop back to 0 between bursts.
+            let counts: std::collections::HashMap<u64, u64> = run
+                .failures
+                .iter()
+                .filter(|r| r.reason == *reason)
+                .map(|r| (r.second, r.count))
+                .collect();
+            *pts = (0..=last)
+                .map(|sec| (sec as f64, counts.get(&sec).copied().unwrap_or(0) as f64))
+                .collect();
+        }
+        let series: Vec<Series> = by_reason
+            .into_iter()
+            .map(|(label, points)| Series {
+                label: label.to_owned(),
+                points,
+                dashed: false,
+            })
+            .collect();
+        figure(
+            out,
+            "chart-failures",
+            &charts::time_lines(
+                "Failed operations by reason",
+                "operations per second",
+                &series,
+                &s.phases,
+                &s.faults,
+            ),
+            "By the second each operation started; red: fault windows.",
+        );
+    }
+}
+
+/// Every operation's outcome (the ledger), the faults with their recovery and the hosts that
+/// failed most.
 fn outcomes_section(out: &mut String, run: &RunData) {
     let s = &run.summary;
     let l = &s.ledger;
@@ -450,45 +632,6 @@ fn outcomes_section(out: &mut String, run: &RunData) {
         }
         out.push_str("</table></div>");
     }
-    if !run.failures.is_empty() {
-        let mut by_reason: std::collections::BTreeMap<&str, Vec<(f64, f64)>> = Default::default();
-        let last = run.failures.iter().map(|r| r.second).max().unwrap_or(0);
-        for r in &run.failures {
-            by_reason.entry(r.reason.as_str()).or_default();
-        }
-        for (reason, pts) in by_reason.iter_mut() {
-            // Every second, zeros included, so that lines drop back to 0 between bursts.
-            let counts: std::collections::HashMap<u64, u64> = run
-                .failures
-                .iter()
-                .filter(|r| r.reason == *reason)
-                .map(|r| (r.second, r.count))
-                .collect();
-            *pts = (0..=last)
-                .map(|sec| (sec as f64, counts.get(&sec).copied().unwrap_or(0) as f64))
-                .collect();
-        }
-        let series: Vec<Series> = by_reason
-            .into_iter()
-            .map(|(label, points)| Series {
-                label: label.to_owned(),
-                points,
-                dashed: false,
-            })
-            .collect();
-        figure(
-            out,
-            "chart-failures",
-            &charts::time_lines(
-                "Failed operations by reason",
-                "operations per second",
-                &series,
-                &s.phases,
-                &s.faults,
-            ),
-            "By the second each operation started; red: fault windows.",
-        );
-    }
     if !l.by_host.is_empty() {
         let _ = write!(
             out,
@@ -516,6 +659,7 @@ fn signed_us(us: f64) -> String {
     format!("{sign}{}", crate::units::duration_us(us.abs()))
 }
 
+/// The whole page for one run: the verdict and its figures, then the charts, then the tables.
 pub fn page(run: &RunData) -> String {
     let s = &run.summary;
     let mut out = String::with_capacity(1 << 20);
@@ -530,13 +674,7 @@ pub fn page(run: &RunData) -> String {
         escape(&s.scenario.name),
         escape(&s.scenario.description)
     );
-    if s.partial {
-        let _ = write!(
-            out,
-            "<p class=\"banner\" id=\"partial\">NOT EVALUATED: {}. No check was judged; the figures cover what was measured until the run stopped.</p>",
-            escape(s.partial_reason.as_deref().unwrap_or("stopped early"))
-        );
-    }
+    verdict_block(&mut out, s);
     for log in &run.cut_logs {
         let _ = write!(
             out,
@@ -560,36 +698,6 @@ pub fn page(run: &RunData) -> String {
             escape(&g.reasons.join("; "))
         );
     }
-    let verdict = !s.partial && s.slo.iter().all(|r| r.pass);
-    let _ = write!(
-        out,
-        "<p>Target <b>{}</b>, started {}, {:.1} s. {} requests in measured phases, {:.1} requests/s, error rate {:.3} %. SLO: <span class=\"{}\">{}</span></p>",
-        escape(&s.target),
-        escape(&s.started_at),
-        s.duration_s,
-        s.throughput.requests,
-        s.throughput.requests_per_s,
-        s.errors.error_rate * 100.0,
-        if verdict { "pass" } else { "fail" },
-        if s.partial {
-            "NOT EVALUATED"
-        } else if s.slo.is_empty() {
-            "none set"
-        } else if verdict {
-            "pass"
-        } else {
-            "FAIL"
-        }
-    );
-
-    out.push_str("<h2>Summary per stage (measured phases)</h2>");
-    metric_table(&mut out, s, "stages", &s.metrics);
-    fleets_table(&mut out, &s.fleets);
-    side_by_side_table(&mut out, s);
-    out.push_str("<h2>SLO</h2>");
-    slo_table(&mut out, &s.slo);
-    outcomes_section(&mut out, run);
-    broker_section(&mut out, run);
 
     out.push_str("<h2>Load</h2>");
     let load = if run.health.is_empty() {
@@ -624,6 +732,7 @@ pub fn page(run: &RunData) -> String {
             "Goal-state messages the agents processed per second (left axis) and their bytes (right axis, dashed).",
         );
     }
+    failures_chart(&mut out, run);
 
     out.push_str("<h2>Latency over time</h2>");
     for st in STAGES {
@@ -757,6 +866,13 @@ pub fn page(run: &RunData) -> String {
         }
         out.push_str("</table></div>");
     }
+
+    out.push_str("<h2>Summary per stage (measured phases)</h2>");
+    metric_table(&mut out, s, "stages", &s.metrics);
+    fleets_table(&mut out, &s.fleets);
+    side_by_side_table(&mut out, s);
+    outcomes_section(&mut out, run);
+    broker_section(&mut out, run);
 
     out.push_str("<h2>Phases</h2><div class=\"scroll\"><table id=\"phases\"><tr><th>phase</th><th>kind</th><th>model</th><th>start (s)</th><th>length (s)</th><th>requests</th><th>errors</th><th>completed/s</th></tr>");
     for p in &s.phases {

@@ -31,6 +31,7 @@ pub mod summary;
 #[doc(hidden)]
 pub mod testing;
 pub mod units;
+pub mod verdict;
 
 pub use html::render;
 

@@ -16,7 +16,7 @@ use crate::Error;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything a run measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// [`SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
@@ -324,7 +324,7 @@ pub mod metric {
 }
 
 /// The scenario as run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioInfo {
     /// Its name.
     pub name: String,
@@ -351,7 +351,7 @@ pub struct ScenarioInfo {
 }
 
 /// The machine and build.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
     /// `git rev-parse HEAD` of the working directory, when it is a repository.
     pub git_revision: Option<String>,

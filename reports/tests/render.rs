@@ -73,6 +73,27 @@ fn the_report_has_every_chart_and_table_row_with_the_summary_numbers() {
     }
     assert!(!html.contains("chart not drawn"));
     assert!(!html.contains("id=\"partial\""), "a complete run has no partial banner");
+    // The page leads with the verdict and its figures, before any chart or table of detail.
+    let verdict = html.find("<section id=\"verdict\"").expect("verdict block");
+    let first_figure = html.find("<figure").unwrap();
+    assert!(verdict < first_figure && verdict < html.find("id=\"stages\"").unwrap());
+    let block = &html[verdict..html[verdict..].find("</section>").unwrap() + verdict];
+    let v = reports::verdict::of(&s);
+    assert!(
+        block.contains(&format!("{}: {}", v.word.label(), v.headline)),
+        "{}",
+        &block[..300]
+    );
+    for stage in ["api", "port_programmed", "neighbor_converged", "failures", "generator"] {
+        assert!(block.contains(&format!("<th>{stage}</th>")), "{stage} at a glance");
+    }
+    let api = &s.metrics["api"];
+    assert!(block.contains(&format!(
+        "p50 <b>{}</b>, p99 <b>{}</b>",
+        reports::units::duration_us(api.p50 as f64),
+        reports::units::duration_us(api.p99 as f64)
+    )));
+    assert!(block.contains("id=\"slo\""), "the checks behind the verdict are in it");
     let without_ns = html.replace("http://www.w3.org/2000/svg", "");
     assert!(
         !without_ns.contains("http://") && !without_ns.contains("https://"),
