@@ -59,6 +59,69 @@ pub struct Series {
     pub dashed: bool,
 }
 
+/// A threshold drawn across a chart: an SLO check's limit, in the chart's y unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// Legend label (`SLO port_programmed.p99 < 5 s`).
+    pub label: String,
+    /// Where it lies on the y axis.
+    pub value: f64,
+}
+
+/// The latency checks of `slo` whose figure is one of `metrics` (`port_programmed.p99 < 5s`
+/// for `port_programmed`), as limits in ms.
+pub fn latency_limits(slo: &[crate::summary::SloResult], metrics: &[&str]) -> Vec<Limit> {
+    slo.iter()
+        .filter(|r| {
+            let key = r.key();
+            metrics.iter().any(|m| {
+                key.strip_prefix(m)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|stat| stat == "max" || stat.starts_with('p'))
+            }) && crate::summary::metric::is_latency(key.split('.').next().unwrap_or(""))
+        })
+        .map(|r| Limit {
+            label: format!("SLO {} {} {}", r.key(), r.op, crate::units::duration_us(r.threshold)),
+            value: r.threshold / 1e3,
+        })
+        .collect()
+}
+
+/// Legend entries of limits: dashed, in the alert colour.
+fn limit_keys(limits: &[Limit]) -> Vec<Key> {
+    limits
+        .iter()
+        .map(|l| Key::new(l.label.clone(), ALERT, Mark::Dashed))
+        .collect()
+}
+
+/// Draws each limit as a dashed line across the chart.
+fn draw_limits<'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    limits: &[Limit],
+) -> Result<()> {
+    let (x0, x1) = {
+        let r = chart.x_range();
+        (r.start, r.end)
+    };
+    for l in limits {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, l.value), (x1, l.value)],
+                8,
+                5,
+                ALERT.stroke_width(2),
+            ))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// `y` widened to hold every limit.
+fn with_limits(y: (f64, f64), limits: &[Limit]) -> (f64, f64) {
+    limits.iter().fold(y, |(lo, hi), l| (lo.min(l.value), hi.max(l.value)))
+}
+
 /// How a legend entry shows its series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mark {
@@ -116,11 +179,21 @@ fn key_layout(keys: &[Key]) -> Vec<(u32, i32)> {
 /// no line or bar), then what `f` draws in the rest. A chart that cannot be drawn becomes a
 /// note saying why.
 fn draw_chart(title: &str, keys: &[Key], f: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> String {
+    draw_chart_sized(title, keys, SIZE.1, f)
+}
+
+/// [`draw_chart`] with a plot `height` of its own (a chart of named rows needs room for each).
+fn draw_chart_sized(
+    title: &str,
+    keys: &[Key],
+    height: u32,
+    f: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>,
+) -> String {
     let mut out = String::new();
     let layout = key_layout(keys);
     let rows = layout.last().map_or(0, |(r, _)| r + 1);
     let r = {
-        let root = SVGBackend::with_string(&mut out, (SIZE.0, SIZE.1 + rows * KEY_ROW)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, (SIZE.0, height + rows * KEY_ROW)).into_drawing_area();
         root.fill(&WHITE)
             .map_err(err)
             .and_then(|()| {
@@ -410,12 +483,21 @@ pub fn goal_state_traffic(messages: &Series, mb: &Series, phases: &[PhaseSummary
     })
 }
 
-/// Latency lines over time on a log y axis (ms), with phases shaded and fault windows marked.
-pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary], faults: &[FaultSummary]) -> String {
-    draw_chart(title, &line_keys(series), |root| {
+/// Latency lines over time on a log y axis (ms), with phases shaded, fault windows marked and
+/// the SLO's `limits` drawn across.
+pub fn latency_lines(
+    title: &str,
+    series: &[Series],
+    limits: &[Limit],
+    phases: &[PhaseSummary],
+    faults: &[FaultSummary],
+) -> String {
+    let mut keys = line_keys(series);
+    keys.extend(limit_keys(limits));
+    draw_chart(title, &keys, |root| {
         let (x, y) = bounds(series);
         let x = time_range(x, phases);
-        let (lo, hi) = log_range(y);
+        let (lo, hi) = log_range(with_limits(y, limits));
         let mut chart = frame(root)
             .build_cartesian_2d(x.0..x.1, (lo..hi).log_scale().with_key_points(log_points(lo, hi)))
             .map_err(err)?;
@@ -429,7 +511,8 @@ pub fn latency_lines(title: &str, series: &[Series], phases: &[PhaseSummary], fa
             .draw()
             .map_err(err)?;
         draw_backdrop(&mut chart, phases, faults, lo, hi)?;
-        draw_lines(&mut chart, series)
+        draw_lines(&mut chart, series)?;
+        draw_limits(&mut chart, limits)
     })
 }
 
@@ -579,20 +662,32 @@ pub fn load_series(rows: &[crate::health::HealthRow]) -> Vec<Series> {
     out
 }
 
-/// The percentile positions drawn, as `1 / (1 - p)` on a log axis: 0 % to 99.99 %.
+/// The percentile axis is `1 / (1 - p)` on a log scale, from the median (2) to 99.99 %
+/// (10,000): below the median the distribution says little of the tail and would take a third
+/// of the width.
+const PERCENTILE_TICKS: [f64; 5] = [2.0, 10.0, 100.0, 1_000.0, 10_000.0];
+
+/// The points of a distribution on that axis: 200, evenly spaced in log `1 / (1 - p)`.
 fn percentile_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
-    let mut pts = Vec::new();
-    // 200 points evenly spaced on log10(1/(1-p)) from 0 (p = 0) to 4 (p = 99.99 %).
-    for k in 0..=200 {
-        let x = 4.0 * f64::from(k) / 200.0;
-        let p = 1.0 - 10f64.powf(-x);
-        pts.push((x, h.value_at_quantile(p) as f64 / 1e3));
-    }
-    pts
+    let (lo, hi) = (PERCENTILE_TICKS[0].log10(), 4.0);
+    (0..=200)
+        .map(|k| {
+            let x = 10f64.powf(lo + (hi - lo) * f64::from(k) / 200.0);
+            (x, h.value_at_quantile(1.0 - 1.0 / x) as f64 / 1e3)
+        })
+        .collect()
+}
+
+/// The percentile at axis position `x` (`1 / (1 - p)`), as the axis labels it.
+fn percentile_label(x: f64) -> String {
+    let p = (1.0 - 1.0 / x) * 100.0;
+    // 99.99 %, 99.9 %, 99 %, 90 %, 50 %: as many decimals as the nines need.
+    let decimals = (x.log10().round() as i32 - 2).max(0) as usize;
+    format!("{p:.decimals$} %")
 }
 
 /// Percentile distributions, HdrHistogram style: x is the percentile on a `1/(1-p)` log scale
-/// (0 %, 90 %, 99 %, 99.9 %, 99.99 %), y the latency in ms (log).
+/// (50 %, 90 %, 99 %, 99.9 %, 99.99 %), y the latency (log), one line per stage.
 pub fn percentiles(title: &str, hists: &[(String, &Histogram<u64>, bool)]) -> String {
     let series: Vec<Series> = hists
         .iter()
@@ -608,19 +703,17 @@ pub fn percentiles(title: &str, hists: &[(String, &Histogram<u64>, bool)]) -> St
         let mut chart = frame(root)
             // Room for the last tick's label, centred on the right edge.
             .margin_right(40)
-            .build_cartesian_2d(0.0..4.0, (lo..hi).log_scale().with_key_points(log_points(lo, hi)))
+            .build_cartesian_2d(
+                (PERCENTILE_TICKS[0]..PERCENTILE_TICKS[4])
+                    .log_scale()
+                    .with_key_points(PERCENTILE_TICKS.to_vec()),
+                (lo..hi).log_scale().with_key_points(log_points(lo, hi)),
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
             .styled()
-            .x_labels(5)
-            .x_label_formatter(&|x: &f64| match x.round() as i32 {
-                0 => "0 %".into(),
-                1 => "90 %".into(),
-                2 => "99 %".into(),
-                3 => "99.9 %".into(),
-                _ => "99.99 %".into(),
-            })
+            .x_label_formatter(&|x| percentile_label(*x))
             .x_desc("percentile (log 1/(1-p))")
             .y_desc("latency (log)")
             .y_label_formatter(&|v| format_ms(*v))
@@ -630,22 +723,79 @@ pub fn percentiles(title: &str, hists: &[(String, &Histogram<u64>, bool)]) -> St
     })
 }
 
-/// Least-squares `time = a + b * x`, or None with fewer than two distinct x.
-pub fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-    let n = points.len() as f64;
-    if points.len() < 2 {
+/// A cost model fitted to agent messages: `time = fixed + per_unit × size`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostFit {
+    /// Time a message costs whatever its size, µs.
+    pub fixed_us: f64,
+    /// Time each unit of size (a neighbor state, a byte) adds, µs.
+    pub per_unit_us: f64,
+    /// How well it fits on the chart's log axes: R² of log time against the log of the fit.
+    pub r2_log: f64,
+    /// Messages it was fitted on.
+    pub n: usize,
+}
+
+impl CostFit {
+    /// The fitted time of a message of `size`, µs.
+    pub fn at(&self, size: f64) -> f64 {
+        self.fixed_us + self.per_unit_us * size
+    }
+
+    /// `1.19 µs per neighbor + 3.72 µs fixed, R² 0.93 (log)`.
+    pub fn describe(&self, unit: &str) -> String {
+        format!(
+            "{} per {unit} + {} fixed, R² {:.2} (log)",
+            crate::units::duration_us(self.per_unit_us),
+            crate::units::duration_us(self.fixed_us),
+            self.r2_log
+        )
+    }
+}
+
+/// Fits `time = fixed + per_unit × size` to (size, µs) points by least squares on relative
+/// error (each point weighted 1/time²), or None with fewer than two distinct sizes.
+///
+/// Ordinary least squares over sizes spanning decades is decided by the largest messages alone
+/// and can miss the small ones by a multiple (or give a negative fixed cost); weighting by
+/// relative error makes a 1-neighbor message count as much as a 10,000-neighbor one, which is
+/// what a log–log chart shows. A negative coefficient is no cost: it is held at 0 and the other
+/// refitted. Written here: statrs has no weighted regression, and this is a few sums.
+pub fn fit_cost(points: &[(f64, f64)]) -> Option<CostFit> {
+    let pts: Vec<(f64, f64)> = points.iter().copied().filter(|&(x, y)| x >= 0.0 && y > 0.0).collect();
+    let (mut w, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(x, y) in &pts {
+        let k = 1.0 / (y * y);
+        w += k;
+        sx += k * x;
+        sy += k * y;
+        sxx += k * x * x;
+        sxy += k * x * y;
+    }
+    let det = w * sxx - sx * sx;
+    if pts.len() < 2 || det <= 1e-12 * w * sxx {
         return None;
     }
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-    let (mx, my) = (sx / n, sy / n);
-    let (sxx, sxy) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
-        (a + (x - mx).powi(2), b + (x - mx) * (y - my))
-    });
-    if sxx <= 0.0 {
-        return None;
+    let mut b = (w * sxy - sx * sy) / det;
+    let mut a = (sy - b * sx) / w;
+    if a < 0.0 {
+        a = 0.0;
+        b = sxy / sxx;
     }
-    let b = sxy / sxx;
-    Some((my - b * mx, b))
+    if b < 0.0 {
+        b = 0.0;
+        a = sy / w;
+    }
+    let logs: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (y.ln(), (a + b * x).max(1e-9).ln())).collect();
+    let mean = logs.iter().map(|l| l.0).sum::<f64>() / logs.len() as f64;
+    let total: f64 = logs.iter().map(|l| (l.0 - mean).powi(2)).sum();
+    let residual: f64 = logs.iter().map(|l| (l.0 - l.1).powi(2)).sum();
+    Some(CostFit {
+        fixed_us: a,
+        per_unit_us: b,
+        r2_log: if total > 0.0 { 1.0 - residual / total } else { 1.0 },
+        n: pts.len(),
+    })
 }
 
 /// Every `n`th item so that at most `max` remain, and whether anything was left out.
@@ -657,9 +807,9 @@ pub fn downsample<T: Copy>(items: &[T], max: usize) -> (Vec<T>, bool) {
     (items.iter().step_by(step).copied().collect(), true)
 }
 
-/// Goal-state size (neighbors) vs agent processing time, log axes, with `line`, the fitted
-/// `µs = a + b * neighbors` over every sample.
-pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f64)>) -> String {
+/// Goal-state size (neighbors) vs agent processing time, log axes, with `line`, the cost fitted
+/// per neighbor over every sample.
+pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<CostFit>) -> String {
     let pts: Vec<(f64, f64)> = samples
         .iter()
         .map(|s| ((s.neighbors.max(1)) as f64, (s.processing_us.max(1)) as f64 / 1e3))
@@ -668,12 +818,12 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f
     let c = PALETTE[0];
     let red = ALERT;
     let mut keys = vec![Key::new("message", c, Mark::Dot)];
-    if let Some((a, b)) = line {
+    if let Some(f) = line {
         keys.push(Key::new(
             format!(
-                "least-squares fit over every message: {} per neighbor + {} fixed",
-                crate::units::duration_us(b),
-                crate::units::duration_us(a)
+                "fit over {} messages: {}",
+                crate::units::thousands(f.n as i64),
+                f.describe("neighbor")
             ),
             red,
             Mark::Line,
@@ -705,12 +855,12 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f
         chart
             .draw_series(shown.iter().map(|&(x, y)| Circle::new((x, y), 2, c.mix(0.5).filled())))
             .map_err(err)?;
-        if let Some((a, b)) = line {
+        if let Some(f) = line {
             let n = 60;
             let line_pts: Vec<(f64, f64)> = (0..=n)
                 .map(|k| {
                     let x = (xr.start.ln() + (xr.end.ln() - xr.start.ln()) * f64::from(k) / f64::from(n)).exp();
-                    (x, (a + b * x) / 1e3)
+                    (x, f.at(x) / 1e3)
                 })
                 .filter(|&(_, y)| y >= yr.start && y <= yr.end)
                 .collect();
@@ -722,53 +872,139 @@ pub fn size_vs_time(samples: &[AgentSample], caption: &str, line: Option<(f64, f
     })
 }
 
-/// Per-host load sorted from the busiest host down.
-pub fn host_load(rows: &[HostRow], bytes: bool) -> String {
-    let mut v: Vec<f64> = rows
-        .iter()
-        .map(|r| if bytes { r.bytes as f64 / 1e6 } else { r.messages as f64 })
-        .collect();
-    v.sort_by(|a, b| b.total_cmp(a));
-    let series = [Series {
-        label: if bytes { "MB received".into() } else { "messages".into() },
-        points: v.iter().enumerate().map(|(i, y)| (i as f64 + 1.0, *y)).collect(),
-        dashed: false,
-    }];
-    let title = if bytes {
-        "Bytes per host, busiest first"
+/// Hosts the busiest-hosts chart names.
+pub const TOP_HOSTS: usize = 20;
+
+/// The busiest hosts by goal-state messages, each named, with its bytes written at the bar's end.
+pub fn busiest_hosts(rows: &[HostRow]) -> String {
+    let mut top: Vec<&HostRow> = rows.iter().collect();
+    top.sort_by_key(|r| (std::cmp::Reverse(r.messages), r.host));
+    top.truncate(TOP_HOSTS);
+    let c = PALETTE[0];
+    let title = if rows.len() > top.len() {
+        format!("The {} busiest of {} hosts", top.len(), format_count(rows.len() as f64))
     } else {
-        "Messages per host, busiest first"
+        format!("Messages per host ({} hosts)", top.len())
     };
-    let c = PALETTE[if bytes { 1 } else { 0 }];
-    let keys = [Key::new(series[0].label.clone(), c, Mark::Bar)];
-    draw_chart(title, &keys, |root| {
-        let (x, y) = bounds(&series);
+    let keys = [Key::new("goal-state messages (bytes at the bar's end)", c, Mark::Bar)];
+    // 24 units a row, beside the title, the axis and the margins.
+    let height = 130 + 24 * top.len().max(1) as u32;
+    draw_chart_sized(&title, &keys, height, |root| {
+        let n = top.len().max(1) as u32;
+        let max = top.first().map_or(1, |r| r.messages.max(1)) as f64;
+        // Room on the right for the bytes.
         let mut chart = frame(root)
-            .build_cartesian_2d(0.0..x.1 + 1.0, 0.0..(y.1 * 1.1).max(1.0))
+            .y_label_area_size(130)
+            .build_cartesian_2d(0.0..max * 1.25, (0..n).into_segmented())
             .map_err(err)?;
+        let names: Vec<String> = top.iter().map(|r| r.host.to_string()).collect();
         chart
             .configure_mesh()
             .styled()
-            .x_desc("host rank (1: busiest)")
-            .y_desc(if bytes { "MB" } else { "messages" })
-            .x_label_formatter(&|v| format_count(v.round()))
-            .y_label_formatter(&|v| format_count(*v))
+            .disable_y_mesh()
+            .y_labels(names.len())
+            // Row 0 at the bottom of the axis is the last host: the busiest reads first, on top.
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) if *i < n => names.get((n - 1 - *i) as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_desc("messages")
+            .x_label_formatter(&|v| format_count(*v))
             .draw()
             .map_err(err)?;
         chart
-            .draw_series(
-                series[0]
-                    .points
-                    .iter()
-                    .map(|&(x, y)| Rectangle::new([(x - 0.4, 0.0), (x + 0.4, y)], c.mix(0.8).filled())),
-            )
+            .draw_series(top.iter().enumerate().map(|(i, r)| {
+                let i = n - 1 - i as u32;
+                let mut bar = Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(i)),
+                        (r.messages as f64, SegmentValue::Exact(i + 1)),
+                    ],
+                    c.mix(0.8).filled(),
+                );
+                bar.set_margin(2, 2, 0, 0);
+                bar
+            }))
+            .map_err(err)?;
+        // Small print beside each bar: as many rows as 20 at 16 pt do not fit.
+        let small = ("sans-serif", LABEL_PT - 2).into_font().color(&RGBColor(60, 60, 60));
+        chart
+            .draw_series(top.iter().enumerate().map(|(i, r)| {
+                EmptyElement::at((r.messages as f64, SegmentValue::CenterOf(n - 1 - i as u32)))
+                    + Text::new(
+                        format!(" {}", bytesize::ByteSize(r.bytes).display().si()),
+                        (4, -7),
+                        small.clone(),
+                    )
+            }))
             .map_err(err)?;
         Ok(())
     })
 }
 
-/// Step search: p99 latencies against the offered rate, the knee marked.
-pub fn step_search(s: &StepSearch) -> String {
+/// How goal-state messages spread over all hosts: how many hosts got how many messages, the
+/// median and the busiest marked. For fleets too large to name host by host.
+pub fn host_distribution(rows: &[HostRow]) -> String {
+    let mut v: Vec<u64> = rows.iter().map(|r| r.messages).collect();
+    v.sort_unstable();
+    let c = PALETTE[2];
+    let (lo, hi) = (v.first().copied().unwrap_or(0), v.last().copied().unwrap_or(0));
+    let median = v.get(v.len() / 2).copied().unwrap_or(0);
+    let keys = [
+        Key::new("hosts", c, Mark::Bar),
+        Key::new(
+            format!("median {}", format_count(median as f64)),
+            PALETTE[5],
+            Mark::Dashed,
+        ),
+        Key::new(format!("busiest {}", format_count(hi as f64)), ALERT, Mark::Dashed),
+    ];
+    let title = format!("Messages per host over all {} hosts", format_count(v.len() as f64));
+    draw_chart(&title, &keys, |root| {
+        // 40 bins of whole messages from the least to the most loaded host.
+        let bins = 40u64;
+        let width = ((hi - lo) / bins + 1).max(1);
+        let mut counts = vec![0u64; bins as usize + 1];
+        for m in &v {
+            counts[((m - lo) / width) as usize] += 1;
+        }
+        let x0 = lo as f64;
+        let x1 = (lo + width * (bins + 1)) as f64;
+        let ytop = (*counts.iter().max().unwrap_or(&1) as f64 * 1.1).max(1.0);
+        let mut chart = frame(root).build_cartesian_2d(x0..x1, 0.0..ytop).map_err(err)?;
+        chart
+            .configure_mesh()
+            .styled()
+            .x_desc("goal-state messages a host received")
+            .y_desc("hosts")
+            .x_label_formatter(&|v| format_count(*v))
+            .y_label_formatter(&|v| format_count(*v))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| {
+                let a = x0 + (i as u64 * width) as f64;
+                Rectangle::new([(a, 0.0), (a + width as f64, *n as f64)], c.mix(0.8).filled())
+            }))
+            .map_err(err)?;
+        for (x, color) in [(median, PALETTE[5]), (hi, ALERT)] {
+            let x = x as f64 + width as f64 / 2.0;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x, 0.0), (x, ytop)],
+                    6,
+                    4,
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// Step search: p99 latencies against the offered rate, the SLO's `limits` across and the knee
+/// marked.
+pub fn step_search(s: &StepSearch, limits: &[Limit]) -> String {
     let metrics = ["api", "port_programmed", "neighbor_converged"];
     let series: Vec<Series> = metrics
         .iter()
@@ -794,16 +1030,17 @@ pub fn step_search(s: &StepSearch) -> String {
         .enumerate()
         .map(|(i, s)| Key::new(s.label.clone(), PALETTE[i % PALETTE.len()], Mark::Line))
         .collect();
+    keys.extend(limit_keys(limits));
     if let Some(k) = s.knee_rps {
         keys.push(Key::new(
             format!("knee: {} requests/s", format_count(k)),
             red,
-            Mark::Dashed,
+            Mark::Line,
         ));
     }
     draw_chart("Latency vs offered rate (step search)", &keys, |root| {
         let (x, y) = bounds(&series);
-        let (lo, hi) = log_range(y);
+        let (lo, hi) = log_range(with_limits(y, limits));
         let mut chart = frame(root)
             .build_cartesian_2d(
                 (x.0 * 0.9)..(x.1 * 1.1),
@@ -828,9 +1065,11 @@ pub fn step_search(s: &StepSearch) -> String {
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(err)?;
         }
+        draw_limits(&mut chart, limits)?;
         if let Some(k) = s.knee_rps {
+            // Solid, unlike the limits: the knee is a rate, they are latencies.
             chart
-                .draw_series(DashedLineSeries::new(vec![(k, lo), (k, hi)], 5, 4, red.stroke_width(2)))
+                .draw_series(LineSeries::new(vec![(k, lo), (k, hi)], red.stroke_width(2)))
                 .map_err(err)?;
         }
         Ok(())
@@ -844,9 +1083,13 @@ mod tests {
     #[test]
     fn fit_recovers_a_line_and_downsample_says_when_it_drops() {
         let pts: Vec<(f64, f64)> = (0..100).map(|x| (x as f64, 5.0 + 2.0 * x as f64)).collect();
-        let (a, b) = fit(&pts).unwrap();
-        assert!((a - 5.0).abs() < 1e-9 && (b - 2.0).abs() < 1e-9);
-        assert!(fit(&[(1.0, 1.0), (1.0, 2.0)]).is_none());
+        let f = fit_cost(&pts).unwrap();
+        assert!(
+            (f.fixed_us - 5.0).abs() < 1e-6 && (f.per_unit_us - 2.0).abs() < 1e-6,
+            "{f:?}"
+        );
+        assert!(f.r2_log > 0.999_999 && f.n == 100);
+        assert!(fit_cost(&[(1.0, 1.0), (1.0, 2.0)]).is_none());
         let (v, dropped) = downsample(&(0..10_000).collect::<Vec<_>>(), 5_000);
         assert!(dropped && v.len() <= 5_000 && v.len() >= 4_999);
         assert!(!downsample(&[1, 2, 3], 5).1);
@@ -859,7 +1102,7 @@ mod tests {
             points: vec![(0.5, 1.0), (1.5, 3.0)],
             dashed: false,
         }];
-        let svg = latency_lines("api latency", &s, &[], &[]);
+        let svg = latency_lines("api latency", &s, &[], &[], &[]);
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
         for text in ["api latency", "time since start (s)", "latency (log)", "p99"] {
             assert!(svg.contains(text), "{text} missing");
@@ -868,6 +1111,92 @@ mod tests {
 
     /// Every text of every kind of time chart reads at 12 px or more where the page draws it
     /// (976 px for 900 units), its ticks in one unit style, and the phases named on the chart.
+    /// Many small messages and a few huge ones, ±30 % noise: the fit must hold at both ends,
+    /// where ordinary least squares, ruled by the huge ones, misses the small by a multiple.
+    #[test]
+    fn the_cost_fit_holds_across_decades() {
+        let mut pts = Vec::new();
+        for i in 0..1_000 {
+            let noise = 1.0 + 0.3 * ((i % 7) as f64 / 3.0 - 1.0);
+            pts.push((1.0, 10.0 * noise));
+            if i % 50 == 0 {
+                pts.push((10_000.0, (10.0 + 1.0 * 10_000.0) * noise));
+            }
+        }
+        let f = fit_cost(&pts).unwrap();
+        assert!((f.at(1.0) / 11.0 - 1.0).abs() < 0.3, "small messages: {f:?}");
+        assert!((f.at(10_000.0) / 10_010.0 - 1.0).abs() < 0.3, "large messages: {f:?}");
+        assert!(f.r2_log > 0.95, "{f:?}");
+        assert_eq!(f.describe("neighbor").split(" per ").count(), 2);
+        // No negative costs: times that fall with size are a fixed cost and nothing per unit.
+        let f = fit_cost(&[(1.0, 10.0), (100.0, 5.0)]).unwrap();
+        assert!(f.per_unit_us == 0.0 && f.fixed_us > 5.0, "{f:?}");
+    }
+
+    /// The text of every `<text>` element of an SVG.
+    fn texts(svg: &str) -> Vec<&str> {
+        svg.split("</text>")
+            .filter_map(|t| t.rsplit('>').next())
+            .map(str::trim)
+            .collect()
+    }
+
+    #[test]
+    fn the_percentile_axis_runs_from_the_median_to_four_nines() {
+        let labels: Vec<String> = PERCENTILE_TICKS.into_iter().map(percentile_label).collect();
+        assert_eq!(labels, ["50 %", "90 %", "99 %", "99.9 %", "99.99 %"]);
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for v in 1..=10_000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let pts = percentile_points(&h);
+        assert!((pts[0].1 - 5_000.0).abs() < 10.0, "starts at the median: {:?}", pts[0]);
+        assert!((pts[200].1 - 9_999.0).abs() < 10.0, "ends at 99.99 %: {:?}", pts[200]);
+        let svg = percentiles("latency", &[("api".into(), &h, false)]);
+        let t = texts(&svg);
+        assert!(
+            t.contains(&"50 %") && t.contains(&"99.99 %") && !t.contains(&"0 %"),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn slo_latency_checks_become_limits_on_their_stage_only() {
+        let check = |c: &str, threshold: f64| crate::summary::SloResult {
+            check: c.into(),
+            actual: Some(1.0),
+            threshold,
+            op: "<".into(),
+            pass: true,
+            status: crate::summary::SloStatus::Pass,
+            margin: None,
+        };
+        let slo = [
+            check("port_programmed.p99 < 5s", 5e6),
+            check("api.p50 < 20ms", 20_000.0),
+            check("error_rate < 1%", 0.01),
+        ];
+        let l = latency_limits(&slo, &["port_programmed"]);
+        assert_eq!(
+            l,
+            [Limit {
+                label: "SLO port_programmed.p99 < 5 s".into(),
+                value: 5_000.0
+            }]
+        );
+        assert_eq!(latency_limits(&slo, &["api", "port_programmed"]).len(), 2);
+        assert!(latency_limits(&slo, &["neighbor_converged"]).is_empty());
+        let series = [Series {
+            label: "p99".into(),
+            points: vec![(0.5, 2.0), (1.5, 3.0)],
+            dashed: false,
+        }];
+        let svg = latency_lines("port_programmed", &series, &l, &[], &[]);
+        let t = texts(&svg);
+        assert!(t.contains(&"SLO port_programmed.p99 &lt; 5 s"), "{t:?}");
+        assert!(t.contains(&"5 s"), "the axis reaches the limit: {t:?}");
+    }
+
     #[test]
     fn log_axes_tick_at_one_two_and_five() {
         assert_eq!(log_points(0.3, 25.0), vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0]);
@@ -904,7 +1233,7 @@ mod tests {
             dashed: false,
         };
         for svg in [
-            latency_lines("latency", &lat, &phases, &[]),
+            latency_lines("latency", &lat, &[], &phases, &[]),
             time_lines("load", "requests per second", &rate, &phases, &[]),
             goal_state_traffic(&msgs, &mb, &phases, &[]),
         ] {
@@ -919,12 +1248,8 @@ mod tests {
             assert!(sizes > 5);
             assert!(!svg.contains(".0\n<") && !svg.contains("10000"), "plain ticks");
         }
-        let lat = latency_lines("latency", &lat, &phases, &[]);
-        let texts: Vec<&str> = lat
-            .split("</text>")
-            .filter_map(|t| t.rsplit('>').next())
-            .map(str::trim)
-            .collect();
+        let lat = latency_lines("latency", &lat, &[], &phases, &[]);
+        let texts = texts(&lat);
         assert!(texts.contains(&"1 ms") && texts.contains(&"1 s"), "{texts:?}");
         assert!(time_lines("load", "requests per second", &rate, &phases, &[]).contains("12,000"));
     }

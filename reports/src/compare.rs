@@ -573,6 +573,7 @@ pub fn page(base: &RunData, cand: &RunData, cmp: &Comparison) -> String {
             charts::latency_lines(
                 &format!("{st}: p99 per interval"),
                 &series,
+                &charts::latency_limits(&cand.summary.slo, &[st]),
                 &cand.summary.phases,
                 &cand.summary.faults
             )

@@ -477,6 +477,7 @@ fn broker_section(out: &mut String, run: &RunData) {
             &charts::latency_lines(
                 "mq_waited: time in the broker per interval",
                 &waited,
+                &charts::latency_limits(&s.slo, &[metric::MQ_WAITED]),
                 &s.phases,
                 &s.faults,
             ),
@@ -748,7 +749,13 @@ pub fn page(run: &RunData) -> String {
         figure(
             &mut out,
             &format!("chart-latency-{st}"),
-            &charts::latency_lines(&format!("{st}: latency per interval"), &series, &s.phases, &s.faults),
+            &charts::latency_lines(
+                &format!("{st}: latency per interval"),
+                &series,
+                &charts::latency_limits(&s.slo, &[st]),
+                &s.phases,
+                &s.faults,
+            ),
             "",
         );
     }
@@ -780,13 +787,13 @@ pub fn page(run: &RunData) -> String {
     } else {
         out.push_str("<h2>Goal-state size vs agent processing time</h2>");
         let dropped = run.samples.len() > charts::MAX_SCATTER;
-        let fit_n = charts::fit(
+        let fit_n = charts::fit_cost(
             &run.samples
                 .iter()
                 .map(|s| (s.neighbors as f64, s.processing_us as f64))
                 .collect::<Vec<_>>(),
         );
-        let fit_b = charts::fit(
+        let fit_b = charts::fit_cost(
             &run.samples
                 .iter()
                 .map(|s| (s.bytes as f64, s.processing_us as f64))
@@ -796,24 +803,32 @@ pub fn page(run: &RunData) -> String {
         let mut note = if seen as usize > run.samples.len() {
             format!(
                 "{} messages, of which the run folder keeps a uniform sample of {}.",
-                seen,
-                run.samples.len()
+                crate::units::thousands(seen as i64),
+                crate::units::thousands(run.samples.len() as i64)
             )
         } else {
-            format!("{} messages.", run.samples.len())
+            format!("{} messages.", crate::units::thousands(run.samples.len() as i64))
         };
         if dropped {
             let _ = write!(
                 note,
                 " Showing an even sample of at most {} points; the fits use all of them.",
-                charts::MAX_SCATTER
+                crate::units::thousands(charts::MAX_SCATTER as i64)
             );
         }
-        if let Some((a, b)) = fit_n {
-            let _ = write!(note, " Fitted cost: {a:.1} µs + {b:.4} µs per neighbor state");
+        if let Some(f) = fit_n {
+            let _ = write!(
+                note,
+                " Fitted on every message kept, by least squares on relative error (a small message counts as much as a large one): {}",
+                f.describe("neighbor state")
+            );
         }
-        if let Some((_, b)) = fit_b {
-            let _ = write!(note, "; {:.4} µs per KB.", b * 1000.0);
+        if let Some(f) = fit_b {
+            let per_kb = charts::CostFit {
+                per_unit_us: f.per_unit_us * 1000.0,
+                ..f
+            };
+            let _ = write!(note, "; by size, {}.", per_kb.describe("KB"));
         }
         figure(
             &mut out,
@@ -828,13 +843,15 @@ pub fn page(run: &RunData) -> String {
             "<p class=\"note\">{} hosts; messages per host p50 {} / max {}; bytes per host p50 {} / max {}.</p>",
             s.hosts.hosts, s.hosts.messages.p50, s.hosts.messages.max, s.hosts.bytes.p50, s.hosts.bytes.max
         );
-        figure(
-            &mut out,
-            "chart-hosts-messages",
-            &charts::host_load(&run.hosts, false),
-            "",
-        );
-        figure(&mut out, "chart-hosts-bytes", &charts::host_load(&run.hosts, true), "");
+        figure(&mut out, "chart-hosts-top", &charts::busiest_hosts(&run.hosts), "");
+        if run.hosts.len() > charts::TOP_HOSTS {
+            figure(
+                &mut out,
+                "chart-hosts-distribution",
+                &charts::host_distribution(&run.hosts),
+                "Every host's messages: an even fan-out is one narrow peak; a wide spread or a long right tail is hosts doing more than their share. hosts.csv has every host.",
+            );
+        }
     }
 
     growth_table(&mut out, s);
@@ -848,7 +865,18 @@ pub fn page(run: &RunData) -> String {
                 .map(|k| format!("{k} requests/s"))
                 .unwrap_or_else(|| "none (the first stage failed)".into())
         );
-        figure(&mut out, "chart-step", &charts::step_search(step), "");
+        figure(
+            &mut out,
+            "chart-step",
+            &charts::step_search(
+                step,
+                &charts::latency_limits(
+                    &s.slo,
+                    &[metric::API, metric::PORT_PROGRAMMED, metric::NEIGHBOR_CONVERGED],
+                ),
+            ),
+            "",
+        );
         out.push_str("<div class=\"scroll\"><table id=\"step\"><tr><th>offered/s</th><th>achieved/s</th><th>port_programmed p99</th><th>result</th></tr>");
         for st in &step.stages {
             let _ = write!(

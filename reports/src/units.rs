@@ -2,15 +2,18 @@
 //! the largest unit that keeps them above 1 (`1.49 s`, `26.8 ms`, `84 µs`) with three
 //! significant digits, rates per second, shares as percentages.
 
-/// A duration given in µs: `1.49 s`, `26.8 ms`, `84 µs`, `0 µs`.
+/// A duration given in µs: `1.49 s`, `26.8 ms`, `84 µs`, `350 ns` (a cost per neighbor),
+/// `0 µs`.
 pub fn duration_us(us: f64) -> String {
     let a = us.abs();
     let (v, unit) = if a >= 1e6 {
         (us / 1e6, "s")
     } else if a >= 1e3 {
         (us / 1e3, "ms")
-    } else {
+    } else if a >= 1.0 || a == 0.0 {
         (us, "µs")
+    } else {
+        (us * 1e3, "ns")
     };
     format!("{} {unit}", sig3(v))
 }

@@ -60,8 +60,7 @@ fn the_report_has_every_chart_and_table_row_with_the_summary_numbers() {
         "chart-latency-neighbor_converged",
         "chart-percentiles",
         "chart-size-vs-time",
-        "chart-hosts-messages",
-        "chart-hosts-bytes",
+        "chart-hosts-top",
     ] {
         let at = html
             .find(&format!("<figure id=\"{id}\">"))
