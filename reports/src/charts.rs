@@ -232,9 +232,73 @@ fn draw_chart_sized(
             .and_then(|()| root.present().map_err(err))
     };
     match r {
-        Ok(()) => out,
+        Ok(()) => annotate(&out, keys),
         Err(e) => format!("<p class=\"note\">chart not drawn: {}</p>", crate::html::escape(&e)),
     }
+}
+
+/// What plotters cannot write into its SVG: a tooltip (`<title>`) on every element of a series,
+/// found by its colour (lines by stroke, dots and bars by fill; keys that share a colour share
+/// the tooltip), and `class="key"` on the legend's texts, so that a test in a browser can tell
+/// them from the data they must not cover.
+fn annotate(svg: &str, keys: &[Key]) -> String {
+    let hex = |c: RGBColor| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+    let mut lines: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut fills: Vec<(String, Vec<&str>)> = Vec::new();
+    for k in keys {
+        let table = if matches!(k.mark, Mark::Dot | Mark::Bar) {
+            &mut fills
+        } else {
+            &mut lines
+        };
+        let color = hex(k.color);
+        match table.iter_mut().find(|(c, _)| *c == color) {
+            Some((_, labels)) => labels.push(&k.label),
+            None => table.push((color, vec![&k.label])),
+        }
+    }
+    let tip = |element: &str| -> Option<String> {
+        let (table, attr) = if element.starts_with("<polyline") {
+            (&lines, "stroke=\"")
+        } else if element.starts_with("<circle") || element.starts_with("<rect") {
+            (&fills, "fill=\"")
+        } else {
+            return None;
+        };
+        let at = element.find(attr)? + attr.len();
+        let color = element.get(at..at + 7)?;
+        table
+            .iter()
+            .find(|(c, _)| c == color)
+            .map(|(_, labels)| crate::html::escape(&labels.join("; ")))
+    };
+    let mut out = String::with_capacity(svg.len() + svg.len() / 8);
+    let mut rest = svg;
+    // The title's text comes first, then one text per key.
+    let mut texts = 0usize;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find('>').map_or(rest.len(), |e| e + 1);
+        let element = &rest[..end];
+        if element.starts_with("<text") {
+            texts += 1;
+            if texts > 1 && texts <= keys.len() + 1 {
+                out.push_str("<text class=\"key\"");
+                out.push_str(&element[5..]);
+            } else {
+                out.push_str(element);
+            }
+        } else if let (Some(t), Some(open)) = (tip(element), element.strip_suffix("/>")) {
+            let name = &element[1..element.find(' ').unwrap_or(element.len() - 2)];
+            out.push_str(&format!("{open}><title>{t}</title></{name}>"));
+        } else {
+            out.push_str(element);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The colour and width of line `i` of `n`. Earlier lines are drawn wider, so that where two
@@ -1131,6 +1195,47 @@ mod tests {
         // No negative costs: times that fall with size are a fixed cost and nothing per unit.
         let f = fit_cost(&[(1.0, 10.0), (100.0, 5.0)]).unwrap();
         assert!(f.per_unit_us == 0.0 && f.fixed_us > 5.0, "{f:?}");
+    }
+
+    #[test]
+    fn every_series_has_a_tooltip_and_the_legend_is_marked() {
+        let series = vec![
+            Series {
+                label: "p50".into(),
+                points: vec![(0.5, 1.0), (1.5, 2.0)],
+                dashed: false,
+            },
+            Series {
+                label: "p99 <late>".into(),
+                points: vec![(0.5, 3.0), (1.5, 4.0)],
+                dashed: true,
+            },
+        ];
+        let limits = [Limit {
+            label: "SLO api.p99 < 5 s".into(),
+            value: 5000.0,
+        }];
+        let svg = latency_lines("api", &series, &limits, &[], &[]);
+        for tip in [
+            "<title>p50</title>",
+            "<title>p99 &lt;late&gt;</title>",
+            "<title>SLO api.p99 &lt; 5 s</title>",
+        ] {
+            // The legend's mark and the series' lines (a dashed one in pieces) carry it.
+            assert!(svg.matches(tip).count() >= 2, "{tip}: {svg}");
+        }
+        assert_eq!(svg.matches("<text class=\"key\"").count(), 3);
+        let first_key = svg.find("<text class=\"key\"").unwrap();
+        assert!(
+            svg[first_key..]
+                .split("</text>")
+                .next()
+                .unwrap()
+                .trim_end()
+                .ends_with("p50"),
+            "in key order"
+        );
+        assert!(!svg.contains("/><title>"), "well-formed");
     }
 
     /// The text of every `<text>` element of an SVG.

@@ -73,10 +73,32 @@ fn run(bin: &Path, page: &Path, profile: &Path, width: u32, extra: &[&str]) -> (
     )
 }
 
-/// Measures what the browser laid out: each chart's size, whether the page scrolls sideways,
-/// and, for every text of every chart, the size it is drawn at (its font size times the chart's
-/// scale) and whether it spills out of its chart.
-const PROBE: &str = "<script>(function(){var r=[],small=[],outside=[];document.querySelectorAll('svg').forEach(function(s,i){var b=s.getBoundingClientRect();r.push([b.width,b.height]);var k=b.width/s.viewBox.baseVal.width;s.querySelectorAll('text').forEach(function(t){var px=parseFloat(getComputedStyle(t).fontSize)*k;var tb=t.getBoundingClientRect();var w=t.textContent.trim();if(!w){return;}if(px<12){small.push([i,w,px]);}if(tb.left<b.left-1||tb.right>b.right+1||tb.top<b.top-1||tb.bottom>b.bottom+1){outside.push([i,w]);}});});var o=document.createElement('pre');o.id='probe';o.textContent=JSON.stringify({svgs:r,small:small,outside:outside,overflow:document.documentElement.scrollWidth-window.innerWidth});document.body.appendChild(o);})();</script>";
+/// Measures what the browser laid out: each chart's size, whether the page scrolls sideways;
+/// for every text of every chart, the size it is drawn at (its font size times the chart's
+/// scale) and whether it spills out of its chart; for every legend text (`text.key`), whether
+/// any plotted line or point crosses it, and whether its series has a tooltip (`<title>`).
+const PROBE: &str = r#"<script>(function(){
+var r=[],small=[],outside=[],overlap=[],notip=[];
+function inside(b,x,y){return x>b.left+1&&x<b.right-1&&y>b.top+1&&y<b.bottom-1;}
+document.querySelectorAll('svg').forEach(function(s,i){
+ var b=s.getBoundingClientRect();r.push([b.width,b.height]);var k=b.width/s.viewBox.baseVal.width;
+ s.querySelectorAll('text').forEach(function(t){var px=parseFloat(getComputedStyle(t).fontSize)*k;var tb=t.getBoundingClientRect();var w=t.textContent.trim();if(!w){return;}if(px<12){small.push([i,w,px]);}if(tb.left<b.left-1||tb.right>b.right+1||tb.top<b.top-1||tb.bottom>b.bottom+1){outside.push([i,w]);}});
+ var tips=[];s.querySelectorAll('title').forEach(function(t){t.textContent.split('; ').forEach(function(x){tips.push(x);});});
+ s.querySelectorAll('text.key').forEach(function(t){
+  var w=t.textContent.trim(),kb=t.getBoundingClientRect(),hit=false;
+  if(tips.indexOf(w)<0){notip.push([i,w]);}
+  s.querySelectorAll('polyline').forEach(function(p){
+   if(hit){return;}var m=p.getScreenCTM(),n=p.points.numberOfItems,prev=null;
+   for(var j=0;j<n&&!hit;j++){var q=p.points.getItem(j).matrixTransform(m);
+    if(prev){var d=Math.max(Math.abs(q.x-prev.x),Math.abs(q.y-prev.y)),steps=Math.ceil(d)+1;
+     for(var u=0;u<=steps;u++){var f=u/steps;if(inside(kb,prev.x+(q.x-prev.x)*f,prev.y+(q.y-prev.y)*f)){hit=true;break;}}}
+    else if(inside(kb,q.x,q.y)){hit=true;}
+    prev=q;}});
+  s.querySelectorAll('circle').forEach(function(c){var cb=c.getBoundingClientRect();if(inside(kb,cb.left+cb.width/2,cb.top+cb.height/2)){hit=true;}});
+  if(hit){overlap.push([i,w]);}
+ });
+});
+var o=document.createElement('pre');o.id='probe';o.textContent=JSON.stringify({svgs:r,small:small,outside:outside,overlap:overlap,notip:notip,overflow:document.documentElement.scrollWidth-window.innerWidth});document.body.appendChild(o);})();</script>"#;
 
 #[test]
 fn the_report_loads_in_headless_chromium_without_errors() {
@@ -126,6 +148,12 @@ fn the_report_loads_in_headless_chromium_without_errors() {
                 v["outside"],
                 serde_json::json!([]),
                 "text outside its chart at width {width}"
+            );
+            assert_eq!(v["overlap"], serde_json::json!([]), "a legend over a line or point");
+            assert_eq!(
+                v["notip"],
+                serde_json::json!([]),
+                "a legend entry whose series has no tooltip"
             );
         }
         assert!(
