@@ -281,11 +281,11 @@ fn annotate(svg: &str, keys: &[Key]) -> String {
         rest = &rest[start..];
         let end = rest.find('>').map_or(rest.len(), |e| e + 1);
         let element = &rest[..end];
-        if element.starts_with("<text") {
+        if let Some(attrs) = element.strip_prefix("<text") {
             texts += 1;
             if texts > 1 && texts <= keys.len() + 1 {
                 out.push_str("<text class=\"key\"");
-                out.push_str(&element[5..]);
+                out.push_str(attrs);
             } else {
                 out.push_str(element);
             }
