@@ -80,7 +80,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
+        // Through the progress display, which each log line lifts and draws again.
+        .with_writer(harness::progress::LogWriter)
         // Colours only for a person at a terminal who has not asked for none (no-color.org).
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();

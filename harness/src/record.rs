@@ -68,6 +68,18 @@ fn stats_of(m: &Metrics) -> BTreeMap<String, Stats> {
     m.iter().map(|(k, h)| ((*k).to_owned(), Stats::of(h))).collect()
 }
 
+/// What a phase was asked to do: its rate stages, its length, its request budget. The progress
+/// display tells from it the stage running and the time left.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Open-model stages: rate per second and length, in order.
+    pub stages: Vec<(f64, Duration)>,
+    /// The phase ends at this length.
+    pub length: Option<Duration>,
+    /// The phase ends after this many requests.
+    pub requests: Option<u64>,
+}
+
 /// What the recorder knows of one phase.
 #[derive(Debug)]
 pub struct PhaseRecord {
@@ -111,6 +123,8 @@ pub struct PhaseRecord {
     pub agent_errors: u64,
     /// Offered rate, for open models.
     pub offered_rps: Option<f64>,
+    /// What the phase was asked to do, for the progress display.
+    pub plan: Plan,
     /// Failed requests by kind.
     pub errors_by_kind: BTreeMap<String, u64>,
     metrics: Metrics,
@@ -161,6 +175,71 @@ pub struct Progress {
     pub unsent: u64,
     /// Ports awaiting correlation.
     pub pending: usize,
+    /// Where the phase stands against its plan.
+    pub position: Position,
+}
+
+/// The open-model stage running.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    /// Its number, from 1.
+    pub number: usize,
+    /// How many stages the phase has.
+    pub of: usize,
+    /// Its rate per second.
+    pub rate: f64,
+}
+
+/// Where a phase stands against its [`Plan`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Position {
+    /// The open-model stage running.
+    pub stage: Option<Stage>,
+    /// How far through the phase, 0 to 1, when its length or budget is known.
+    pub done: Option<f64>,
+    /// Time left in the phase: by its length, or its budget at the last interval's rate.
+    pub left: Option<Duration>,
+}
+
+impl Plan {
+    /// The stage, the share done and the time left of a phase `elapsed` into it, having sent
+    /// `requests` and answering `rate` per second.
+    pub fn position(&self, elapsed: Duration, requests: u64, rate: f64) -> Position {
+        let mut stage = None;
+        let mut end = Duration::ZERO;
+        for (i, &(r, d)) in self.stages.iter().enumerate() {
+            end += d;
+            if elapsed < end || i + 1 == self.stages.len() {
+                stage = Some(Stage {
+                    number: i + 1,
+                    of: self.stages.len(),
+                    rate: r,
+                });
+                break;
+            }
+        }
+        if let Some(len) = self.length.filter(|l| !l.is_zero()) {
+            let done = (elapsed.as_secs_f64() / len.as_secs_f64()).min(1.0);
+            return Position {
+                stage,
+                done: Some(done),
+                left: Some(len.saturating_sub(elapsed)),
+            };
+        }
+        if let Some(n) = self.requests.filter(|n| *n > 0) {
+            let done = (requests as f64 / n as f64).min(1.0);
+            let left = (rate > 0.0).then(|| Duration::from_secs_f64(n.saturating_sub(requests) as f64 / rate));
+            return Position {
+                stage,
+                done: Some(done),
+                left,
+            };
+        }
+        Position {
+            stage,
+            ..Position::default()
+        }
+    }
 }
 
 /// Counts of the current interval, for `generator.csv`.
@@ -301,6 +380,7 @@ impl Recorder {
             bytes: 0,
             agent_errors: 0,
             offered_rps: None,
+            plan: Plan::default(),
             errors_by_kind: BTreeMap::new(),
             metrics: Metrics::default(),
         });
@@ -341,7 +421,14 @@ impl Recorder {
         }
     }
 
-    /// Sets the offered rate of a phase.
+    /// Sets what a phase was asked to do (its stages, length, budget).
+    pub fn set_plan(&self, phase: usize, plan: Plan) {
+        if let Some(p) = self.lock().phases.get_mut(phase) {
+            p.plan = plan;
+        }
+    }
+
+    /// Sets the rate a phase was asked for.
     pub fn set_offered(&self, phase: usize, rps: f64) {
         if let Some(p) = self.lock().phases.get_mut(phase) {
             p.offered_rps = Some(rps);
@@ -597,13 +684,17 @@ impl Recorder {
         let Some(p) = g.phases.last() else {
             return Progress::default();
         };
+        let elapsed = self.start.elapsed().saturating_sub(p.started);
+        let rate = g.health.last().map_or(0.0, HealthRow::completed_per_s);
+        let position = p.plan.position(elapsed, p.requests, rate);
         Progress {
             phase: p.name.clone(),
             model: p.model.clone(),
-            elapsed: self.start.elapsed().saturating_sub(p.started),
+            elapsed,
             requests: p.requests,
             offered: g.health.last().map_or(0.0, HealthRow::offered_per_s),
-            rate: g.health.last().map_or(0.0, HealthRow::completed_per_s),
+            rate,
+            position,
             api_p99_us: g.last_p99.0,
             programmed_p99_us: g.last_p99.1,
             failed: p.errors,

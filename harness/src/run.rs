@@ -106,6 +106,8 @@ struct Running {
     events: Option<tokio::task::JoinHandle<()>>,
     /// Rotates intervals and shows progress.
     ticker: Option<tokio::task::JoinHandle<()>>,
+    /// The live progress display the ticker updates.
+    display: Option<Arc<crate::progress::Display>>,
     /// Records the embedded control plane's own timings.
     cp_records: Option<tokio::task::JoinHandle<()>>,
     ctx: Option<Arc<Ctx>>,
@@ -152,6 +154,7 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
         timeline: None,
         events: None,
         ticker: None,
+        display: None,
         cp_records: None,
         ctx: None,
         step: None,
@@ -304,8 +307,8 @@ pub async fn run(loaded: Loaded, opts: RunOptions, stop: CancellationToken) -> a
     if let Err(e) = rec.finish(&dir, wall) {
         tracing::warn!(error = %e, "the phase histograms could not be written");
     }
-    if opts.progress {
-        crate::progress::finish();
+    if let Some(d) = running.display.take() {
+        d.finish();
     }
     let mut summary = summarize(
         &loaded,
@@ -711,6 +714,8 @@ async fn drive(
     {
         let (rec, corr, stop) = (rec.clone(), corr.clone(), stop.clone());
         let every = s.measure.interval;
+        running.display = progress.then(|| Arc::new(crate::progress::Display::start()));
+        let display = running.display.clone();
         running.ticker = Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -722,10 +727,10 @@ async fn drive(
                 }
                 rec.rotate();
                 corr.sweep();
-                if progress {
+                if let Some(d) = &display {
                     let mut p = rec.progress();
                     p.pending = corr.pending();
-                    crate::progress::show(&p);
+                    d.show(&p);
                 }
             }
         }));
@@ -974,6 +979,14 @@ async fn run_phase(
             // A phase with a duration (or stages) ends on time; one given only a request budget
             // issues its budget at the rate, however long that takes.
             let hard_end = !spec.stages.is_empty() || spec.duration.is_some();
+            ctx.rec.set_plan(
+                phase,
+                crate::record::Plan {
+                    stages: stages.iter().map(|s| (s.rate, s.duration)).collect(),
+                    length: hard_end.then(|| stages.iter().map(|s| s.duration).sum()),
+                    requests: spec.requests,
+                },
+            );
             open::run(
                 ctx,
                 phase,
@@ -988,6 +1001,14 @@ async fn run_phase(
         }
         ModelKind::Closed => {
             let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe(), repeat);
+            ctx.rec.set_plan(
+                phase,
+                crate::record::Plan {
+                    stages: Vec::new(),
+                    length: spec.duration.map(|d| d + spec.ramp.unwrap_or_default()),
+                    requests: spec.requests,
+                },
+            );
             let params = ClosedParams {
                 users: spec.users.unwrap_or(if kind == PhaseKind::Load { 1 } else { 8 }),
                 ramp: spec.ramp.unwrap_or_default(),

@@ -65,6 +65,14 @@ pub async fn run(
             repeat,
         );
         ctx.rec.set_offered(phase, rate);
+        ctx.rec.set_plan(
+            phase,
+            crate::record::Plan {
+                stages: vec![(rate, step_duration)],
+                length: Some(step_duration),
+                requests: None,
+            },
+        );
         open::run(
             ctx,
             phase,
