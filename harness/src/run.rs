@@ -1070,6 +1070,23 @@ fn summarize(
                 unsent: p.unsent,
                 repeat: p.repeat,
                 topology_ports: p.topology_ports,
+                stages: if p.plan.stages.len() > 1 {
+                    p.plan
+                        .stages
+                        .iter()
+                        .scan(p.started, |at, &(rate, d)| {
+                            let stage = reports::summary::RateStage {
+                                rate_per_s: rate,
+                                started_s: at.as_secs_f64(),
+                                duration_s: d.as_secs_f64(),
+                            };
+                            *at += d;
+                            Some(stage)
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
                 metrics: p.stats(),
             })
             .collect();

@@ -384,7 +384,42 @@ fn draw_backdrop<'a, Y: Ranged<ValueType = f64>>(
 ) -> Result<()> {
     chart.draw_series(bands(phases, lo, hi)).map_err(err)?;
     draw_phase_names(chart, phases, hi)?;
+    draw_rate_stages(chart, phases, lo, hi)?;
     draw_faults(chart, faults, lo, hi)
+}
+
+/// Where a phase's rate stages change: a dotted line at each stage's start after the first,
+/// and every stage's rate written under the phase's name.
+fn draw_rate_stages<'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    phases: &[PhaseSummary],
+    lo: f64,
+    hi: f64,
+) -> Result<()> {
+    let grey = RGBColor(90, 90, 90);
+    for p in phases.iter().filter(|p| p.stages.len() > 1) {
+        for st in p.stages.iter().skip(1) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(st.started_s, lo), (st.started_s, hi)],
+                    2,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(p.stages.iter().map(|st| {
+                EmptyElement::at((st.started_s, hi))
+                    + Text::new(
+                        crate::units::per_s(st.rate_per_s),
+                        (4, 24),
+                        label_font().color(&grey),
+                    )
+            }))
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Each phase's name at the top of its band, so that a reader need not match shades to a table.
@@ -1315,6 +1350,18 @@ mod tests {
             kind: "load".into(),
             started_s: 0.0,
             duration_s: 20.0,
+            stages: vec![
+                crate::summary::RateStage {
+                    rate_per_s: 100.0,
+                    started_s: 0.0,
+                    duration_s: 10.0,
+                },
+                crate::summary::RateStage {
+                    rate_per_s: 2500.0,
+                    started_s: 10.0,
+                    duration_s: 10.0,
+                },
+            ],
             ..PhaseSummary::default()
         }];
         let lat = vec![Series {
@@ -1344,6 +1391,8 @@ mod tests {
         ] {
             assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(300)]);
             assert!(svg.contains("ramp-200"), "the phase is named on the chart");
+            let t = texts(&svg);
+            assert!(t.contains(&"100/s") && t.contains(&"2,500/s"), "and its rate stages: {t:?}");
             let mut sizes = 0;
             for part in svg.split("font-size=\"").skip(1) {
                 let px: f64 = part.split('"').next().unwrap().parse().unwrap();

@@ -401,8 +401,22 @@ pub struct PhaseSummary {
     /// (`topology.grow_to`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_ports: Option<u64>,
+    /// Open-model rate stages, where the phase has more than one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<RateStage>,
     /// This phase's metrics.
     pub metrics: BTreeMap<String, Stats>,
+}
+
+/// One rate stage of an open-model phase, as it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateStage {
+    /// Requests per second asked for.
+    pub rate_per_s: f64,
+    /// Start, s since the run started.
+    pub started_s: f64,
+    /// Length asked for, s.
+    pub duration_s: f64,
 }
 
 /// Distribution of one metric.
