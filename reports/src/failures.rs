@@ -23,7 +23,7 @@ pub struct FailureRow {
 pub fn write(path: &Path, rows: &[(u64, &str, u64)]) -> Result<(), Error> {
     let mut w = CsvWriter::create(path, HEADER)?;
     for (second, reason, count) in rows {
-        w.line(format_args!("{second},{reason},{count}"))?;
+        w.record([second.to_string(), (*reason).to_owned(), count.to_string()])?;
     }
     w.flush()
 }

@@ -62,19 +62,18 @@ impl HealthWriter {
 
     /// Appends one row and flushes: rows come once per interval, and a run cut short keeps them.
     pub fn write(&mut self, r: &HealthRow) -> Result<(), Error> {
-        self.0.line(format_args!(
-            "{:.3},{:.3},{},{},{},{},{},{:.3},{:.2},{:.4}",
-            r.start_s,
-            r.length_s,
-            r.due,
-            r.sent,
-            r.completed,
-            r.failed,
-            r.send_lag_p99_us,
-            r.process_cpu,
-            r.load1,
-            r.steal
-        ))?;
+        self.0.record([
+            format!("{:.3}", r.start_s),
+            format!("{:.3}", r.length_s),
+            r.due.to_string(),
+            r.sent.to_string(),
+            r.completed.to_string(),
+            r.failed.to_string(),
+            r.send_lag_p99_us.to_string(),
+            format!("{:.3}", r.process_cpu),
+            format!("{:.2}", r.load1),
+            format!("{:.4}", r.steal),
+        ])?;
         self.0.flush()
     }
 }

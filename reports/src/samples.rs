@@ -153,18 +153,17 @@ impl SampleWriter {
         let tmp = self.path.with_extension("csv.tmp");
         let mut w = CsvWriter::create(&tmp, AGENT_SAMPLES_HEADER)?;
         for s in &rows {
-            w.line(format_args!(
-                "{:.6},{},{},{},{},{},{},{},{}",
-                s.t_s,
-                s.host,
-                s.bytes,
-                s.neighbors,
-                s.ports,
-                s.processing_us,
-                s.decode_us,
-                s.apply_us,
-                s.cpu_us.map(|c| c.to_string()).unwrap_or_default()
-            ))?;
+            w.record([
+                format!("{:.6}", s.t_s),
+                s.host.to_string(),
+                s.bytes.to_string(),
+                s.neighbors.to_string(),
+                s.ports.to_string(),
+                s.processing_us.to_string(),
+                s.decode_us.to_string(),
+                s.apply_us.to_string(),
+                s.cpu_us.map(|c| c.to_string()).unwrap_or_default(),
+            ])?;
         }
         w.flush()?;
         std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
@@ -179,15 +178,14 @@ pub fn write_hosts(path: &Path, rows: &[HostRow]) -> Result<(), Error> {
     let mut out = CsvWriter::create(path, HOSTS_HEADER)?;
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     for r in rows {
-        out.line(format_args!(
-            "{},{},{},{},{},{}",
-            r.host,
-            r.messages,
-            r.bytes,
-            r.neighbors,
+        out.record([
+            r.host.to_string(),
+            r.messages.to_string(),
+            r.bytes.to_string(),
+            r.neighbors.to_string(),
             opt(r.lag_max),
-            opt(r.waited_max_us)
-        ))?;
+            opt(r.waited_max_us),
+        ])?;
     }
     out.flush()
 }
