@@ -263,21 +263,23 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
             }
         ));
     }
-    out.push(format!(
-        "  {:<20} {:>10} {:>10} {:>10} {:>8}",
-        "latency", "p50", "p99", "max", "count"
-    ));
+    // Latency per stage as a table: comfy-table aligns it, without borders or colours.
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(["latency", "p50", "p99", "max", "count"]);
     use reports::summary::metric as m;
     let stages: &[&str] = if s.target == "neutron" {
         &[m::API, m::PORT_ACTIVE, m::POLL_RESOLUTION]
     } else {
         &[m::API, m::PORT_PROGRAMMED, m::NEIGHBOR_CONVERGED]
     };
+    let mut unmeasured = Vec::new();
     for &m in stages {
         if s.target == "neutron" && m != m::API && !s.phases.iter().any(|p| p.metrics.contains_key(m)) {
             if m == m::PORT_ACTIVE {
-                out.push(format!(
-                    "  {m:<20} not measured (target.wait_active = false: nothing waited for ports to go ACTIVE)"
+                unmeasured.push(format!(
+                    "  {m} not measured (target.wait_active = false: nothing waited for ports to go ACTIVE)"
                 ));
             }
             continue;
@@ -288,14 +290,15 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
                 .unwrap_or_else(|| "-".into())
         };
         let count = s.metrics.get(m).map_or(0, |x| x.count);
-        out.push(format!(
-            "  {m:<20} {:>10} {:>10} {:>10} {:>8}",
-            v("p50"),
-            v("p99"),
-            v("max"),
-            units::thousands(count as i64)
-        ));
+        table.add_row([m.to_owned(), v("p50"), v("p99"), v("max"), units::thousands(count as i64)]);
     }
+    for i in 1..5 {
+        if let Some(c) = table.column_mut(i) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    out.extend(table.lines().map(|l| format!(" {}", l.trim_end())));
+    out.extend(unmeasured);
     let g = &s.generator;
     if t.requests == 0 {
         out.push("  generator   sent nothing in the measured phases".into());
