@@ -290,7 +290,13 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
                 .unwrap_or_else(|| "-".into())
         };
         let count = s.metrics.get(m).map_or(0, |x| x.count);
-        table.add_row([m.to_owned(), v("p50"), v("p99"), v("max"), units::thousands(count as i64)]);
+        table.add_row([
+            m.to_owned(),
+            v("p50"),
+            v("p99"),
+            v("max"),
+            units::thousands(count as i64),
+        ]);
     }
     for i in 1..5 {
         if let Some(c) = table.column_mut(i) {

@@ -411,11 +411,7 @@ fn draw_rate_stages<'a, Y: Ranged<ValueType = f64>>(
         chart
             .draw_series(p.stages.iter().map(|st| {
                 EmptyElement::at((st.started_s, hi))
-                    + Text::new(
-                        crate::units::per_s(st.rate_per_s),
-                        (4, 24),
-                        label_font().color(&grey),
-                    )
+                    + Text::new(crate::units::per_s(st.rate_per_s), (4, 24), label_font().color(&grey))
             }))
             .map_err(err)?;
     }
@@ -1392,7 +1388,10 @@ mod tests {
             assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(300)]);
             assert!(svg.contains("ramp-200"), "the phase is named on the chart");
             let t = texts(&svg);
-            assert!(t.contains(&"100/s") && t.contains(&"2,500/s"), "and its rate stages: {t:?}");
+            assert!(
+                t.contains(&"100/s") && t.contains(&"2,500/s"),
+                "and its rate stages: {t:?}"
+            );
             let mut sizes = 0;
             for part in svg.split("font-size=\"").skip(1) {
                 let px: f64 = part.split('"').next().unwrap().parse().unwrap();

@@ -8,12 +8,14 @@
 //! different scenarios are not compared at all unless asked to ([`Identity`]).
 
 use std::fmt::Write as _;
+
+use maud::{DOCTYPE, PreEscaped, html};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::bootstrap::{self, Resampler, Statistic};
 use crate::charts::{self, Series};
-use crate::html::{STAGES, escape};
+use crate::html::{STAGES, figure};
 use crate::rundata::RunData;
 use crate::summary::{Summary, metric};
 use crate::units;
@@ -517,84 +519,81 @@ fn judge_relative(d: &mut Delta, o: &GateOptions, abs: Option<f64>) {
     }
 }
 
-/// The comparison page: the table, then both runs overlaid (baseline dashed).
+/// The comparison page: the table, then both runs overlaid (baseline dashed), in the report's
+/// style.
 pub fn page(base: &RunData, cand: &RunData, cmp: &Comparison) -> String {
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>alcor-scale comparison</title><style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:0 auto;padding:12px}}table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}.fail{{color:#b00020;font-weight:600}}svg{{width:100%;height:auto;display:block}}.scroll{{overflow-x:auto}}</style></head><body><h1>Comparison: {}</h1><p>Baseline: {}<br>Candidate: {}<br>Gate: worse by more than {} with {:.0} % confidence, and by more than {} for latencies</p>",
-        if cmp.regressed() {
-            "<span class=\"fail\">regression</span>"
-        } else {
-            "no regression"
-        },
-        escape(&cmp.base),
-        escape(&cmp.candidate),
-        units::percent(cmp.options.threshold),
-        cmp.options.confidence * 100.0,
-        units::duration_us(cmp.options.floor_us),
-    );
-    for n in cmp.notes.iter().chain(cmp.forced.iter().map(|f| f as &String)) {
-        let _ = write!(out, "<p class=\"note\">{}</p>", escape(n));
-    }
-    out.push_str("<div class=\"scroll\"><table id=\"compare\"><tr><th>metric</th><th>baseline</th><th>candidate</th><th>change</th><th></th></tr>");
-    for d in &cmp.deltas {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-            escape(&d.key),
-            escape(&d.fmt_value(d.base)),
-            escape(&d.fmt_value(d.candidate)),
-            escape(&d.fmt_change(cmp.options.confidence)),
-            if d.regressed { "fail" } else { "" },
-            escape(&if d.regressed {
-                format!("worse {}", d.note)
-            } else if d.gated {
-                format!("ok {}", d.note)
-            } else {
-                "not gated".into()
-            })
-        );
-    }
-    out.push_str("</table></div>");
-    for st in STAGES {
-        let p99 = |r: &RunData, label: &str, dashed: bool| Series {
-            label: format!("{label} p99"),
-            points: charts::interval_quantiles(r.series(st))[2].points.clone(),
-            dashed,
-        };
-        let series = vec![p99(base, "baseline", true), p99(cand, "candidate", false)];
-        if series.iter().all(|s| s.points.is_empty()) {
-            continue;
+    let p99 = |r: &RunData, st: &str, label: &str, dashed: bool| Series {
+        label: format!("{label} p99"),
+        points: charts::interval_quantiles(r.series(st))[2].points.clone(),
+        dashed,
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { "alcor-scale comparison" }
+                style { (PreEscaped(crate::html::STYLE)) }
+            }
+            body {
+                h1 {
+                    "Comparison: "
+                    @if cmp.regressed() { span.fail { "regression" } } @else { "no regression" }
+                }
+                p {
+                    "Baseline: " (cmp.base) br;
+                    "Candidate: " (cmp.candidate) br;
+                    "Gate: worse by more than " (units::percent(cmp.options.threshold)) " with "
+                    (format!("{:.0}", cmp.options.confidence * 100.0)) " % confidence, and by more than "
+                    (units::duration_us(cmp.options.floor_us)) " for latencies"
+                }
+                @for n in cmp.notes.iter().chain(cmp.forced.iter()) {
+                    p.note { (n) }
+                }
+                div.scroll { table #compare {
+                    tr { th { "metric" } th { "baseline" } th { "candidate" } th { "change" } th {} }
+                    @for d in &cmp.deltas {
+                        tr {
+                            td { (d.key) }
+                            td { (d.fmt_value(d.base)) }
+                            td { (d.fmt_value(d.candidate)) }
+                            td { (d.fmt_change(cmp.options.confidence)) }
+                            td class=(if d.regressed { "fail" } else { "" }) {
+                                @if d.regressed { "worse " (d.note) }
+                                @else if d.gated { "ok " (d.note) }
+                                @else { "not gated" }
+                            }
+                        }
+                    }
+                } }
+                @for st in STAGES {
+                    @let series = vec![p99(base, st, "baseline", true), p99(cand, st, "candidate", false)];
+                    @if series.iter().any(|s| !s.points.is_empty()) {
+                        @let hs: Vec<_> = [("baseline", base.measured_histogram(st), true), ("candidate", cand.measured_histogram(st), false)]
+                            .into_iter()
+                            .filter_map(|(l, h, dashed)| h.map(|h| (l.to_owned(), h, dashed)))
+                            .collect();
+                        h2 { (st) }
+                        (figure(
+                            &format!("compare-latency-{st}"),
+                            &charts::latency_lines(
+                                &format!("{st}: p99 per interval"),
+                                &series,
+                                &charts::latency_limits(&cand.summary.slo, &[st]),
+                                &cand.summary.phases,
+                                &cand.summary.faults,
+                            ),
+                            "",
+                        ))
+                        (figure(&format!("compare-percentiles-{st}"), &charts::percentiles(&format!("{st}: by percentile"), &hs), ""))
+                    }
+                }
+            }
         }
-        let _ = write!(
-            out,
-            "<h2>{st}</h2><figure id=\"compare-latency-{st}\">{}</figure>",
-            charts::latency_lines(
-                &format!("{st}: p99 per interval"),
-                &series,
-                &charts::latency_limits(&cand.summary.slo, &[st]),
-                &cand.summary.phases,
-                &cand.summary.faults
-            )
-        );
-        let hb = base.measured_histogram(st);
-        let hc = cand.measured_histogram(st);
-        let mut hs = Vec::new();
-        if let Some(h) = hb {
-            hs.push(("baseline".to_owned(), h, true));
-        }
-        if let Some(h) = hc {
-            hs.push(("candidate".to_owned(), h, false));
-        }
-        let _ = write!(
-            out,
-            "<figure id=\"compare-percentiles-{st}\">{}</figure>",
-            charts::percentiles(&format!("{st}: by percentile"), &hs)
-        );
     }
-    out.push_str("</body></html>\n");
-    out
+    .into_string()
+        + "\n"
 }
 
 /// Why two folders were not compared.
