@@ -25,11 +25,6 @@ pub fn escape(s: &str) -> String {
     html! { (s) }.into_string()
 }
 
-/// A latency in ms, two decimals (the report's one format for latencies).
-pub fn ms(us: f64) -> String {
-    format!("{:.2} ms", us / 1e3)
-}
-
 /// The page's style, shared with the comparison page.
 pub(crate) const STYLE: &str = "
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1000px;padding:12px;color:#222}
@@ -83,7 +78,7 @@ fn metric_table(s: &Summary, id: &str, metrics: &std::collections::BTreeMap<Stri
             @for n in names {
                 @let st = &metrics[n];
                 @let latency = metric::is_latency(n);
-                @let f = |v: f64| if latency { ms(v) } else { format!("{v:.0}") };
+                @let f = |v: f64| if latency { duration_us(v) } else { format!("{v:.0}") };
                 tr data-metric=(n) {
                     td { (n) } td { (st.count) }
                     td { (f(st.p50 as f64)) } td { (f(st.p90 as f64)) } td { (f(st.p99 as f64)) }
@@ -685,7 +680,7 @@ fn step_section(s: &Summary) -> Markup {
                 tr {
                     td { (st.offered_rps) }
                     td { (format!("{:.1}", st.achieved_rps)) }
-                    td { (st.metrics.get(metric::PORT_PROGRAMMED).map(|m| ms(m.p99 as f64)).unwrap_or_default()) }
+                    td { (st.metrics.get(metric::PORT_PROGRAMMED).map(|m| duration_us(m.p99 as f64)).unwrap_or_default()) }
                     td class=(if st.pass { "pass" } else { "fail" }) { (if st.pass { "pass" } else { "FAIL" }) }
                 }
             }

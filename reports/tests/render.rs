@@ -43,8 +43,17 @@ fn row(html: &str, table: &str, name: &str) -> Option<Vec<String>> {
     )
 }
 
-fn parse_ms(cell: &str) -> f64 {
-    cell.trim_end_matches(" ms").parse::<f64>().unwrap() * 1e3
+/// A duration as the report writes it (`26.8 ms`, `84 µs`, `1.49 s`), in µs.
+fn parse_duration(cell: &str) -> f64 {
+    let (v, unit) = cell.split_once(' ').unwrap_or_else(|| panic!("`{cell}` has no unit"));
+    let scale = match unit {
+        "ns" => 1e-3,
+        "µs" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        u => panic!("unit {u}"),
+    };
+    v.parse::<f64>().unwrap() * scale
 }
 
 #[test]
@@ -105,8 +114,12 @@ fn the_report_has_every_chart_and_table_row_with_the_summary_numbers() {
         assert_eq!(cells[1].parse::<u64>().unwrap(), st.count, "{name} count");
         if metric::is_latency(name) {
             for (i, v) in [(2, st.p50), (3, st.p90), (4, st.p99), (5, st.p999), (6, st.max)] {
-                let got = parse_ms(&cells[i]);
-                assert!((got - v as f64).abs() <= 5.0, "{name} col {i}: {got} vs {v}");
+                // Three significant digits: within half a percent.
+                let got = parse_duration(&cells[i]);
+                assert!(
+                    (got - v as f64).abs() <= 0.005 * v as f64 + 0.5,
+                    "{name} col {i}: {got} vs {v}"
+                );
             }
         } else {
             assert_eq!(cells[2].parse::<f64>().unwrap(), st.p50 as f64, "{name} p50");
