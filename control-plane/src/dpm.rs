@@ -40,7 +40,7 @@ use prost::Message;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Direction, Port, Store};
+use crate::model::{Direction, Port, Rule, Store};
 
 /// How neighbor state is fanned out to hosts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,37 +317,38 @@ fn subnet_state(store: &Store, subnet_id: &str) -> Option<SubnetState> {
     })
 }
 
+/// One rule as the agent gets it, with its own operation.
+fn rule_message(r: &Rule, op: OperationType) -> SecurityGroupRule {
+    SecurityGroupRule {
+        operation_type: op as i32,
+        security_group_id: r.security_group_id.clone(),
+        id: r.id.clone(),
+        direction: match r.direction {
+            Direction::Ingress => SgDirection::Ingress,
+            Direction::Egress => SgDirection::Egress,
+        } as i32,
+        ethertype: if r.ethertype == "IPv6" {
+            EtherType::Ipv6
+        } else {
+            EtherType::Ipv4
+        } as i32,
+        // The schema has no "any protocol"; TCP (0) is what an unset field reads as anyway.
+        protocol: match r.protocol.as_deref() {
+            Some("udp") => Protocol::Udp,
+            Some("icmp") => Protocol::Icmp,
+            Some("http") => Protocol::Http,
+            _ => Protocol::Tcp,
+        } as i32,
+        port_range_min: r.port_range_min.unwrap_or_default(),
+        port_range_max: r.port_range_max.unwrap_or_default(),
+        remote_ip_prefix: r.remote_ip_prefix.clone().unwrap_or_default(),
+        remote_group_id: r.remote_group_id.clone().unwrap_or_default(),
+    }
+}
+
 fn sg_state(store: &Store, sg_id: &str, op: OperationType) -> Option<SecurityGroupState> {
     let sg = store.security_groups.get(sg_id)?;
-    let rules = sg
-        .rules
-        .iter()
-        .map(|r| SecurityGroupRule {
-            operation_type: op as i32,
-            security_group_id: sg.id.clone(),
-            id: r.id.clone(),
-            direction: match r.direction {
-                Direction::Ingress => SgDirection::Ingress,
-                Direction::Egress => SgDirection::Egress,
-            } as i32,
-            ethertype: if r.ethertype == "IPv6" {
-                EtherType::Ipv6
-            } else {
-                EtherType::Ipv4
-            } as i32,
-            // The schema has no "any protocol"; TCP (0) is what an unset field reads as anyway.
-            protocol: match r.protocol.as_deref() {
-                Some("udp") => Protocol::Udp,
-                Some("icmp") => Protocol::Icmp,
-                Some("http") => Protocol::Http,
-                _ => Protocol::Tcp,
-            } as i32,
-            port_range_min: r.port_range_min.unwrap_or_default(),
-            port_range_max: r.port_range_max.unwrap_or_default(),
-            remote_ip_prefix: r.remote_ip_prefix.clone().unwrap_or_default(),
-            remote_group_id: r.remote_group_id.clone().unwrap_or_default(),
-        })
-        .collect();
+    let rules = sg.rules.iter().map(|r| rule_message(r, op)).collect();
     Some(SecurityGroupState {
         operation_type: op as i32,
         configuration: Some(SecurityGroupConfiguration {
@@ -855,6 +856,64 @@ impl Dpm {
         }
     }
 
+    /// Rules added to security groups (`op` Create) or removed from them (Delete, `rules` as
+    /// they were): every host holding a bound member of a rule's group gets that rule alone, as
+    /// a DELTA update of the group in which the rule carries its own operation (Alcor's design:
+    /// ~200 bytes a rule rather than the group's every rule). A remote-group rule added also
+    /// brings every bound member of the remote group, as L3 neighbors, to those hosts, as
+    /// binding a port of the group does. A rule removed leaves the neighbors where they are:
+    /// other rules may name the same group, and neighbors are the L3 view, not the rule's.
+    pub fn rules_changed(&mut self, store: &Store, rules: &[Rule], op: OperationType) -> Vec<HostMessage> {
+        let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
+        for rule in rules {
+            let hosts: std::collections::BTreeSet<Ipv4Addr> = self
+                .sg_members
+                .get(&rule.security_group_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| self.entries.get(m))
+                .map(|e| e.host)
+                .collect();
+            for host in hosts {
+                let mut b = builders.remove(&host).unwrap_or_default();
+                let group =
+                    b.gs.security_group_states
+                        .entry(rule.security_group_id.clone())
+                        .or_insert_with(|| SecurityGroupState {
+                            operation_type: OperationType::Update as i32,
+                            configuration: Some(SecurityGroupConfiguration {
+                                revision_number: 1,
+                                id: rule.security_group_id.clone(),
+                                update_type: UpdateType::Delta as i32,
+                                name: store
+                                    .security_groups
+                                    .get(&rule.security_group_id)
+                                    .map(|g| g.name.clone())
+                                    .unwrap_or_default(),
+                                ..Default::default()
+                            }),
+                        });
+                if let Some(c) = group.configuration.as_mut() {
+                    c.security_group_rules.push(rule_message(rule, op));
+                }
+                if op == OperationType::Create
+                    && let Some(remote) = &rule.remote_group_id
+                {
+                    let members = self.sg_members.remove(remote).unwrap_or_default();
+                    for m in &members {
+                        if self.add_neighbor(&mut b, host, NeighborType::L3, m) {
+                            b.counts.remote_group_neighbors += 1;
+                            self.add_subnets_of(store, &mut b, m);
+                        }
+                    }
+                    self.sg_members.insert(remote.clone(), members);
+                }
+                builders.insert(host, b);
+            }
+        }
+        self.finish(builders)
+    }
+
     /// Ports about to be unbound or deleted (`ports` as they were while bound): the port's host
     /// deletes the port and its DHCP entries; every host that holds it as a neighbor deletes it.
     pub fn unbind(&mut self, store: &Store, ports: &[Port]) -> Vec<HostMessage> {
@@ -993,6 +1052,7 @@ impl Builder {
             && self.gs.port_states.is_empty()
             && self.gs.router_states.is_empty()
             && self.gs.dhcp_states.is_empty()
+            && self.gs.security_group_states.is_empty()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Security groups and rules (§3.6). A new group gets two egress rules (IPv4, IPv6) as in
-//! Alcor; a project's `default` group is created on first need with two ingress rules.
+//! Alcor; a project's `default` group is created on first need with two ingress rules. A rule
+//! added or removed is pushed, as a delta, to every host enforcing its group.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,9 +10,15 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, parse, project};
+use std::time::Instant;
+
+use alcor_schema::OperationType;
+
+use super::{AppState, Inner, Stages, parse, project};
+use crate::dpm::HostMessage;
 use crate::error::ApiError;
 use crate::model::{Direction, Rule, SecurityGroup, Store};
+use crate::ncm::HostResult;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SgReq {
@@ -304,47 +311,93 @@ fn insert_rule(store: &mut Store, r: Rule) {
     }
 }
 
+/// Stores `rules` (added, or already removed) and computes what the hosts enforcing them get,
+/// under the lock the caller validated them in.
+fn changed(inner: &mut Inner, started: Instant, rules: Vec<Rule>, op: OperationType) -> (Vec<HostMessage>, Stages) {
+    let Inner { store, dpm } = inner;
+    if op == OperationType::Create {
+        for r in &rules {
+            insert_rule(store, r.clone());
+        }
+    }
+    let stored = started.elapsed();
+    let messages = dpm.rules_changed(store, &rules, op);
+    (messages, Stages::after(started, stored, dpm))
+}
+
+/// A rule change's push, as a port's: by default answered once every enforcing host replied.
+fn dataplane(hosts: &[HostResult], async_push: bool) -> Value {
+    json!({
+        "async": async_push,
+        "hosts": hosts.len(),
+        "failed_hosts": hosts.iter().filter(|h| !h.ok).map(|h| h.host.to_string()).collect::<Vec<_>>(),
+    })
+}
+
 pub(crate) async fn create_rule(State(s): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let started = Instant::now();
     let req: RuleOne = parse(&body)?;
-    let mut inner = s.lock();
-    let rule = new_rule(&mut inner.store, req.security_group_rule, "security_group_rule", &[])?;
-    let out = rule_json(&rule);
-    insert_rule(&mut inner.store, rule);
-    Ok((StatusCode::CREATED, Json(json!({ "security_group_rule": out }))))
+    let (out, messages, stages) = {
+        let mut inner = s.lock();
+        let rule = new_rule(&mut inner.store, req.security_group_rule, "security_group_rule", &[])?;
+        let out = rule_json(&rule);
+        let (messages, stages) = changed(&mut inner, started, vec![rule], OperationType::Create);
+        (out, messages, stages)
+    };
+    let hosts = s.push("sg_rule_create", Vec::new(), started, stages, messages).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "security_group_rule": out, "dataplane": dataplane(&hosts, s.config.async_push) })),
+    ))
 }
 
 pub(crate) async fn create_rules_bulk(
     State(s): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let started = Instant::now();
     let req: RuleBulk = parse(&body)?;
-    let mut inner = s.lock();
-    let mut rules = Vec::new();
-    for (i, r) in req.security_group_rules.into_iter().enumerate() {
-        let rule = new_rule(&mut inner.store, r, &format!("security_group_rules[{i}]"), &rules)?;
-        rules.push(rule);
-    }
-    let out: Vec<Value> = rules.iter().map(rule_json).collect();
-    for r in rules {
-        insert_rule(&mut inner.store, r);
-    }
-    Ok((StatusCode::CREATED, Json(json!({ "security_group_rules": out }))))
+    let (out, messages, stages) = {
+        let mut inner = s.lock();
+        let mut rules = Vec::new();
+        for (i, r) in req.security_group_rules.into_iter().enumerate() {
+            let rule = new_rule(&mut inner.store, r, &format!("security_group_rules[{i}]"), &rules)?;
+            rules.push(rule);
+        }
+        let out: Vec<Value> = rules.iter().map(rule_json).collect();
+        let (messages, stages) = changed(&mut inner, started, rules, OperationType::Create);
+        (out, messages, stages)
+    };
+    let hosts = s
+        .push("sg_rule_bulk_create", Vec::new(), started, stages, messages)
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "security_group_rules": out, "dataplane": dataplane(&hosts, s.config.async_push) })),
+    ))
 }
 
 pub(crate) async fn delete_rule(
     State(s): State<AppState>,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let mut inner = s.lock();
-    for g in inner.store.security_groups.values_mut() {
-        if let Some(i) = g.rules.iter().position(|r| r.id == id) {
-            g.rules.remove(i);
-            return Ok(StatusCode::NO_CONTENT);
-        }
-    }
-    Err(ApiError::not_found(
-        "security_group_rule_id",
-        "security group rule",
-        &id,
-    ))
+    let started = Instant::now();
+    let (messages, stages) = {
+        let mut inner = s.lock();
+        let removed = inner
+            .store
+            .security_groups
+            .values_mut()
+            .find_map(|g| g.rules.iter().position(|r| r.id == id).map(|i| g.rules.remove(i)));
+        let Some(rule) = removed else {
+            return Err(ApiError::not_found(
+                "security_group_rule_id",
+                "security group rule",
+                &id,
+            ));
+        };
+        changed(&mut inner, started, vec![rule], OperationType::Delete)
+    };
+    s.push("sg_rule_delete", Vec::new(), started, stages, messages).await;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -338,3 +338,95 @@ fn switching_to_incremental_sends_only_what_hosts_lack() {
     }
     assert_eq!(messages.len(), HOSTS as usize);
 }
+
+/// A rule added to a group reaches exactly the hosts with bound members of it, as a delta of
+/// that rule alone; naming a remote group brings that group's members as L3 neighbors; a rule
+/// removed reaches the same hosts as a delete of that rule.
+#[test]
+fn a_rule_change_reaches_exactly_the_hosts_enforcing_its_group() {
+    // web members on hosts 0-2, db members on hosts 5-6, a port in neither on host 9.
+    let mut all = Vec::new();
+    for (i, (host, group)) in [(0, "web"), (1, "web"), (2, "web"), (5, "db"), (6, "db"), (9, "")]
+        .into_iter()
+        .enumerate()
+    {
+        all.push(P {
+            id: format!("p{i}"),
+            subnets: vec!["c"],
+            host,
+            groups: if group.is_empty() { Vec::new() } else { vec![group] },
+        });
+    }
+    let mut store = store();
+    for (n, p) in all.iter().enumerate() {
+        add(&mut store, p, n);
+    }
+    let mut dpm = Dpm::new(FanoutMode::Alcor);
+    dpm.bind(&store, &all.iter().map(|p| p.id.clone()).collect::<Vec<_>>());
+    let rule = |id: &str, remote: Option<&str>| Rule {
+        id: id.into(),
+        security_group_id: "web".into(),
+        direction: Direction::Ingress,
+        ethertype: "IPv4".into(),
+        protocol: Some("tcp".into()),
+        port_range_min: Some(443),
+        port_range_max: Some(443),
+        remote_ip_prefix: None,
+        remote_group_id: remote.map(Into::into),
+    };
+    let rules_of = |m: &HostMessage| -> Vec<(String, i32, i32)> {
+        let gs = GoalStateV2::decode(m.bytes.clone()).unwrap();
+        let sg = &gs.security_group_states["web"];
+        let c = sg.configuration.as_ref().unwrap();
+        assert_eq!(c.update_type, UpdateType::Delta as i32, "a delta, not the whole group");
+        c.security_group_rules
+            .iter()
+            .map(|r| (r.id.clone(), r.operation_type, r.port_range_min as i32))
+            .collect()
+    };
+    let hosts = |ms: &[HostMessage]| ms.iter().map(|m| m.host).collect::<Vec<_>>();
+
+    let plain = rule("https", None);
+    store.security_groups.get_mut("web").unwrap().rules.push(plain.clone());
+    let ms = dpm.rules_changed(&store, std::slice::from_ref(&plain), OperationType::Create);
+    assert_eq!(hosts(&ms), vec![ip(0), ip(1), ip(2)], "web's hosts, no other");
+    for m in &ms {
+        assert_eq!(rules_of(m), vec![("https".into(), OperationType::Create as i32, 443)]);
+        assert!(keys(m).is_empty(), "a plain rule brings no neighbor");
+        assert!(
+            m.counts.bytes < 400,
+            "a rule is a few hundred bytes: {}",
+            m.counts.bytes
+        );
+    }
+
+    let remote = rule("from-db", Some("db"));
+    store.security_groups.get_mut("web").unwrap().rules.push(remote.clone());
+    let ms = dpm.rules_changed(&store, std::slice::from_ref(&remote), OperationType::Create);
+    assert_eq!(hosts(&ms), vec![ip(0), ip(1), ip(2)]);
+    for m in &ms {
+        let mut k = keys(m);
+        k.sort();
+        let want: Vec<String> = ["p3", "p4"].iter().map(|p| neighbor_key(NeighborType::L3, p)).collect();
+        assert_eq!(k, want, "db's members, as L3 neighbors, once each");
+        assert_eq!(m.counts.remote_group_neighbors, 2);
+    }
+
+    store
+        .security_groups
+        .get_mut("web")
+        .unwrap()
+        .rules
+        .retain(|r| r.id != "https");
+    let ms = dpm.rules_changed(&store, std::slice::from_ref(&plain), OperationType::Delete);
+    assert_eq!(hosts(&ms), vec![ip(0), ip(1), ip(2)]);
+    for m in &ms {
+        assert_eq!(rules_of(m), vec![("https".into(), OperationType::Delete as i32, 443)]);
+    }
+    // A group nobody is in: nothing to push.
+    let lonely = Rule {
+        security_group_id: "nobody".into(),
+        ..rule("x", None)
+    };
+    assert!(dpm.rules_changed(&store, &[lonely], OperationType::Create).is_empty());
+}
