@@ -28,6 +28,7 @@ fn event(port: &str, neighbors: &[String]) -> AgentEvent {
         outcomes: Default::default(),
         port_ids: [port].into_iter().collect(),
         neighbor_ids: neighbors.iter().collect(),
+        sg_rule_ids: Default::default(),
         skipped_local_neighbors: 0,
         decode_us: 10,
         apply_us: 10,

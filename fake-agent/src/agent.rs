@@ -488,6 +488,7 @@ impl Agent {
             outcomes: applied.outcomes,
             port_ids: applied.port_ids,
             neighbor_ids: applied.neighbor_ids,
+            sg_rule_ids: applied.sg_rule_ids,
             skipped_local_neighbors: applied.skipped_local_neighbors,
             decode_us: micros(decode) as u64,
             apply_us: micros(apply) as u64,

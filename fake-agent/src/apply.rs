@@ -200,6 +200,9 @@ pub struct Applied {
     pub port_ids: IdList,
     /// Port ids of the neighbor states (when collected).
     pub neighbor_ids: IdList,
+    /// Ids of the security-group rules carried, whatever their operation (when collected): what
+    /// tells the harness a rule change reached this host.
+    pub sg_rule_ids: IdList,
     /// Neighbors skipped because they live on this host.
     pub skipped_local_neighbors: u64,
     /// The first rejection, for logs: (resource id, reason).
@@ -564,6 +567,11 @@ impl<'a> Applier<'a> {
             let cfg = s.configuration.unwrap_or_default();
             let rules = cfg.security_group_rules.len() as u64;
             self.out.counts.sg_rule += rules;
+            if self.opts.collect_ids {
+                for r in &cfg.security_group_rules {
+                    self.out.sg_rule_ids.push(&r.id);
+                }
+            }
             if matches!(op, Ok(OperationType::Create | OperationType::Update)) {
                 self.out.work.sg_rules += rules;
             }
@@ -604,5 +612,59 @@ fn upsert_or_remove<V>(
         Ok(_) => {
             map.insert(id, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alcor_schema::SecurityGroupConfiguration;
+    use alcor_schema::security_group_configuration::SecurityGroupRule;
+
+    use super::*;
+
+    /// A DELTA update of a group: one rule added, one removed.
+    fn delta(add: &str, remove: &str) -> GoalStateV2 {
+        let rule = |id: &str, op: OperationType| SecurityGroupRule {
+            operation_type: op as i32,
+            security_group_id: "web".into(),
+            id: id.into(),
+            ..Default::default()
+        };
+        let mut gs = GoalStateV2::default();
+        gs.security_group_states.insert(
+            "web".into(),
+            SecurityGroupState {
+                operation_type: OperationType::Update as i32,
+                configuration: Some(SecurityGroupConfiguration {
+                    id: "web".into(),
+                    update_type: UpdateType::Delta as i32,
+                    security_group_rules: vec![rule(add, OperationType::Create), rule(remove, OperationType::Delete)],
+                    ..Default::default()
+                }),
+            },
+        );
+        gs
+    }
+
+    #[test]
+    fn a_rule_change_is_applied_and_its_rules_named_for_the_harness() {
+        let mut state = HostState::default();
+        let opts = |collect_ids| ApplyOptions {
+            mode: ValidationMode::Strict,
+            local_ip: None,
+            collect_ids,
+        };
+        let a = apply_v2(&mut state, delta("r1", "none"), opts(true));
+        assert_eq!(a.sg_rule_ids.iter().collect::<Vec<_>>(), ["r1", "none"]);
+        let a = apply_v2(&mut state, delta("r2", "r1"), opts(false));
+        assert!(a.sg_rule_ids.is_empty(), "ids only when asked for");
+        let held: Vec<&str> = state
+            .security_group("web")
+            .unwrap()
+            .security_group_rules
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(held, ["r2"], "the delta added r2 and removed r1");
     }
 }

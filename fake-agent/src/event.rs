@@ -61,6 +61,8 @@ pub struct AgentEvent {
     pub port_ids: IdList,
     /// Port ids of the neighbor states carried.
     pub neighbor_ids: IdList,
+    /// Ids of the security-group rules carried, whatever their operation.
+    pub sg_rule_ids: IdList,
     /// Neighbors skipped because they live on this host.
     pub skipped_local_neighbors: u64,
     /// Measured decode time, µs.
@@ -104,6 +106,7 @@ impl AgentEvent {
             outcomes: &self.outcomes,
             port_ids: &self.port_ids,
             neighbor_ids: &self.neighbor_ids,
+            sg_rule_ids: &self.sg_rule_ids,
             skipped_local_neighbors: self.skipped_local_neighbors,
             decode_us: self.decode_us,
             apply_us: self.apply_us,
@@ -136,6 +139,7 @@ pub struct WireEvent<'a> {
     pub outcomes: &'a StatusCounts,
     pub port_ids: &'a IdList,
     pub neighbor_ids: &'a IdList,
+    pub sg_rule_ids: &'a IdList,
     pub skipped_local_neighbors: u64,
     pub decode_us: u64,
     pub apply_us: u64,
@@ -249,6 +253,7 @@ mod tests {
             outcomes: Default::default(),
             port_ids: Default::default(),
             neighbor_ids: Default::default(),
+            sg_rule_ids: Default::default(),
             skipped_local_neighbors: 0,
             decode_us: 0,
             apply_us: 0,

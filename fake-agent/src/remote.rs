@@ -372,6 +372,9 @@ struct OwnedEvent {
     outcomes: StatusCounts,
     port_ids: IdList,
     neighbor_ids: IdList,
+    /// Absent from exports before it existed.
+    #[serde(default)]
+    sg_rule_ids: IdList,
     skipped_local_neighbors: u64,
     decode_us: u64,
     apply_us: u64,
@@ -404,6 +407,7 @@ impl OwnedEvent {
             outcomes: self.outcomes,
             port_ids: self.port_ids,
             neighbor_ids: self.neighbor_ids,
+            sg_rule_ids: self.sg_rule_ids,
             skipped_local_neighbors: self.skipped_local_neighbors,
             decode_us: self.decode_us,
             apply_us: self.apply_us,

@@ -681,6 +681,7 @@ mod tests {
             outcomes: Default::default(),
             port_ids: ports.iter().collect(),
             neighbor_ids: neighbors.iter().collect(),
+            sg_rule_ids: Default::default(),
             skipped_local_neighbors: 0,
             decode_us: 1,
             apply_us: 1,
