@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use maud::{DOCTYPE, PreEscaped, html};
+use maud::html;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
@@ -527,73 +527,61 @@ pub fn page(base: &RunData, cand: &RunData, cmp: &Comparison) -> String {
         points: charts::interval_quantiles(r.series(st))[2].points.clone(),
         dashed,
     };
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width,initial-scale=1";
-                title { "alcor-scale comparison" }
-                style { (PreEscaped(crate::html::STYLE)) }
+    let body = html! {
+        h1 {
+            "Comparison: "
+            @if cmp.regressed() { span.fail { "regression" } } @else { "no regression" }
+        }
+        p {
+            "Baseline: " (cmp.base) br;
+            "Candidate: " (cmp.candidate) br;
+            "Gate: worse by more than " (units::percent(cmp.options.threshold)) " with "
+            (format!("{:.0}", cmp.options.confidence * 100.0)) " % confidence, and by more than "
+            (units::duration_us(cmp.options.floor_us)) " for latencies"
+        }
+        @for n in cmp.notes.iter().chain(cmp.forced.iter()) {
+            p.note { (n) }
+        }
+        div.scroll { table #compare {
+            tr { th { "metric" } th { "baseline" } th { "candidate" } th { "change" } th {} }
+            @for d in &cmp.deltas {
+                tr {
+                    td { (d.key) }
+                    td { (d.fmt_value(d.base)) }
+                    td { (d.fmt_value(d.candidate)) }
+                    td { (d.fmt_change(cmp.options.confidence)) }
+                    td class=(if d.regressed { "fail" } else { "" }) {
+                        @if d.regressed { "worse " (d.note) }
+                        @else if d.gated { "ok " (d.note) }
+                        @else { "not gated" }
+                    }
+                }
             }
-            body {
-                h1 {
-                    "Comparison: "
-                    @if cmp.regressed() { span.fail { "regression" } } @else { "no regression" }
-                }
-                p {
-                    "Baseline: " (cmp.base) br;
-                    "Candidate: " (cmp.candidate) br;
-                    "Gate: worse by more than " (units::percent(cmp.options.threshold)) " with "
-                    (format!("{:.0}", cmp.options.confidence * 100.0)) " % confidence, and by more than "
-                    (units::duration_us(cmp.options.floor_us)) " for latencies"
-                }
-                @for n in cmp.notes.iter().chain(cmp.forced.iter()) {
-                    p.note { (n) }
-                }
-                div.scroll { table #compare {
-                    tr { th { "metric" } th { "baseline" } th { "candidate" } th { "change" } th {} }
-                    @for d in &cmp.deltas {
-                        tr {
-                            td { (d.key) }
-                            td { (d.fmt_value(d.base)) }
-                            td { (d.fmt_value(d.candidate)) }
-                            td { (d.fmt_change(cmp.options.confidence)) }
-                            td class=(if d.regressed { "fail" } else { "" }) {
-                                @if d.regressed { "worse " (d.note) }
-                                @else if d.gated { "ok " (d.note) }
-                                @else { "not gated" }
-                            }
-                        }
-                    }
-                } }
-                @for st in STAGES {
-                    @let series = vec![p99(base, st, "baseline", true), p99(cand, st, "candidate", false)];
-                    @if series.iter().any(|s| !s.points.is_empty()) {
-                        @let hs: Vec<_> = [("baseline", base.measured_histogram(st), true), ("candidate", cand.measured_histogram(st), false)]
-                            .into_iter()
-                            .filter_map(|(l, h, dashed)| h.map(|h| (l.to_owned(), h, dashed)))
-                            .collect();
-                        h2 { (st) }
-                        (figure(
-                            &format!("compare-latency-{st}"),
-                            &charts::latency_lines(
-                                &format!("{st}: p99 per interval"),
-                                &series,
-                                &charts::latency_limits(&cand.summary.slo, &[st]),
-                                &cand.summary.phases,
-                                &cand.summary.faults,
-                            ),
-                            "",
-                        ))
-                        (figure(&format!("compare-percentiles-{st}"), &charts::percentiles(&format!("{st}: by percentile"), &hs), ""))
-                    }
-                }
+        } }
+        @for st in STAGES {
+            @let series = vec![p99(base, st, "baseline", true), p99(cand, st, "candidate", false)];
+            @if series.iter().any(|s| !s.points.is_empty()) {
+                @let hs: Vec<_> = [("baseline", base.measured_histogram(st), true), ("candidate", cand.measured_histogram(st), false)]
+                    .into_iter()
+                    .filter_map(|(l, h, dashed)| h.map(|h| (l.to_owned(), h, dashed)))
+                    .collect();
+                h2 { (st) }
+                (figure(
+                    &format!("compare-latency-{st}"),
+                    &charts::latency_lines(
+                        &format!("{st}: p99 per interval"),
+                        &series,
+                        &charts::latency_limits(&cand.summary.slo, &[st]),
+                        &cand.summary.phases,
+                        &cand.summary.faults,
+                    ),
+                    "",
+                ))
+                (figure(&format!("compare-percentiles-{st}"), &charts::percentiles(&format!("{st}: by percentile"), &hs), ""))
             }
         }
-    }
-    .into_string()
-        + "\n"
+    };
+    crate::html::document("alcor-scale comparison", body)
 }
 
 /// Why two folders were not compared.

@@ -729,52 +729,58 @@ fn run_tables(run: &RunData) -> Markup {
     }
 }
 
-/// The whole page for one run: the verdict and its figures, then the charts, then the tables.
-pub fn page(run: &RunData) -> String {
-    let s = &run.summary;
-    let g = &s.generator;
+/// A whole self-contained page: the report's style, `title`, `body`.
+pub(crate) fn document(title: &str, body: Markup) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width,initial-scale=1";
-                title { "alcor-scale: " (s.scenario.name) }
+                title { (title) }
                 style { (PreEscaped(STYLE)) }
             }
-            body {
-                h1 { (s.scenario.name) }
-                p { (s.scenario.description) }
-                (verdict_block(s))
-                @for log in &run.cut_logs {
-                    p.banner #cut-log { (log) " was cut mid-write (the run was stopped while writing it): its last, partial line is left out of these charts." }
-                }
-                @for w in &s.warnings {
-                    p.banner data-warning { (w) }
-                }
-                @if g.fell_behind || g.saturated {
-                    p.banner #generator {
-                        "The load generator " (if g.fell_behind { "fell behind" } else { "ran on a saturated host" })
-                        ": " (g.reasons.join("; ")) ". The figures describe less load, or more of the generator's own queueing, than the scenario asked for."
-                    }
-                }
-                (load_section(run))
-                (latency_section(run))
-                (agents_section(run))
-                (growth_table(s))
-                (step_section(s))
-                h2 { "Summary per stage (measured phases)" }
-                (metric_table(s, "stages", &s.metrics))
-                (fleets_table(&s.fleets))
-                (side_by_side_table(s))
-                (outcomes_section(run))
-                (broker_section(run))
-                (run_tables(run))
-            }
+            body { (body) }
         }
     }
     .into_string()
         + "\n"
+}
+
+/// The whole page for one run: the verdict and its figures, then the charts, then the tables.
+pub fn page(run: &RunData) -> String {
+    let s = &run.summary;
+    let g = &s.generator;
+    let body = html! {
+        h1 { (s.scenario.name) }
+        p { (s.scenario.description) }
+        (verdict_block(s))
+        @for log in &run.cut_logs {
+            p.banner #cut-log { (log) " was cut mid-write (the run was stopped while writing it): its last, partial line is left out of these charts." }
+        }
+        @for w in &s.warnings {
+            p.banner data-warning { (w) }
+        }
+        @if g.fell_behind || g.saturated {
+            p.banner #generator {
+                "The load generator " (if g.fell_behind { "fell behind" } else { "ran on a saturated host" })
+                ": " (g.reasons.join("; ")) ". The figures describe less load, or more of the generator's own queueing, than the scenario asked for."
+            }
+        }
+        (load_section(run))
+        (latency_section(run))
+        (agents_section(run))
+        (growth_table(s))
+        (step_section(s))
+        h2 { "Summary per stage (measured phases)" }
+        (metric_table(s, "stages", &s.metrics))
+        (fleets_table(&s.fleets))
+        (side_by_side_table(s))
+        (outcomes_section(run))
+        (broker_section(run))
+        (run_tables(run))
+    };
+    document(&format!("alcor-scale: {}", s.scenario.name), body)
 }
 
 /// Renders `report.html` into a run folder; returns its path.
