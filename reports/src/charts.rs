@@ -87,14 +87,6 @@ pub fn latency_limits(slo: &[crate::summary::SloResult], metrics: &[&str]) -> Ve
         .collect()
 }
 
-/// Legend entries of limits: dashed, in the alert colour.
-fn limit_keys(limits: &[Limit]) -> Vec<Key> {
-    limits
-        .iter()
-        .map(|l| Key::new(l.label.clone(), ALERT, Mark::Dashed))
-        .collect()
-}
-
 /// Draws each limit as a dashed line across the chart.
 fn draw_limits<'a, Y: Ranged<ValueType = f64>>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
@@ -117,9 +109,36 @@ fn draw_limits<'a, Y: Ranged<ValueType = f64>>(
     Ok(())
 }
 
-/// `y` widened to hold every limit.
-fn with_limits(y: (f64, f64), limits: &[Limit]) -> (f64, f64) {
-    limits.iter().fold(y, |(lo, hi), l| (lo.min(l.value), hi.max(l.value)))
+/// How far beyond the data (as a factor) a limit is still drawn: further, it would squeeze the
+/// data into a corner of the chart, and the legend says where it is instead.
+const LIMIT_REACH: f64 = 10.0;
+
+/// The limits to draw on data spanning `y`, the legend entries of every limit (those too far
+/// to draw say so), and `y` widened to hold the ones drawn.
+fn place_limits(y: (f64, f64), limits: &[Limit]) -> (Vec<Limit>, Vec<Key>, (f64, f64)) {
+    let mut drawn = Vec::new();
+    let mut keys = Vec::new();
+    let mut range = y;
+    for l in limits {
+        if l.value > y.1 * LIMIT_REACH {
+            keys.push(Key::new(
+                format!("{}: far above the data, not drawn", l.label),
+                ALERT,
+                Mark::Dashed,
+            ));
+        } else if l.value < y.0 / LIMIT_REACH {
+            keys.push(Key::new(
+                format!("{}: far below the data, not drawn", l.label),
+                ALERT,
+                Mark::Dashed,
+            ));
+        } else {
+            keys.push(Key::new(l.label.clone(), ALERT, Mark::Dashed));
+            range = (range.0.min(l.value), range.1.max(l.value));
+            drawn.push(l.clone());
+        }
+    }
+    (drawn, keys, range)
 }
 
 /// How a legend entry shows its series.
@@ -587,12 +606,13 @@ pub fn latency_lines(
     phases: &[PhaseSummary],
     faults: &[FaultSummary],
 ) -> String {
+    let (x, y) = bounds(series);
+    let (limits, limit_keys, y) = place_limits(y, limits);
     let mut keys = line_keys(series);
-    keys.extend(limit_keys(limits));
+    keys.extend(limit_keys);
     draw_chart(title, &keys, |root| {
-        let (x, y) = bounds(series);
         let x = time_range(x, phases);
-        let (lo, hi) = log_range(with_limits(y, limits));
+        let (lo, hi) = log_range(y);
         let mut chart = frame(root)
             .build_cartesian_2d(x.0..x.1, (lo..hi).log_scale().with_key_points(log_points(lo, hi)))
             .map_err(err)?;
@@ -607,7 +627,7 @@ pub fn latency_lines(
             .map_err(err)?;
         draw_backdrop(&mut chart, phases, faults, lo, hi)?;
         draw_lines(&mut chart, series)?;
-        draw_limits(&mut chart, limits)
+        draw_limits(&mut chart, &limits)
     })
 }
 
@@ -1125,7 +1145,9 @@ pub fn step_search(s: &StepSearch, limits: &[Limit]) -> String {
         .enumerate()
         .map(|(i, s)| Key::new(s.label.clone(), PALETTE[i % PALETTE.len()], Mark::Line))
         .collect();
-    keys.extend(limit_keys(limits));
+    let (x, y) = bounds(&series);
+    let (limits, limit_keys, y) = place_limits(y, limits);
+    keys.extend(limit_keys);
     if let Some(k) = s.knee_rps {
         keys.push(Key::new(
             format!("knee: {} requests/s", format_count(k)),
@@ -1134,8 +1156,7 @@ pub fn step_search(s: &StepSearch, limits: &[Limit]) -> String {
         ));
     }
     draw_chart("Latency vs offered rate (step search)", &keys, |root| {
-        let (x, y) = bounds(&series);
-        let (lo, hi) = log_range(with_limits(y, limits));
+        let (lo, hi) = log_range(y);
         let mut chart = frame(root)
             .build_cartesian_2d(
                 (x.0 * 0.9)..(x.1 * 1.1),
@@ -1160,7 +1181,7 @@ pub fn step_search(s: &StepSearch, limits: &[Limit]) -> String {
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(err)?;
         }
-        draw_limits(&mut chart, limits)?;
+        draw_limits(&mut chart, &limits)?;
         if let Some(k) = s.knee_rps {
             // Solid, unlike the limits: the knee is a rate, they are latencies.
             chart
@@ -1243,14 +1264,14 @@ mod tests {
             },
         ];
         let limits = [Limit {
-            label: "SLO api.p99 < 5 s".into(),
-            value: 5000.0,
+            label: "SLO api.p99 < 10 ms".into(),
+            value: 10.0,
         }];
         let svg = latency_lines("api", &series, &limits, &[], &[]);
         for tip in [
             "<title>p50</title>",
             "<title>p99 &lt;late&gt;</title>",
-            "<title>SLO api.p99 &lt; 5 s</title>",
+            "<title>SLO api.p99 &lt; 10 ms</title>",
         ] {
             // The legend's mark and the series' lines (a dashed one in pieces) carry it.
             assert!(svg.matches(tip).count() >= 2, "{tip}: {svg}");
@@ -1329,8 +1350,19 @@ mod tests {
         }];
         let svg = latency_lines("port_programmed", &series, &l, &[], &[]);
         let t = texts(&svg);
-        assert!(t.contains(&"SLO port_programmed.p99 &lt; 5 s"), "{t:?}");
-        assert!(t.contains(&"5 s"), "the axis reaches the limit: {t:?}");
+        assert!(
+            t.contains(&"SLO port_programmed.p99 &lt; 5 s: far above the data, not drawn"),
+            "a limit 1,000 times above the data squeezes nothing: {t:?}"
+        );
+        assert!(!t.contains(&"5 s"), "{t:?}");
+        let near = [Limit {
+            label: "SLO port_programmed.p99 < 20 ms".into(),
+            value: 20.0,
+        }];
+        let t2 = latency_lines("port_programmed", &series, &near, &[], &[]);
+        let t = texts(&t2);
+        assert!(t.contains(&"SLO port_programmed.p99 &lt; 20 ms"), "{t:?}");
+        assert!(t.contains(&"20 ms"), "the axis reaches a limit near the data: {t:?}");
     }
 
     #[test]

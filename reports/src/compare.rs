@@ -542,7 +542,7 @@ pub fn page(base: &RunData, cand: &RunData, cmp: &Comparison) -> String {
         @for n in cmp.notes.iter().chain(cmp.forced.iter()) {
             p.note { (n) }
         }
-        div.scroll { table #compare {
+        div.scroll { table.wrap #compare {
             tr { th { "metric" } th { "baseline" } th { "candidate" } th { "change" } th {} }
             @for d in &cmp.deltas {
                 tr {

@@ -41,7 +41,7 @@ figure{margin:1em 0}svg{width:100%;height:auto;display:block}
 .verdict .word{font-size:1.6em;font-weight:700;margin:.2em 0}.verdict ul{margin:.3em 0}
 .v-pass{border-color:#186a1e;background:#eef7ee}.v-fail{border-color:#b00020;background:#fdecee}
 .v-partial{border-color:#e0b400;background:#fff8e1}.v-unjudged{border-color:#777;background:#f2f2f2}
-.glance td{text-align:left;white-space:normal}
+.glance td{text-align:left;white-space:normal}.wrap td{white-space:normal}
 ";
 
 /// `-` for what was not measured.
