@@ -5,6 +5,9 @@
 //! `fresh_prost` builds and encodes the same-shaped message from scratch with prost types, as a
 //! controller without a per-port cache would (fake_agent::sample), for comparison.
 //!
+//! `dpm_sg_rule_add`: a rule naming a remote group of N members added to a group with a member
+//! on each of 100 hosts: every one of those hosts gets the rule and the N members.
+//!
 //! Run: `cargo bench -p benches --bench dpm_build`
 
 use std::hint::black_box;
@@ -52,6 +55,11 @@ fn port(store: &mut Store, i: usize, host: u32) -> Port {
 
 /// A store and DPM with `n` bound ports, and the id of one more port, stored but not yet bound.
 fn setup(n: usize) -> (Store, Dpm, String) {
+    setup_with(n, |_| Vec::new())
+}
+
+/// As [`setup`], port `i` in the security groups `groups(i)`.
+fn setup_with(n: usize, groups: impl Fn(usize) -> Vec<String>) -> (Store, Dpm, String) {
     let mut store = Store::default();
     for h in 0..HOSTS {
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 1)) + h);
@@ -103,7 +111,8 @@ fn setup(n: usize) -> (Store, Dpm, String) {
     let mut dpm = Dpm::new(FanoutMode::Alcor);
     let ids: Vec<String> = (0..n)
         .map(|i| {
-            let p = port(&mut store, i, i as u32 % HOSTS);
+            let mut p = port(&mut store, i, i as u32 % HOSTS);
+            p.security_groups = groups(i);
             let id = p.id.clone();
             store.ports.insert(id.clone(), p);
             id
@@ -154,5 +163,73 @@ fn build_encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, build_encode);
+/// Remote-group sizes of the rule-change benchmark.
+const MEMBERS: [usize; 4] = [10, 100, 1_000, 10_000];
+
+/// A rule added to group `web` (one member on each of the 100 hosts) that names group `db`
+/// (N members) as its remote group: every web host gets the rule and db's N members, the
+/// remote group's addresses as neighbors (the address-set way, one entry per member per host).
+fn sg_rule_add(c: &mut Criterion) {
+    use control_plane::model::{Direction, Rule, SecurityGroup};
+    let mut group = c.benchmark_group("dpm_sg_rule_add");
+    group.sample_size(20);
+    for n in MEMBERS {
+        let web = HOSTS as usize;
+        let (mut store, dpm, _) = setup_with(web + n, |i| {
+            vec![if i < web { "web".to_owned() } else { "db".to_owned() }]
+        });
+        for g in ["web", "db"] {
+            store.security_groups.insert(
+                g.into(),
+                SecurityGroup {
+                    id: g.into(),
+                    project_id: "p".into(),
+                    name: g.into(),
+                    description: String::new(),
+                    rules: Vec::new(),
+                },
+            );
+        }
+        let rule = Rule {
+            id: "from-db".into(),
+            security_group_id: "web".into(),
+            direction: Direction::Ingress,
+            ethertype: "IPv4".into(),
+            protocol: Some("tcp".into()),
+            port_range_min: Some(5432),
+            port_range_max: Some(5432),
+            remote_ip_prefix: None,
+            remote_group_id: Some("db".into()),
+        };
+        store.security_groups.get_mut("web").unwrap().rules.push(rule.clone());
+        let messages =
+            dpm.clone()
+                .rules_changed(&store, std::slice::from_ref(&rule), alcor_schema::OperationType::Create);
+        let bytes: u64 = messages.iter().map(|m| m.counts.bytes).sum();
+        let entries: u64 = messages.iter().map(|m| m.counts.neighbors).sum();
+        eprintln!(
+            "remote group of {n}: {} messages, {entries} neighbor entries, {bytes} bytes in all ({} per host)",
+            messages.len(),
+            bytes / messages.len().max(1) as u64
+        );
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("address_set_neighbors", n), &n, |b, _| {
+            b.iter_batched(
+                || dpm.clone(),
+                |mut d| {
+                    let messages = black_box(d.rules_changed(
+                        &store,
+                        std::slice::from_ref(&rule),
+                        alcor_schema::OperationType::Create,
+                    ));
+                    (d, messages)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, build_encode, sg_rule_add);
 criterion_main!(benches);
