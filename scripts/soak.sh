@@ -4,9 +4,12 @@
 # stay bounded. Loopback only; everything it starts is stopped at the end, also on failure.
 #
 #   scripts/soak.sh [DURATION] [OUT]      # e.g. scripts/soak.sh 1h target/soak
+#   CP_APART=1 scripts/soak.sh 20m        # the control plane in its own process too
 #
-# Writes OUT/usage.csv (t_s, harness and fleet RSS in MB and descriptors), OUT/run (the run
-# folder) and prints first/last/max of each with the growth per 10 minutes after warm-up.
+# Writes OUT/usage.csv (t_s, harness and fleet RSS in MB and descriptors, and with CP_APART the
+# control plane's), OUT/run (the run folder) and prints first/last/max of each with the growth
+# per 10 minutes after warm-up. With CP_APART the harness drives the control plane as an
+# `alcor` target over REST, so that the harness's own memory is told from the control plane's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-1h}
@@ -27,17 +30,27 @@ RUST_LOG=warn "$BIN" agents --count 100 --base-ip 127.8.0.1 --cost-model aca-202
 fleet=$!; pids+=("$fleet")
 for _ in $(seq 1 100); do grep -q "events:" "$OUT/agents.log" && break; sleep 0.1; done
 
+target=()
+cp=
+if [ -n "${CP_APART:-}" ]; then
+  RUST_LOG=warn "$BIN" control-plane --listen 127.0.0.1:19009 >"$OUT/cp.log" 2>&1 &
+  cp=$!; pids+=("$cp")
+  for _ in $(seq 1 100); do grep -q "listening" "$OUT/cp.log" && break; sleep 0.1; done
+  target=(--set 'target.kind="alcor"' --set 'target.url="http://127.0.0.1:19009"')
+fi
 RUST_LOG=warn "$BIN" run scenarios/port-churn.toml --quiet --out "$OUT/run" \
   --set "agents.remote=[\"$EVENTS\"]" --set "phases[0].duration=\"$DURATION\"" \
-  >"$OUT/run.log" 2>&1 &
+  "${target[@]}" >"$OUT/run.log" 2>&1 &
 harness=$!; pids+=("$harness")
 
 mb() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-echo "t_s,harness_rss_mb,harness_fds,fleet_rss_mb,fleet_fds" >"$OUT/usage.csv"
+echo "t_s,harness_rss_mb,harness_fds,fleet_rss_mb,fleet_fds${cp:+,cp_rss_mb,cp_fds}" >"$OUT/usage.csv"
 start=$(date +%s)
 while kill -0 "$harness" 2>/dev/null; do
-  echo "$(( $(date +%s) - start )),$(mb $harness),$(fds $harness),$(mb $fleet),$(fds $fleet)" >>"$OUT/usage.csv"
+  row="$(( $(date +%s) - start )),$(mb $harness),$(fds $harness),$(mb $fleet),$(fds $fleet)"
+  [ -n "$cp" ] && row="$row,$(mb $cp),$(fds $cp)"
+  echo "$row" >>"$OUT/usage.csv"
   sleep 10
 done
 wait "$harness" || echo "soak: the run exited $? (its verdict; see $OUT/run.log)" >&2
@@ -49,7 +62,7 @@ rows = [r for r in rows if float(r["harness_rss_mb"]) > 0]
 if not rows:
     sys.exit("soak: no samples")
 warm = [r for r in rows if int(r["t_s"]) >= 300] or rows
-for k in ["harness_rss_mb", "harness_fds", "fleet_rss_mb", "fleet_fds"]:
+for k in [k for k in ["harness_rss_mb", "harness_fds", "fleet_rss_mb", "fleet_fds", "cp_rss_mb", "cp_fds"] if k in rows[0]]:
     v = [float(r[k]) for r in rows]
     w = [(int(r["t_s"]), float(r[k])) for r in warm]
     span = (w[-1][0] - w[0][0]) or 1
