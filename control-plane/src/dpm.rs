@@ -547,6 +547,31 @@ impl Dpm {
             .collect()
     }
 
+    /// Hosts holding a bound member of `group`.
+    fn group_hosts(&self, group: &str) -> std::collections::BTreeSet<Ipv4Addr> {
+        self.sg_members
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| self.entries.get(m))
+            .map(|e| e.host)
+            .collect()
+    }
+
+    /// Adds every bound member of `group` but `skip` to `b` (for `host`) as an L3 neighbor, as
+    /// the remote group of a rule that host enforces, counting them apart.
+    fn add_remote_members(&mut self, store: &Store, b: &mut Builder, host: Ipv4Addr, group: &str, skip: Option<&str>) {
+        // Taken out and put back rather than cloned: a group can hold many thousand ports.
+        let members = self.sg_members.remove(group).unwrap_or_default();
+        for m in members.iter().filter(|m| Some(m.as_str()) != skip) {
+            if self.add_neighbor(b, host, NeighborType::L3, m) {
+                b.counts.remote_group_neighbors += 1;
+                self.add_subnets_of(store, b, m);
+            }
+        }
+        self.sg_members.insert(group.to_owned(), members);
+    }
+
     fn sent(&mut self, host: Ipv4Addr, kind: NeighborType, key: u32) -> bool {
         self.known.entry(host).or_default().insert((kind, key))
     }
@@ -697,12 +722,7 @@ impl Dpm {
             // Hosts holding ports of groups that name one of this port's groups as remote.
             for g in &port.security_groups {
                 for referrer in Self::referrers(store, g) {
-                    let hosts: FxHashSet<Ipv4Addr> = self
-                        .sg_members
-                        .get(&referrer)
-                        .map(|ms| ms.iter().filter_map(|m| self.entries.get(m)).map(|e| e.host).collect())
-                        .unwrap_or_default();
-                    for other in hosts.into_iter().filter(|h| *h != host) {
+                    for other in self.group_hosts(&referrer).into_iter().filter(|h| *h != host) {
                         let mut b = builders.remove(&other).unwrap_or_default();
                         if self.add_neighbor(&mut b, other, NeighborType::L3, &port.id) {
                             b.counts.remote_group_neighbors += 1;
@@ -752,17 +772,7 @@ impl Dpm {
                 .map(|sg| sg.rules.iter().filter_map(|r| r.remote_group_id.clone()).collect())
                 .unwrap_or_default();
             for remote in remotes {
-                let members = self.sg_members.remove(&remote).unwrap_or_default();
-                for m in &members {
-                    if m == &port.id {
-                        continue;
-                    }
-                    if self.add_neighbor(b, host, NeighborType::L3, m) {
-                        b.counts.remote_group_neighbors += 1;
-                        self.add_subnets_of(store, b, m);
-                    }
-                }
-                self.sg_members.insert(remote, members);
+                self.add_remote_members(store, b, host, &remote, Some(&port.id));
             }
         }
     }
@@ -866,15 +876,7 @@ impl Dpm {
     pub fn rules_changed(&mut self, store: &Store, rules: &[Rule], op: OperationType) -> Vec<HostMessage> {
         let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
         for rule in rules {
-            let hosts: std::collections::BTreeSet<Ipv4Addr> = self
-                .sg_members
-                .get(&rule.security_group_id)
-                .into_iter()
-                .flatten()
-                .filter_map(|m| self.entries.get(m))
-                .map(|e| e.host)
-                .collect();
-            for host in hosts {
+            for host in self.group_hosts(&rule.security_group_id) {
                 let mut b = builders.remove(&host).unwrap_or_default();
                 let group =
                     b.gs.security_group_states
@@ -899,14 +901,7 @@ impl Dpm {
                 if op == OperationType::Create
                     && let Some(remote) = &rule.remote_group_id
                 {
-                    let members = self.sg_members.remove(remote).unwrap_or_default();
-                    for m in &members {
-                        if self.add_neighbor(&mut b, host, NeighborType::L3, m) {
-                            b.counts.remote_group_neighbors += 1;
-                            self.add_subnets_of(store, &mut b, m);
-                        }
-                    }
-                    self.sg_members.insert(remote.clone(), members);
+                    self.add_remote_members(store, &mut b, host, remote, None);
                 }
                 builders.insert(host, b);
             }
@@ -987,11 +982,7 @@ impl Dpm {
                     }
                     for g in &entry.security_groups {
                         for referrer in Self::referrers(store, g) {
-                            for m in self.sg_members.get(&referrer).into_iter().flatten() {
-                                if let Some(e) = self.entries.get(m) {
-                                    t.push((e.host, NeighborType::L3));
-                                }
-                            }
+                            t.extend(self.group_hosts(&referrer).into_iter().map(|h| (h, NeighborType::L3)));
                         }
                     }
                     t.sort();

@@ -119,6 +119,17 @@ impl Stages {
     }
 }
 
+/// The `dataplane` part of an answer: how many hosts a push reached, which failed, and each
+/// host's result (for ports and security-group rules alike).
+pub(crate) fn dataplane_json(hosts: &[crate::ncm::HostResult], async_push: bool) -> serde_json::Value {
+    serde_json::json!({
+        "async": async_push,
+        "hosts": hosts.len(),
+        "failed_hosts": hosts.iter().filter(|h| !h.ok).map(|h| h.host.to_string()).collect::<Vec<_>>(),
+        "results": hosts,
+    })
+}
+
 /// Parses a JSON body; errors name the path of the field at fault (`port.fixed_ips[0]`).
 pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::nodes::is_mac;
 use super::security_groups::default_group;
-use super::{AppState, Inner, Stages, parse, project};
+use super::{AppState, Inner, Stages, dataplane_json, parse, project};
 use crate::error::ApiError;
 use crate::model::{FixedIp, Port, Store};
 use crate::ncm::HostResult;
@@ -72,15 +72,6 @@ fn port_json(p: &Port) -> Value {
         "binding:host_id": p.host_id.clone().unwrap_or_default(),
         "binding:vif_type": if p.host_id.is_some() { "ovs" } else { "unbound" },
         "status": p.status,
-    })
-}
-
-fn dataplane_json(hosts: &[HostResult], async_push: bool) -> Value {
-    json!({
-        "async": async_push,
-        "hosts": hosts.len(),
-        "failed_hosts": hosts.iter().filter(|h| !h.ok).map(|h| h.host.to_string()).collect::<Vec<_>>(),
-        "results": hosts,
     })
 }
 

@@ -14,11 +14,10 @@ use std::time::Instant;
 
 use alcor_schema::OperationType;
 
-use super::{AppState, Inner, Stages, parse, project};
+use super::{AppState, Inner, Stages, dataplane_json, parse, project};
 use crate::dpm::HostMessage;
 use crate::error::ApiError;
 use crate::model::{Direction, Rule, SecurityGroup, Store};
-use crate::ncm::HostResult;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SgReq {
@@ -325,15 +324,6 @@ fn changed(inner: &mut Inner, started: Instant, rules: Vec<Rule>, op: OperationT
     (messages, Stages::after(started, stored, dpm))
 }
 
-/// A rule change's push, as a port's: by default answered once every enforcing host replied.
-fn dataplane(hosts: &[HostResult], async_push: bool) -> Value {
-    json!({
-        "async": async_push,
-        "hosts": hosts.len(),
-        "failed_hosts": hosts.iter().filter(|h| !h.ok).map(|h| h.host.to_string()).collect::<Vec<_>>(),
-    })
-}
-
 pub(crate) async fn create_rule(State(s): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
     let started = Instant::now();
     let req: RuleOne = parse(&body)?;
@@ -347,7 +337,7 @@ pub(crate) async fn create_rule(State(s): State<AppState>, body: Bytes) -> Resul
     let hosts = s.push("sg_rule_create", Vec::new(), started, stages, messages).await;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "security_group_rule": out, "dataplane": dataplane(&hosts, s.config.async_push) })),
+        Json(json!({ "security_group_rule": out, "dataplane": dataplane_json(&hosts, s.config.async_push) })),
     ))
 }
 
@@ -373,7 +363,7 @@ pub(crate) async fn create_rules_bulk(
         .await;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "security_group_rules": out, "dataplane": dataplane(&hosts, s.config.async_push) })),
+        Json(json!({ "security_group_rules": out, "dataplane": dataplane_json(&hosts, s.config.async_push) })),
     ))
 }
 
