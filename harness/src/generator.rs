@@ -66,7 +66,7 @@ pub fn assess(phases: &[PhaseRecord], rows: &[HealthRow], now: std::time::Durati
         let secs: f64 = open.iter().map(|p| p.length(now).as_secs_f64()).sum::<f64>().max(1e-9);
         let offered_rps: f64 = open
             .iter()
-            .map(|p| p.offered_rps.unwrap_or(0.0) * p.length(now).as_secs_f64())
+            .map(|p| p.plan.offered_rps().unwrap_or(0.0) * p.length(now).as_secs_f64())
             .sum::<f64>()
             / secs;
         let sent_rps = sent_by_deadline as f64 / secs;

@@ -121,9 +121,7 @@ pub struct PhaseRecord {
     pub bytes: u64,
     /// Agent messages that failed to decode.
     pub agent_errors: u64,
-    /// Offered rate, for open models.
-    pub offered_rps: Option<f64>,
-    /// What the phase was asked to do, for the progress display.
+    /// What the phase was asked to do: its offered rate, its stages and time left.
     pub plan: Plan,
     /// Failed requests by kind.
     pub errors_by_kind: BTreeMap<String, u64>,
@@ -202,6 +200,37 @@ pub struct Position {
 }
 
 impl Plan {
+    /// The rate asked for over the whole phase (its stages weighted by their lengths), for
+    /// open-model phases; whatever was achieved.
+    pub fn offered_rps(&self) -> Option<f64> {
+        if self.stages.is_empty() {
+            return None;
+        }
+        let secs: f64 = self.stages.iter().map(|(_, d)| d.as_secs_f64()).sum();
+        let asked: f64 = self.stages.iter().map(|(r, d)| r * d.as_secs_f64()).sum();
+        Some(if secs > 0.0 { asked / secs } else { 0.0 })
+    }
+
+    /// The stages as they ran for a phase that began at `started` (since the run's start), for
+    /// the summary; none for a phase of one stage.
+    pub fn rate_stages(&self, started: Duration) -> Vec<reports::summary::RateStage> {
+        if self.stages.len() < 2 {
+            return Vec::new();
+        }
+        self.stages
+            .iter()
+            .scan(started, |at, &(rate, d)| {
+                let stage = reports::summary::RateStage {
+                    rate_per_s: rate,
+                    started_s: at.as_secs_f64(),
+                    duration_s: d.as_secs_f64(),
+                };
+                *at += d;
+                Some(stage)
+            })
+            .collect()
+    }
+
     /// The stage, the share done and the time left of a phase `elapsed` into it, having sent
     /// `requests` and answering `rate` per second.
     pub fn position(&self, elapsed: Duration, requests: u64, rate: f64) -> Position {
@@ -379,7 +408,6 @@ impl Recorder {
             messages: 0,
             bytes: 0,
             agent_errors: 0,
-            offered_rps: None,
             plan: Plan::default(),
             errors_by_kind: BTreeMap::new(),
             metrics: Metrics::default(),
@@ -425,13 +453,6 @@ impl Recorder {
     pub fn set_plan(&self, phase: usize, plan: Plan) {
         if let Some(p) = self.lock().phases.get_mut(phase) {
             p.plan = plan;
-        }
-    }
-
-    /// Sets the rate a phase was asked for.
-    pub fn set_offered(&self, phase: usize, rps: f64) {
-        if let Some(p) = self.lock().phases.get_mut(phase) {
-            p.offered_rps = Some(rps);
         }
     }
 

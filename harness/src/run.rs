@@ -972,10 +972,6 @@ async fn run_phase(
         ModelKind::Open => {
             let phase = ctx.rec.begin_phase(&spec.name, kind, spec.describe(), repeat);
             let stages = spec.open_stages();
-            // What was asked for, whatever was achieved.
-            let secs: f64 = stages.iter().map(|s| s.duration.as_secs_f64()).sum();
-            let asked: f64 = stages.iter().map(|s| s.rate * s.duration.as_secs_f64()).sum();
-            ctx.rec.set_offered(phase, if secs > 0.0 { asked / secs } else { 0.0 });
             // A phase with a duration (or stages) ends on time; one given only a request budget
             // issues its budget at the rate, however long that takes.
             let hard_end = !spec.stages.is_empty() || spec.duration.is_some();
@@ -1065,28 +1061,12 @@ fn summarize(
                 requests: p.requests,
                 errors: p.errors,
                 throughput_rps: p.succeeded as f64 / p.length(now).as_secs_f64().max(1e-9),
-                offered_rps: p.offered_rps,
+                offered_rps: p.plan.offered_rps(),
                 due: p.due,
                 unsent: p.unsent,
                 repeat: p.repeat,
                 topology_ports: p.topology_ports,
-                stages: if p.plan.stages.len() > 1 {
-                    p.plan
-                        .stages
-                        .iter()
-                        .scan(p.started, |at, &(rate, d)| {
-                            let stage = reports::summary::RateStage {
-                                rate_per_s: rate,
-                                started_s: at.as_secs_f64(),
-                                duration_s: d.as_secs_f64(),
-                            };
-                            *at += d;
-                            Some(stage)
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
+                stages: p.plan.rate_stages(p.started),
                 metrics: p.stats(),
             })
             .collect();
@@ -1107,12 +1087,12 @@ fn summarize(
             }
         }
         // The offered rate of the phases that offer one, weighted by their lengths.
-        let offering: Vec<_> = load.iter().filter(|p| p.offered_rps.is_some()).collect();
-        let offered_secs: f64 = offering.iter().map(|p| p.length(now).as_secs_f64()).sum();
+        let offering: Vec<_> = load.iter().filter_map(|p| Some((p, p.plan.offered_rps()?))).collect();
+        let offered_secs: f64 = offering.iter().map(|(p, _)| p.length(now).as_secs_f64()).sum();
         let offered_rps = (offered_secs > 0.0).then(|| {
             offering
                 .iter()
-                .map(|p| p.offered_rps.unwrap_or(0.0) * p.length(now).as_secs_f64())
+                .map(|(p, rps)| rps * p.length(now).as_secs_f64())
                 .sum::<f64>()
                 / offered_secs
         });

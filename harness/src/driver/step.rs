@@ -64,7 +64,6 @@ pub async fn run(
             format!("step stage: open {rate}/s"),
             repeat,
         );
-        ctx.rec.set_offered(phase, rate);
         ctx.rec.set_plan(
             phase,
             crate::record::Plan {
