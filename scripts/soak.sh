@@ -8,7 +8,7 @@
 #
 # Writes OUT/usage.csv (t_s, harness and fleet RSS in MB and descriptors, and with CP_APART the
 # control plane's), OUT/run (the run folder) and prints first/last/max of each with the growth
-# per 10 minutes after warm-up. With CP_APART the harness drives the control plane as an
+# per 10 minutes after warm-up (a least-squares trend). With CP_APART the harness drives the control plane as an
 # `alcor` target over REST, so that the harness's own memory is told from the control plane's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,11 +61,19 @@ rows = [r for r in csv.DictReader(open(sys.argv[1]))]
 rows = [r for r in rows if float(r["harness_rss_mb"]) > 0]
 if not rows:
     sys.exit("soak: no samples")
-warm = [r for r in rows if int(r["t_s"]) >= 300] or rows
+end = int(rows[-1]["t_s"])
+# After warm-up, and before the last minute (the run's end writes its report: a spike that is
+# not the load's).
+warm = [r for r in rows if 300 <= int(r["t_s"]) <= end - 60] or rows
 for k in [k for k in ["harness_rss_mb", "harness_fds", "fleet_rss_mb", "fleet_fds", "cp_rss_mb", "cp_fds"] if k in rows[0]]:
     v = [float(r[k]) for r in rows]
     w = [(int(r["t_s"]), float(r[k])) for r in warm]
-    span = (w[-1][0] - w[0][0]) or 1
-    per10 = (w[-1][1] - w[0][1]) / span * 600
-    print(f"{k:15} first {v[0]:8.1f}  after 5 min {w[0][1]:8.1f}  last {v[-1]:8.1f}  max {max(v):8.1f}  growth after 5 min {per10:+.1f} per 10 min")
+    # Least-squares slope, not last minus first: allocators grow in steps, and one step near
+    # either end would make the trend.
+    n = len(w)
+    mt = sum(t for t, _ in w) / n
+    mv = sum(x for _, x in w) / n
+    var = sum((t - mt) ** 2 for t, _ in w) or 1
+    per10 = sum((t - mt) * (x - mv) for t, x in w) / var * 600
+    print(f"{k:15} first {v[0]:8.1f}  after 5 min {w[0][1]:8.1f}  before the end {w[-1][1]:8.1f}  max {max(v):8.1f}  trend after 5 min {per10:+.1f} per 10 min")
 PY

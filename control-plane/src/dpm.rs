@@ -73,6 +73,42 @@ impl std::fmt::Display for FanoutMode {
     }
 }
 
+/// How a rule naming a remote group reaches the hosts that enforce it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SgMode {
+    /// The remote group's members are a set each enforcing host holds (here: its members as
+    /// L3 neighbors, Alcor's design; OVN's address sets): a rule is sent as it is, and a member
+    /// joining or leaving changes one entry per host.
+    #[default]
+    AddressSet,
+    /// The rule is expanded into one rule per remote member (its address as the remote prefix,
+    /// named `RULE#MEMBER-PORT`), as iptables-style agents
+    /// without ipset program it: a
+    /// member joining or leaving re-sends every enforcing host the whole expanded group.
+    Expand,
+}
+
+impl std::str::FromStr for SgMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "address-set" => Ok(Self::AddressSet),
+            "expand" => Ok(Self::Expand),
+            _ => Err(format!("invalid sg mode `{s}` (expected address-set or expand)")),
+        }
+    }
+}
+
+impl std::fmt::Display for SgMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AddressSet => "address-set",
+            Self::Expand => "expand",
+        })
+    }
+}
+
 /// What one host message carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MessageCounts {
@@ -147,6 +183,7 @@ struct PortEntry {
 #[derive(Debug, Default, Clone)]
 pub struct Dpm {
     mode: FanoutMode,
+    sg_mode: SgMode,
     entries: FxHashMap<String, PortEntry>,
     /// Bound ports per subnet, in binding order.
     subnet_ports: FxHashMap<String, Members>,
@@ -160,6 +197,8 @@ pub struct Dpm {
     /// Such a host learns the subnet's later ports as they bind (it holds ports there), so its
     /// next port in the subnet need not walk the whole list again.
     synced: FxHashSet<(Ipv4Addr, String)>,
+    /// The address of every bound port, for expanding rules (`SgMode::Expand`).
+    addresses: FxHashMap<String, Ipv4Addr>,
     /// Time the last computation spent encoding its messages.
     last_encode: Duration,
     /// The next [`PortEntry::key`].
@@ -495,6 +534,89 @@ impl Dpm {
         self.mode = mode;
     }
 
+    /// How remote-group rules reach hosts, for the computations that follow.
+    pub fn set_sg_mode(&mut self, mode: SgMode) {
+        self.sg_mode = mode;
+    }
+
+    /// How remote-group rules reach hosts.
+    pub fn sg_mode(&self) -> SgMode {
+        self.sg_mode
+    }
+
+    /// `rule` as hosts get it: itself, or (expanded) one rule per bound member of its remote
+    /// group, each with the member's address as its remote prefix.
+    fn rule_messages(&self, rule: &Rule, op: OperationType) -> Vec<SecurityGroupRule> {
+        let remote = rule
+            .remote_group_id
+            .as_deref()
+            .filter(|_| self.sg_mode == SgMode::Expand);
+        let Some(remote) = remote else {
+            return vec![rule_message(rule, op)];
+        };
+        let base = rule_message(rule, op);
+        self.sg_members
+            .get(remote)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| self.addresses.get(m).map(|ip| (m, ip)))
+            .map(|(m, ip)| SecurityGroupRule {
+                // Named for the member, so that what a host was told can be traced to it.
+                id: format!("{}#{m}", rule.id),
+                remote_group_id: String::new(),
+                remote_ip_prefix: format!("{ip}/32"),
+                ..base.clone()
+            })
+            .collect()
+    }
+
+    /// Group `sg_id` as a whole (FULL), its rules as [`Self::rule_messages`] gives them.
+    fn group_state(&self, store: &Store, sg_id: &str, op: OperationType) -> Option<SecurityGroupState> {
+        let mut state = sg_state(store, sg_id, op)?;
+        if self.sg_mode == SgMode::Expand
+            && let (Some(sg), Some(c)) = (store.security_groups.get(sg_id), state.configuration.as_mut())
+        {
+            c.security_group_rules = sg.rules.iter().flat_map(|r| self.rule_messages(r, op)).collect();
+        }
+        Some(state)
+    }
+
+    /// Expand mode: members of `group` joined, or `left` it, so every host enforcing a group
+    /// whose rules name it gets that group again, whole and expanded anew (what an iptables
+    /// agent rebuilds). The rules of members that left are listed too, marked deleted, so that
+    /// a host can tell what it dropped.
+    fn resend_referrers(
+        &self,
+        store: &Store,
+        builders: &mut BTreeMap<Ipv4Addr, Builder>,
+        group: &str,
+        left: &[String],
+    ) {
+        for referrer in Self::referrers(store, group) {
+            let Some(mut state) = self.group_state(store, &referrer, OperationType::Update) else {
+                continue;
+            };
+            if let (Some(sg), Some(c)) = (store.security_groups.get(&referrer), state.configuration.as_mut()) {
+                for rule in sg.rules.iter().filter(|r| r.remote_group_id.as_deref() == Some(group)) {
+                    let base = rule_message(rule, OperationType::Delete);
+                    c.security_group_rules.extend(left.iter().map(|m| SecurityGroupRule {
+                        id: format!("{}#{m}", rule.id),
+                        remote_group_id: String::new(),
+                        ..base.clone()
+                    }));
+                }
+            }
+            for host in self.group_hosts(&referrer) {
+                builders
+                    .entry(host)
+                    .or_default()
+                    .gs
+                    .security_group_states
+                    .insert(referrer.clone(), state.clone());
+            }
+        }
+    }
+
     /// How long the last `bind`, `unbind` or `router_attached` spent encoding (included in its
     /// total time).
     pub fn last_encode(&self) -> Duration {
@@ -668,6 +790,9 @@ impl Dpm {
             for g in &port.security_groups {
                 self.sg_members.entry(g.clone()).or_default().insert(id.clone());
             }
+            if let Some(f) = port.fixed_ips.first() {
+                self.addresses.insert(id.clone(), f.ip);
+            }
             let key = match self.entries.get(id) {
                 Some(e) => e.key,
                 None => {
@@ -693,6 +818,8 @@ impl Dpm {
     /// caches and returns one message per affected host.
     pub fn bind(&mut self, store: &Store, port_ids: &[String]) -> Vec<HostMessage> {
         let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
+        // Expand mode: groups with new members, re-sent once for the whole batch.
+        let mut grown = std::collections::BTreeSet::new();
         // Cache first, so that every new port is a neighbor of the others in the same batch.
         let new_ports = self.index(store, port_ids);
 
@@ -721,6 +848,10 @@ impl Dpm {
             }
             // Hosts holding ports of groups that name one of this port's groups as remote.
             for g in &port.security_groups {
+                if self.sg_mode == SgMode::Expand {
+                    grown.insert(g.as_str());
+                    continue;
+                }
                 for referrer in Self::referrers(store, g) {
                     for other in self.group_hosts(&referrer).into_iter().filter(|h| *h != host) {
                         let mut b = builders.remove(&other).unwrap_or_default();
@@ -732,6 +863,9 @@ impl Dpm {
                     }
                 }
             }
+        }
+        for g in grown {
+            self.resend_referrers(store, &mut builders, g, &[]);
         }
         self.finish(builders)
     }
@@ -763,8 +897,12 @@ impl Dpm {
         }
         // Security groups, and the members of every remote group their rules name.
         for g in &port.security_groups {
-            if let Some(s) = sg_state(store, g, OperationType::Create) {
+            if let Some(s) = self.group_state(store, g, OperationType::Create) {
                 b.gs.security_group_states.insert(g.clone(), s);
+            }
+            if self.sg_mode == SgMode::Expand {
+                // The members' addresses are in the expanded rules.
+                continue;
             }
             let remotes: Vec<String> = store
                 .security_groups
@@ -876,7 +1014,8 @@ impl Dpm {
     pub fn rules_changed(&mut self, store: &Store, rules: &[Rule], op: OperationType) -> Vec<HostMessage> {
         let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
         for rule in rules {
-            for host in self.group_hosts(&rule.security_group_id) {
+            let hosts = self.group_hosts(&rule.security_group_id);
+            for host in hosts {
                 let mut b = builders.remove(&host).unwrap_or_default();
                 let group =
                     b.gs.security_group_states
@@ -896,9 +1035,10 @@ impl Dpm {
                             }),
                         });
                 if let Some(c) = group.configuration.as_mut() {
-                    c.security_group_rules.push(rule_message(rule, op));
+                    c.security_group_rules.extend(self.rule_messages(rule, op));
                 }
                 if op == OperationType::Create
+                    && self.sg_mode == SgMode::AddressSet
                     && let Some(remote) = &rule.remote_group_id
                 {
                     self.add_remote_members(store, &mut b, host, remote, None);
@@ -913,6 +1053,8 @@ impl Dpm {
     /// deletes the port and its DHCP entries; every host that holds it as a neighbor deletes it.
     pub fn unbind(&mut self, store: &Store, ports: &[Port]) -> Vec<HostMessage> {
         let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
+        // Expand mode: groups that lost members (with them), re-sent once for the whole batch.
+        let mut shrunk: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for port in ports {
             let Some(entry) = self.entries.remove(&port.id) else {
                 continue;
@@ -937,6 +1079,12 @@ impl Dpm {
             for g in &entry.security_groups {
                 if let Some(list) = self.sg_members.get_mut(g) {
                     list.swap_remove(&port.id);
+                }
+            }
+            self.addresses.remove(&port.id);
+            if self.sg_mode == SgMode::Expand {
+                for g in &entry.security_groups {
+                    shrunk.entry(g.clone()).or_default().push(port.id.clone());
                 }
             }
 
@@ -980,7 +1128,12 @@ impl Dpm {
                             }
                         }
                     }
-                    for g in &entry.security_groups {
+                    // Expanded rules carried the address, not a neighbor: resent above.
+                    for g in entry
+                        .security_groups
+                        .iter()
+                        .filter(|_| self.sg_mode == SgMode::AddressSet)
+                    {
                         for referrer in Self::referrers(store, g) {
                             t.extend(self.group_hosts(&referrer).into_iter().map(|h| (h, NeighborType::L3)));
                         }
@@ -1004,6 +1157,9 @@ impl Dpm {
                     }
                 }
             }
+        }
+        for (g, left) in &shrunk {
+            self.resend_referrers(store, &mut builders, g, left);
         }
         self.finish(builders)
     }

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use dpm::{Dpm, FanoutMode, HostMessage, MessageCounts};
+pub use dpm::{Dpm, FanoutMode, HostMessage, MessageCounts, SgMode};
 pub use error::ApiError;
 pub use metrics::{Metrics, RequestRecord};
 pub use ncm::{HostResult, Ncm, PushConfig, PushProtocol};
@@ -57,6 +57,8 @@ pub struct ControlPlaneConfig {
     pub per_service_ports: bool,
     /// Neighbor fan-out.
     pub fanout: FanoutMode,
+    /// How remote-group rules reach hosts.
+    pub sg_mode: SgMode,
     /// Southbound push.
     pub push: PushConfig,
     /// Answer port requests before the push ends (default: after every host replied, as Alcor).
@@ -76,6 +78,7 @@ impl Default for ControlPlaneConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9009)),
             per_service_ports: false,
             fanout: FanoutMode::Alcor,
+            sg_mode: SgMode::AddressSet,
             push: PushConfig::default(),
             async_push: false,
             ncm_listen: None,
@@ -209,7 +212,11 @@ impl ControlPlane {
         let state = api::AppState {
             inner: Arc::new(Mutex::new(api::Inner {
                 store: Default::default(),
-                dpm: Dpm::new(config.fanout),
+                dpm: {
+                    let mut d = Dpm::new(config.fanout);
+                    d.set_sg_mode(config.sg_mode);
+                    d
+                },
             })),
             southbound,
             metrics: Arc::new(Metrics::default()),
@@ -277,6 +284,13 @@ impl ControlPlane {
         inner.dpm.set_mode(mode);
     }
 
+    /// Changes how remote-group rules reach hosts for the requests that follow. Hosts keep what
+    /// the other strategy sent them.
+    pub fn set_sg_mode(&self, mode: SgMode) {
+        let mut inner = self.state.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.dpm.set_sg_mode(mode);
+    }
+
     /// Restarts in place, as a process restart would: the listeners close (requests in flight
     /// get `grace`), connections to agents are dropped, nothing is served for `down`, then the
     /// same addresses are served again, with the state kept or dropped.
@@ -286,9 +300,10 @@ impl ControlPlane {
         self.state.southbound.disconnect_all();
         if state == RestartState::Drop {
             let mut inner = self.state.lock();
-            let mode = inner.dpm.mode();
+            let (mode, sg_mode) = (inner.dpm.mode(), inner.dpm.sg_mode());
             inner.store = Default::default();
             inner.dpm = Dpm::new(mode);
+            inner.dpm.set_sg_mode(sg_mode);
         }
         tracing::info!(?state, ?down, "control plane restarting");
         tokio::time::sleep(down).await;

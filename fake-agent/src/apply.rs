@@ -584,14 +584,27 @@ impl<'a> Applier<'a> {
                             ..cfg.clone()
                         }
                     });
-                    for rule in cfg.security_group_rules {
-                        existing.security_group_rules.retain(|r| r.id != rule.id);
-                        if rule.operation_type != OperationType::Delete as i32 {
-                            existing.security_group_rules.push(rule);
-                        }
-                    }
+                    // One pass over the group however many rules change: an expanded remote-group
+                    // rule brings one rule per member, and a retain per rule was quadratic.
+                    let changed: std::collections::HashSet<&str> =
+                        cfg.security_group_rules.iter().map(|r| r.id.as_str()).collect();
+                    existing
+                        .security_group_rules
+                        .retain(|r| !changed.contains(r.id.as_str()));
+                    drop(changed);
+                    existing.security_group_rules.extend(
+                        cfg.security_group_rules
+                            .into_iter()
+                            .filter(|r| r.operation_type != OperationType::Delete as i32),
+                    );
                 }
-                _ => upsert_or_remove(&mut self.state.security_groups, op, cfg.id.clone(), cfg),
+                _ => {
+                    let mut cfg = cfg;
+                    // A whole group may list rules it no longer has, marked deleted.
+                    cfg.security_group_rules
+                        .retain(|r| r.operation_type != OperationType::Delete as i32);
+                    upsert_or_remove(&mut self.state.security_groups, op, cfg.id.clone(), cfg)
+                }
             }
         }
     }

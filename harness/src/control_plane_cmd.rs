@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use control_plane::{ControlPlane, ControlPlaneConfig, FanoutMode, PushConfig, PushProtocol, SouthboundKind};
+use control_plane::{ControlPlane, ControlPlaneConfig, FanoutMode, PushConfig, PushProtocol, SgMode, SouthboundKind};
 
 /// Options of `alcor-scale control-plane`.
 #[derive(Debug, Args)]
@@ -24,6 +24,10 @@ pub struct ControlPlaneArgs {
     /// Neighbor fan-out: alcor (as Alcor V2) or incremental (only what each host lacks).
     #[arg(long, default_value = "alcor")]
     fanout: FanoutMode,
+    /// Remote-group rules: address-set (members as a set on each host, changed by difference)
+    /// or expand (one rule per member address, the whole group re-sent on every member change).
+    #[arg(long, default_value = "address-set")]
+    sg_mode: SgMode,
     /// Southbound RPC: v2 (PushGoalStatesStream) or v1 (PushNetworkResourceStates).
     #[arg(long, default_value = "v2")]
     push: PushProtocol,
@@ -69,6 +73,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         listen: args.listen,
         per_service_ports: args.per_service_ports,
         fanout: args.fanout,
+        sg_mode: args.sg_mode,
         push: PushConfig {
             protocol: args.push,
             channels_per_host: args.channels_per_host.max(1),
@@ -95,9 +100,10 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
     let cp = ControlPlane::start(cfg).await.context("starting the control plane")?;
     let addrs: Vec<String> = cp.addrs().iter().map(|a| format!("http://{a}")).collect();
     println!(
-        "control plane listening on {} (fan-out {}, {}){}",
+        "control plane listening on {} (fan-out {}, sg mode {}, {}){}",
         addrs.join(", "),
         args.fanout,
+        args.sg_mode,
         match &args.broker {
             Some(url) => format!("goal states published to {url}, topics per {}", args.broker_grouping),
             None => format!("push {:?}", args.push),

@@ -40,7 +40,8 @@ struct Pending {
     phase: usize,
     op: Op,
     start: Instant,
-    own: Ipv4Addr,
+    /// The port's own host; none for a rule, which only has hosts to reach.
+    own: Option<Ipv4Addr>,
     programmed: Option<Instant>,
     remaining: FxHashSet<Ipv4Addr>,
     last: Option<Instant>,
@@ -58,7 +59,7 @@ struct Held {
     phase: usize,
     start: Instant,
     /// The port's own host, charged with a failed request.
-    own: Ipv4Addr,
+    own: Option<Ipv4Addr>,
     what: &'static str,
     hosts: Vec<Ipv4Addr>,
     programmed: Option<Duration>,
@@ -87,8 +88,26 @@ pub struct ResyncResult {
 
 impl Pending {
     fn done(&self) -> bool {
-        self.programmed.is_some() && self.remaining.is_empty()
+        (self.own.is_none() || self.programmed.is_some()) && self.remaining.is_empty()
     }
+
+    /// Still waiting on its own host `h`.
+    fn awaits_own(&self, h: Ipv4Addr) -> bool {
+        self.programmed.is_none() && self.own == Some(h)
+    }
+}
+
+/// The rule an agent's rule id stands for, and the member port it was expanded for: a control
+/// plane that expands a remote-group rule into a rule per member names each `RULE#MEMBER`.
+fn split_rule(id: &str) -> (&str, Option<&str>) {
+    match id.split_once('#') {
+        Some((rule, member)) => (rule, Some(member)),
+        None => (id, None),
+    }
+}
+
+fn rule_of(id: &str) -> &str {
+    split_rule(id).0
 }
 
 /// What tells the correlator that a port is done.
@@ -175,16 +194,22 @@ impl Correlator {
         self.timeout
     }
 
-    /// The metric of a stage: the own host (`converged` false) or every host.
-    fn stage_metric(&self, op: Op, converged: bool) -> &'static str {
-        match (self.source, op, converged) {
+    /// The metric of a stage: the own host (`converged` false) or every host. A security-group
+    /// change has one: every host that must enforce it (`sg_programmed.KIND`).
+    fn stage_metric(&self, op: Op, converged: bool) -> Option<&'static str> {
+        Some(match (self.source, op, converged) {
+            (_, Op::SgRuleAdd, true) => "sg_programmed.rule_add",
+            (_, Op::SgRuleDelete, true) => "sg_programmed.rule_delete",
+            (_, Op::SgJoin, true) => "sg_programmed.join",
+            (_, Op::SgLeave, true) => "sg_programmed.leave",
+            (_, op, false) if op.is_sg() => return None,
             (Source::Status, Op::Update, _) => "port_active.update",
             (Source::Status, _, _) => metric::PORT_ACTIVE,
             (Source::Agents, Op::Update, false) => "port_programmed.update",
             (Source::Agents, Op::Update, true) => "neighbor_converged.update",
             (Source::Agents, _, false) => metric::PORT_PROGRAMMED,
             (Source::Agents, _, true) => metric::NEIGHBOR_CONVERGED,
-        }
+        })
     }
 
     /// The control plane reports `port` done (ACTIVE) as of `at`, which may be up to
@@ -218,8 +243,9 @@ impl Correlator {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Expects `port` to be programmed on `own` and learned by `neighbors`, timed from
-    /// `start`. With `wait`, the returned receiver gets the outcome.
+    /// Expects `port` to be programmed on `own` and learned by `neighbors` (a rule: applied by
+    /// `neighbors`, the hosts enforcing its group), timed from `start`. With `wait`, the
+    /// returned receiver gets the outcome.
     #[allow(clippy::too_many_arguments)]
     pub fn expect(
         &self,
@@ -227,7 +253,7 @@ impl Correlator {
         phase: usize,
         op: Op,
         start: Instant,
-        own: Ipv4Addr,
+        own: Option<Ipv4Addr>,
         neighbors: Vec<Ipv4Addr>,
         wait: bool,
     ) -> Option<oneshot::Receiver<Outcome>> {
@@ -291,15 +317,16 @@ impl Correlator {
         let (phase, start, own) = {
             let mut s = self.lock();
             match (s.pending.remove(port), s.held.remove(port)) {
-                (Some(p), _) => (p.phase, p.start, vec![p.own]),
-                (None, Some(h)) => (h.phase, h.start, vec![h.own]),
+                (Some(p), _) => (p.phase, p.start, p.own),
+                (None, Some(h)) => (h.phase, h.start, h.own),
                 (None, None) => {
                     s.early.insert(port.into(), Some(outcome::of_request(kind)));
                     return;
                 }
             }
         };
-        self.ledger.settle(phase, start, outcome::of_request(kind), &own, None);
+        self.ledger
+            .settle(phase, start, outcome::of_request(kind), own.as_slice(), None);
     }
 
     /// Settles `id`'s outcome in the ledger if its request was answered, else holds it for the
@@ -336,7 +363,7 @@ impl Correlator {
             None => {}
             Some(None) => self.ledger.settle(p.phase, p.start, what, &hosts, programmed),
             // The request failed: that is the operation's outcome, as in `cancel`.
-            Some(Some(failed)) => self.ledger.settle(p.phase, p.start, failed, &[p.own], None),
+            Some(Some(failed)) => self.ledger.settle(p.phase, p.start, failed, p.own.as_slice(), None),
         }
     }
 
@@ -439,6 +466,7 @@ impl Correlator {
                 apply_us: ev.apply_us,
                 cpu_us: Some(ev.cpu_us),
             },
+            ev.counts.sg_rule,
             ev.error.is_some(),
             ev.queued,
         );
@@ -461,8 +489,7 @@ impl Correlator {
             }
             for id in &ev.port_ids {
                 if let Some(p) = pending.get_mut(id)
-                    && p.own == ev.host_ip
-                    && p.programmed.is_none()
+                    && p.awaits_own(ev.host_ip)
                 {
                     p.programmed = Some(ev.completed);
                     p.last = p.last.max(Some(ev.completed));
@@ -470,6 +497,24 @@ impl Correlator {
                         finished.push(id);
                     }
                 }
+            }
+            // Rules: each host that enforces one. An expanded rule's many entries name it once
+            // each, in a row: looked up once.
+            let mut last_rule = None;
+            for id in &ev.sg_rule_ids {
+                let (rule, member) = split_rule(id);
+                // An expanded rule tells the host of its member port as a neighbor entry would.
+                for id in member.into_iter().chain((last_rule != Some(rule)).then_some(rule)) {
+                    if let Some(p) = pending.get_mut(id)
+                        && p.remaining.remove(&ev.host_ip)
+                    {
+                        p.last = p.last.max(Some(ev.completed));
+                        if p.done() {
+                            finished.push(id);
+                        }
+                    }
+                }
+                last_rule = Some(rule);
             }
             for id in &ev.neighbor_ids {
                 if let Some(p) = pending.get_mut(id)
@@ -498,8 +543,14 @@ impl Correlator {
         let pending = &mut state.pending;
         for id in &ev.port_ids {
             if let Some(p) = pending.get_mut(id)
-                && p.own == ev.host_ip
-                && p.programmed.is_none()
+                && p.awaits_own(ev.host_ip)
+            {
+                p.failed_at.get_or_insert(ev.host_ip);
+            }
+        }
+        for id in &ev.sg_rule_ids {
+            if let Some(p) = pending.get_mut(rule_of(id))
+                && p.remaining.contains(&ev.host_ip)
             {
                 p.failed_at.get_or_insert(ev.host_ip);
             }
@@ -516,15 +567,16 @@ impl Correlator {
     fn succeed(&self, mut p: Pending) {
         let programmed = p.programmed.map(|t| t.saturating_duration_since(p.start));
         let converged = p.last.map(|t| t.saturating_duration_since(p.start));
-        if let Some(d) = programmed {
-            self.rec
-                .sample(p.phase, self.stage_metric(p.op, false), d.as_micros() as u64);
+        if let Some(d) = programmed
+            && let Some(m) = self.stage_metric(p.op, false)
+        {
+            self.rec.sample(p.phase, m, d.as_micros() as u64);
         }
         if let Some(d) = converged
             && self.source == Source::Agents
+            && let Some(m) = self.stage_metric(p.op, true)
         {
-            self.rec
-                .sample(p.phase, self.stage_metric(p.op, true), d.as_micros() as u64);
+            self.rec.sample(p.phase, m, d.as_micros() as u64);
         }
         if let Some(w) = p.waiter.take() {
             let _ = w.send(Outcome { programmed, converged });
@@ -545,17 +597,20 @@ impl Correlator {
         for mut p in ports {
             n += 1;
             for (hosts, count) in lost.iter() {
-                if (p.programmed.is_none() && hosts.contains(&p.own)) || p.remaining.iter().any(|h| hosts.contains(h)) {
+                if p.own.is_some_and(|o| p.awaits_own(o) && hosts.contains(&o))
+                    || p.remaining.iter().any(|h| hosts.contains(h))
+                {
                     count.fetch_add(1, Ordering::Relaxed);
                 }
             }
             // A port programmed but never converged still has a programmed time.
             let programmed = p.programmed.map(|t| t.saturating_duration_since(p.start));
-            if let Some(d) = programmed {
-                self.rec
-                    .sample(p.phase, self.stage_metric(p.op, false), d.as_micros() as u64);
+            if let Some(d) = programmed
+                && let Some(m) = self.stage_metric(p.op, false)
+            {
+                self.rec.sample(p.phase, m, d.as_micros() as u64);
             }
-            let np = u64::from(programmed.is_none());
+            let np = u64::from(programmed.is_none() && p.own.is_some());
             // With one stage (status), there is no convergence to miss.
             let nc = u64::from(self.source == Source::Agents);
             match counts.iter_mut().find(|c| c.0 == p.phase) {
@@ -572,13 +627,11 @@ impl Correlator {
                 });
             }
             // Still waiting on the host that answered with a failure: that failure is why.
-            let failed_there = p
-                .failed_at
-                .filter(|h| (programmed.is_none() && p.own == *h) || p.remaining.contains(h));
-            let (what, hosts) = match (failed_there, programmed) {
+            let failed_there = p.failed_at.filter(|h| p.awaits_own(*h) || p.remaining.contains(h));
+            let (what, hosts) = match (failed_there, p.own.filter(|o| p.awaits_own(*o))) {
                 (Some(h), _) => (outcome::AGENT_ERROR, vec![h]),
-                (None, None) => (outcome::NOT_PROGRAMMED, vec![p.own]),
-                (None, Some(_)) => (outcome::NOT_CONVERGED, p.remaining.iter().copied().collect()),
+                (None, Some(own)) => (outcome::NOT_PROGRAMMED, vec![own]),
+                (None, None) => (outcome::NOT_CONVERGED, p.remaining.iter().copied().collect()),
             };
             failed.push((p, what, hosts, programmed));
         }
@@ -698,21 +751,66 @@ mod tests {
         rec.with_phases(|p| (p[0].not_programmed, p[0].not_converged))
     }
 
+    /// A rule is done when every host enforcing its group applied it, whether it came as the
+    /// rule or expanded into a rule per member (`RULE#MEMBER`); it has no own-host stage, and
+    /// one that never reached a host fails as not converged there.
+    #[test]
+    fn a_rule_is_done_when_every_enforcing_host_applied_it() {
+        let (rec, corr, phase) = setup(Duration::from_millis(50));
+        let rule_event = |host, ids: &[&str]| {
+            let mut e = event(host, &[], &[]);
+            e.sg_rule_ids = ids.iter().collect();
+            e.counts.security_group = 1;
+            e.counts.sg_rule = ids.len() as u64;
+            e
+        };
+        corr.expect(
+            "r1",
+            phase,
+            Op::SgRuleAdd,
+            Instant::now(),
+            None,
+            vec![OWN, NEIGHBOR],
+            false,
+        );
+        corr.answered("r1");
+        corr.on_event(&rule_event(OWN, &["r1#10.0.0.1", "r1#10.0.0.2", "other"]));
+        assert!(corr.is_pending("r1"), "one of two hosts");
+        corr.on_event(&rule_event(NEIGHBOR, &["r1"]));
+        assert!(!corr.is_pending("r1"));
+        rec.with_phases(|p| {
+            let st = p[0].stats();
+            assert_eq!(st["sg_programmed.rule_add"].count, 1);
+            assert!(
+                !st.contains_key(metric::PORT_PROGRAMMED),
+                "no own-host stage for a rule"
+            );
+            assert_eq!(st[metric::GOAL_STATE_SG_RULES].count, 2, "both messages carried rules");
+        });
+        let old = Instant::now() - Duration::from_millis(100);
+        corr.ledger().open(phase, 2);
+        corr.expect("r2", phase, Op::SgRuleDelete, old, None, vec![OWN, NEIGHBOR], false);
+        corr.answered("r2");
+        corr.on_event(&rule_event(OWN, &["r2"]));
+        assert_eq!(corr.sweep(), 1);
+        assert_eq!(failures(&rec), (0, 1), "not converged, never not programmed");
+    }
+
     #[test]
     fn the_sweep_fails_only_what_is_past_the_timeout_and_still_waiting() {
         let (rec, corr, phase) = setup(Duration::from_millis(50));
         let old = Instant::now() - Duration::from_millis(100);
         // Done before the sweep: never a failure.
-        corr.expect("done", phase, Op::Create, old, OWN, vec![NEIGHBOR], false);
+        corr.expect("done", phase, Op::Create, old, Some(OWN), vec![NEIGHBOR], false);
         corr.on_event(&event(OWN, &["done"], &[]));
         corr.on_event(&event(NEIGHBOR, &[], &["done"]));
         // Programmed, but its neighbor never learned it.
-        corr.expect("half", phase, Op::Create, old, OWN, vec![NEIGHBOR], false);
+        corr.expect("half", phase, Op::Create, old, Some(OWN), vec![NEIGHBOR], false);
         corr.on_event(&event(OWN, &["half"], &[]));
         // Nothing arrived.
-        corr.expect("none", phase, Op::Create, old, OWN, vec![NEIGHBOR], false);
+        corr.expect("none", phase, Op::Create, old, Some(OWN), vec![NEIGHBOR], false);
         // Within the timeout: left waiting.
-        corr.expect("young", phase, Op::Create, Instant::now(), OWN, vec![], false);
+        corr.expect("young", phase, Op::Create, Instant::now(), Some(OWN), vec![], false);
         assert_eq!(corr.pending(), 3);
         assert_eq!(corr.sweep(), 2);
         assert_eq!(failures(&rec), (1, 2), "one not programmed; both not converged");
@@ -729,9 +827,9 @@ mod tests {
     fn a_replaced_expectation_fails_once_and_the_new_one_keeps_its_own_deadline() {
         let (rec, corr, phase) = setup(Duration::from_millis(50));
         let old = Instant::now() - Duration::from_millis(100);
-        corr.expect("p", phase, Op::Create, old, OWN, vec![], false);
+        corr.expect("p", phase, Op::Create, old, Some(OWN), vec![], false);
         // Moved while its create was still waiting: the create fails now, once.
-        corr.expect("p", phase, Op::Update, Instant::now(), NEIGHBOR, vec![], false);
+        corr.expect("p", phase, Op::Update, Instant::now(), Some(NEIGHBOR), vec![], false);
         assert_eq!(failures(&rec), (1, 1));
         // The create's queue entry is past the timeout, but the port now waits for the move.
         assert_eq!(corr.sweep(), 0);
@@ -746,7 +844,7 @@ mod tests {
         let old = Instant::now() - Duration::from_millis(100);
         let n = 2 * SWEEP_CHUNK + 7;
         for i in 0..n {
-            corr.expect(&format!("p{i}"), phase, Op::Create, old, OWN, vec![], false);
+            corr.expect(&format!("p{i}"), phase, Op::Create, old, Some(OWN), vec![], false);
         }
         assert_eq!(corr.sweep(), n);
         assert_eq!(failures(&rec), (n as u64, n as u64));
@@ -757,7 +855,9 @@ mod tests {
     async fn a_waiting_user_hears_of_the_failure() {
         let (_rec, corr, phase) = setup(Duration::from_millis(10));
         let old = Instant::now() - Duration::from_millis(100);
-        let rx = corr.expect("p", phase, Op::Create, old, OWN, vec![], true).unwrap();
+        let rx = corr
+            .expect("p", phase, Op::Create, old, Some(OWN), vec![], true)
+            .unwrap();
         corr.sweep();
         assert_eq!(rx.await.unwrap(), Outcome::default());
     }
@@ -768,8 +868,8 @@ mod tests {
         let phase = rec.begin_phase("load", PhaseKind::Load, "open".into(), None);
         let corr = Correlator::with_source(rec.clone(), Duration::from_millis(50), Source::Status);
         let start = Instant::now() - Duration::from_millis(300);
-        corr.expect("up", phase, Op::Create, start, OWN, vec![], false);
-        corr.expect("never", phase, Op::Create, start, OWN, vec![], false);
+        corr.expect("up", phase, Op::Create, start, Some(OWN), vec![], false);
+        corr.expect("never", phase, Op::Create, start, Some(OWN), vec![], false);
         corr.reached("up", start + Duration::from_millis(200), Duration::from_millis(40));
         corr.reached("unknown", Instant::now(), Duration::ZERO);
         assert!(!corr.is_pending("up") && corr.is_pending("never"));
@@ -796,7 +896,7 @@ mod tests {
         let outcomes = |c: &Correlator| c.ledger().summary(|_| true, 0).outcomes;
         for (port, answer) in [("ok-port", None), ("failed-port", Some("http_500"))] {
             corr.ledger().open(phase, 1);
-            corr.expect(port, phase, Op::Create, Instant::now(), host, vec![], false);
+            corr.expect(port, phase, Op::Create, Instant::now(), Some(host), vec![], false);
             // The port's last host applied it: out of `pending`, its outcome decided outside
             // the lock; the API's answer lands in between.
             let p = corr.lock().pending.remove(port).unwrap();
@@ -817,10 +917,10 @@ mod tests {
         );
         // The usual orders still settle once each.
         corr.ledger().open(phase, 2);
-        corr.expect("a", phase, Op::Create, Instant::now(), host, vec![], false);
+        corr.expect("a", phase, Op::Create, Instant::now(), Some(host), vec![], false);
         corr.answered("a");
         corr.on_event(&event(host, &["a"], &[]));
-        corr.expect("b", phase, Op::Create, Instant::now(), host, vec![], false);
+        corr.expect("b", phase, Op::Create, Instant::now(), Some(host), vec![], false);
         corr.on_event(&event(host, &["b"], &[]));
         assert_eq!(corr.lock().held.len(), 1, "b waits for its answer");
         corr.answered("b");

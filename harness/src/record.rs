@@ -553,9 +553,9 @@ impl Recorder {
         }
     }
 
-    /// One message an agent processed; `queued` when it was consumed from a broker (how long
-    /// it waited there and how many were behind it).
-    pub fn agent_message(&self, sample: AgentSample, failed: bool, queued: Option<fake_agent::Queued>) {
+    /// One message an agent processed, carrying `sg_rules` security-group rules; `queued` when
+    /// it was consumed from a broker (how long it waited there and how many were behind it).
+    pub fn agent_message(&self, sample: AgentSample, sg_rules: u64, failed: bool, queued: Option<fake_agent::Queued>) {
         let mut g = self.lock();
         let phase = g.phases.len().saturating_sub(1);
         let Inner {
@@ -581,6 +581,10 @@ impl Recorder {
             ] {
                 record_into(&mut p.metrics, m, v);
                 record_into(interval, m, v);
+            }
+            // Only where there are any: a run without security-group changes shows no such row.
+            if sg_rules > 0 {
+                record_into(&mut p.metrics, metric::GOAL_STATE_SG_RULES, sg_rules);
             }
         }
         let row = hosts.entry(sample.host).or_insert(HostRow {

@@ -21,7 +21,7 @@ use crate::record::{PhaseKind, PhaseRecord, Recorder};
 use crate::scenario::{HostsSpec, Loaded, ModelKind, PhaseSpec, Scenario, TargetKind};
 use crate::slo::Check;
 use crate::target::{HttpClient, NeutronTarget, RestTarget, ServiceUrls, SouthboundTarget, Target, active, neutron};
-use crate::topology::{Model, Op, Topology};
+use crate::topology::{Model, Op, PortPlan, Topology};
 
 /// How long cleaning up what a run made in Neutron may take (about 10 deletes a second there).
 const NEUTRON_CLEANUP_LIMIT: Duration = Duration::from_secs(600);
@@ -554,6 +554,7 @@ async fn drive(
             let cp = ControlPlane::start(ControlPlaneConfig {
                 listen: "127.0.0.1:0".parse()?,
                 fanout: t.fanout,
+                sg_mode: t.sg_mode,
                 push,
                 async_push: t.async_push,
                 // Agents back from a crash ask it for their state.
@@ -837,9 +838,17 @@ async fn drive(
                 // A phase in another fan-out starts and ends on a quiet system, so that no
                 // message of one mode is timed in the other.
                 let switch = spec.fanout.filter(|m| *m != s.target.fanout);
-                if let (Some(mode), Some(cp)) = (switch, &running.cp) {
+                let sg_switch = spec.sg_mode.filter(|m| *m != s.target.sg_mode);
+                if let Some(cp) = &running.cp
+                    && (switch.is_some() || sg_switch.is_some())
+                {
                     corr.settle(s.measure.correlation_timeout, stop).await;
-                    cp.set_fanout(mode);
+                    if let Some(mode) = switch {
+                        cp.set_fanout(mode);
+                    }
+                    if let Some(mode) = sg_switch {
+                        cp.set_sg_mode(mode);
+                    }
                 }
                 let kind = if spec.contrast {
                     PhaseKind::Contrast
@@ -858,9 +867,12 @@ async fn drive(
                     Some(r),
                 )
                 .await;
-                if let (Some(_), Some(cp)) = (switch, &running.cp) {
+                if let Some(cp) = &running.cp
+                    && (switch.is_some() || sg_switch.is_some())
+                {
                     corr.settle(s.measure.correlation_timeout, stop).await;
                     cp.set_fanout(s.target.fanout);
+                    cp.set_sg_mode(s.target.sg_mode);
                 }
                 ran?;
                 if growing {
@@ -908,17 +920,19 @@ async fn bulk_setup(ctx: &Arc<Ctx>, phase: usize, n: u64, per: usize) {
         left -= take;
         let planned: Vec<_> = (0..take).filter_map(|_| ctx.plan(Work::Create)).collect();
         // One request per project: a bulk body belongs to one project.
-        let mut by_project: std::collections::BTreeMap<usize, Vec<_>> = Default::default();
+        let mut by_project: std::collections::BTreeMap<usize, Vec<(_, PortPlan)>> = Default::default();
         for p in planned {
-            by_project.entry(p.port.project).or_default().push(p);
+            if let Some(port) = p.subject.port().cloned() {
+                by_project.entry(port.project).or_default().push((p, port));
+            }
         }
         for (_, group) in by_project {
             let start = Instant::now();
             ctx.rec.issued(phase, None);
-            for p in &group {
+            for (p, _) in &group {
                 ctx.expect(phase, p, start, false);
             }
-            let ports: Vec<_> = group.iter().map(|p| p.port.clone()).collect();
+            let ports: Vec<PortPlan> = group.iter().map(|(_, port)| port.clone()).collect();
             let result = match ctx.target.create_bulk(&ports) {
                 None => Err("no_call".to_owned()),
                 Some(Err(e)) => Err(e),
@@ -934,7 +948,7 @@ async fn bulk_setup(ctx: &Arc<Ctx>, phase: usize, n: u64, per: usize) {
                 start.elapsed().as_micros() as u64,
                 result.as_ref().err().map(String::as_str),
             );
-            for p in &group {
+            for (p, _) in &group {
                 ctx.settle(phase, p, start, &result);
             }
         }

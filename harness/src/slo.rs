@@ -10,11 +10,20 @@ use reports::summary::{SloResult, SloStatus, Stats, Summary, metric};
 pub use reports::summary::SCALARS;
 
 /// Metrics a check may name.
-pub const METRICS: [&str; 14] = [
+pub const METRICS: [&str; 23] = [
     metric::API,
     "api.create",
     "api.update",
     "api.delete",
+    "api.sg_rule_add",
+    "api.sg_rule_delete",
+    "api.sg_join",
+    "api.sg_leave",
+    "sg_programmed.rule_add",
+    "sg_programmed.rule_delete",
+    "sg_programmed.join",
+    "sg_programmed.leave",
+    metric::GOAL_STATE_SG_RULES,
     metric::PORT_PROGRAMMED,
     metric::NEIGHBOR_CONVERGED,
     metric::PORT_ACTIVE,

@@ -93,6 +93,50 @@ pub struct PortPlan {
     pub groups: Vec<usize>,
 }
 
+/// A security-group rule the run adds (and may delete again), apart from the topology's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RulePlan {
+    /// Client-chosen id.
+    pub id: String,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Project index.
+    pub project: usize,
+    /// The group it is in (global index into [`Topology::groups`]).
+    pub group: usize,
+    /// The remote group it names, if any (global index).
+    pub remote_group: Option<usize>,
+    /// Its destination port (one per rule, so that two rules never read the same).
+    pub port: u32,
+}
+
+/// What an operation changes.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// A port (create, move, delete, join, leave).
+    Port(PortPlan),
+    /// A security-group rule (add, delete).
+    Rule(RulePlan),
+}
+
+impl Subject {
+    /// The id the correlator knows it by.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Port(p) => &p.id,
+            Self::Rule(r) => &r.id,
+        }
+    }
+
+    /// The port, for a port operation.
+    pub fn port(&self) -> Option<&PortPlan> {
+        match self {
+            Self::Port(p) => Some(p),
+            Self::Rule(_) => None,
+        }
+    }
+}
+
 /// An operation chosen from a mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -102,25 +146,57 @@ pub enum Op {
     Update,
     /// Delete a port.
     Delete,
+    /// Add a rule to a security group.
+    SgRuleAdd,
+    /// Delete a rule the run added.
+    SgRuleDelete,
+    /// A port joins a security group.
+    SgJoin,
+    /// A port leaves a security group.
+    SgLeave,
 }
 
 impl Op {
-    /// Its API latency metric: `api.create`, `api.update`, `api.delete`.
+    /// Every operation, in [`Mix::weights`]'s order.
+    pub const ALL: [Op; 7] = [
+        Op::Create,
+        Op::Update,
+        Op::Delete,
+        Op::SgRuleAdd,
+        Op::SgRuleDelete,
+        Op::SgJoin,
+        Op::SgLeave,
+    ];
+
+    /// Its API latency metric: `api.create`, `api.update`, `api.delete`, `api.sg_rule_add`, …
     pub fn api_metric(self) -> &'static str {
         match self {
             Self::Create => "api.create",
             Self::Update => "api.update",
             Self::Delete => "api.delete",
+            Self::SgRuleAdd => "api.sg_rule_add",
+            Self::SgRuleDelete => "api.sg_rule_delete",
+            Self::SgJoin => "api.sg_join",
+            Self::SgLeave => "api.sg_leave",
         }
     }
 
-    /// `create`, `update`, `delete`.
+    /// `create`, `update`, `delete`, `sg_rule_add`, `sg_rule_delete`, `sg_join`, `sg_leave`.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Update => "update",
-            Self::Delete => "delete",
-        }
+        &self.api_metric()[4..]
+    }
+
+    /// Whether it changes a security group (rules or members).
+    pub fn is_sg(self) -> bool {
+        matches!(
+            self,
+            Self::SgRuleAdd | Self::SgRuleDelete | Self::SgJoin | Self::SgLeave
+        )
+    }
+
+    /// Whether it changes a port that exists (a move, join or leave: a port update).
+    pub fn is_port_update(self) -> bool {
+        matches!(self, Self::Update | Self::SgJoin | Self::SgLeave)
     }
 }
 
@@ -142,6 +218,9 @@ pub struct Topology {
     /// Per group: the groups (same project) with a rule naming it as remote group, whose hosts
     /// must learn every new member.
     referenced_by: Vec<Vec<usize>>,
+    /// `topology.sg_changes` resolved to group indexes within a project: (rules in, remote
+    /// group, members of). `None` without security groups.
+    sg_changes: Option<(usize, Option<usize>, usize)>,
     tag: u32,
 }
 
@@ -224,6 +303,16 @@ impl Topology {
             }
         }
         let host_names = (0..hosts.len()).map(|i| format!("{HOST_PREFIX}{i:05}")).collect();
+        let by_name = |n: &Option<String>| {
+            n.as_ref()
+                .and_then(|n| t.security_groups.iter().position(|g| &g.name == n))
+        };
+        let sg_changes = (!t.security_groups.is_empty()).then(|| {
+            let c = &t.sg_changes;
+            let rules_in = by_name(&c.rules_in).unwrap_or(0);
+            let remote = by_name(&c.remote_group);
+            (rules_in, remote, by_name(&c.members_of).or(remote).unwrap_or(rules_in))
+        });
         Self {
             projects,
             vpcs,
@@ -232,8 +321,19 @@ impl Topology {
             hosts,
             host_names,
             referenced_by,
+            sg_changes,
             tag,
         }
+    }
+
+    /// The group (global index) of `project` that `sg_join` and `sg_leave` change.
+    pub fn members_of(&self, project: usize) -> Option<usize> {
+        let (_, _, m) = self.sg_changes?;
+        Some(self.group_of(project, m))
+    }
+
+    fn group_of(&self, project: usize, index: usize) -> usize {
+        project * (self.groups.len() / self.projects.len().max(1)) + index
     }
 }
 
@@ -259,8 +359,15 @@ pub struct Model {
     /// Live ports by sequence number (a number, not the id: hashed and compared on every
     /// request, and rehashed as the map grows).
     ports: FxHashMap<u64, PortPlan>,
-    /// [`Model::pick`]'s credits (create, update, delete) for the mix they were earned under.
-    credits: Option<(Mix, [i64; 3])>,
+    /// [`Model::pick`]'s credits (by [`Op::ALL`]) for the mix they were earned under.
+    credits: Option<(Mix, [i64; 7])>,
+    /// Rules the run added whose add was answered, oldest first: `sg_rule_delete` takes the front.
+    rules: std::collections::VecDeque<RulePlan>,
+    /// Rules the run added, counted when planned (so that a port created meanwhile already
+    /// expects the hosts of their group): per remote group, the groups whose added rules name
+    /// it, with how many.
+    added_refs: FxHashMap<usize, FxHashMap<usize, u32>>,
+    next_rule: u64,
 }
 
 /// Rounds of the mix an operation may be owed by [`Model::pick`] before it is forgiven.
@@ -291,6 +398,9 @@ impl Model {
             settled: std::collections::VecDeque::new(),
             ports: FxHashMap::default(),
             credits: None,
+            rules: std::collections::VecDeque::new(),
+            added_refs: FxHashMap::default(),
+            next_rule: 0,
             topo,
         }
     }
@@ -300,46 +410,157 @@ impl Model {
         &self.topo
     }
 
-    /// Picks an operation from `mix`; update and delete fall back to create while no port is
-    /// settled, and update needs two hosts.
+    /// Picks an operation from `mix`. What cannot run falls back: update and delete to create
+    /// while no port is settled (update also needs two hosts), a join to a leave (and back) while
+    /// no settled port can join, then to create, a rule delete to a rule add while the run has
+    /// added none.
     ///
     /// Smooth weighted round-robin (nginx's upstream algorithm), not a random draw: every window
-    /// of `create + update + delete` picks holds each operation exactly its weight's times. A
-    /// random draw makes the live-port count a random walk: an hour of 1:1 churn at 200/s
-    /// drifted from 5,000 to 6,554 ports, so the run's end measured another topology (and the
-    /// harness's memory followed it). A fallback is charged to the operation that ran, so the
-    /// one that could not run is owed and comes next.
+    /// of `sum of weights` picks holds each operation exactly its weight's times. A random draw
+    /// makes the live-port count a random walk: an hour of 1:1 churn at 200/s drifted from 5,000
+    /// to 6,554 ports, so the run's end measured another topology (and the harness's memory
+    /// followed it). A fallback is charged to the operation that ran, so the one that could not
+    /// run is owed and comes next.
     pub fn pick(&mut self, mix: &Mix) -> Op {
-        const OPS: [Op; 3] = [Op::Create, Op::Update, Op::Delete];
-        let weights = [mix.create, mix.update, mix.delete].map(i64::from);
+        let weights = mix.weights().map(i64::from);
         let total: i64 = weights.iter().sum();
         if total == 0 {
             return Op::Create;
         }
         let credits = match &mut self.credits {
             Some((m, c)) if m == mix => c,
-            slot => &mut slot.insert((*mix, [0; 3])).1,
+            slot => &mut slot.insert((*mix, [0; 7])).1,
         };
         for (c, w) in credits.iter_mut().zip(weights) {
             *c += w;
         }
-        let chosen = (0..3)
+        let chosen = (0..Op::ALL.len())
             .max_by_key(|&i| (credits[i], std::cmp::Reverse(i)))
-            .expect("three ops");
-        let op = match OPS[chosen] {
+            .expect("seven ops");
+        let op = match Op::ALL[chosen] {
             Op::Update if self.settled.is_empty() || self.topo.hosts.len() < 2 => Op::Create,
             Op::Delete if self.settled.is_empty() => Op::Create,
+            // A join with every port a member is a leave's turn, and the other way round.
+            Op::SgJoin | Op::SgLeave if self.member_candidate(Op::ALL[chosen] == Op::SgJoin).is_none() => {
+                let other = if Op::ALL[chosen] == Op::SgJoin {
+                    Op::SgLeave
+                } else {
+                    Op::SgJoin
+                };
+                if self.member_candidate(other == Op::SgJoin).is_some() {
+                    other
+                } else {
+                    Op::Create
+                }
+            }
+            Op::SgRuleDelete if self.rules.is_empty() => Op::SgRuleAdd,
             op => op,
         };
-        let ran = OPS.iter().position(|o| *o == op).expect("an op");
+        let ran = Op::ALL.iter().position(|o| *o == op).expect("an op");
         let credits = &mut self.credits.as_mut().expect("set above").1;
         credits[ran] -= total;
         // An operation that cannot run for long (update with one host) is forgiven, not owed
         // as a burst once it can.
         if credits[chosen] > MAX_OWED * total {
-            *credits = [0; 3];
+            *credits = [0; 7];
         }
         op
+    }
+
+    /// Where in `settled` the oldest port is that can join (`join`) or leave its project's
+    /// `members_of` group.
+    fn member_candidate(&self, join: bool) -> Option<usize> {
+        self.settled.iter().position(|seq| {
+            self.ports.get(seq).is_some_and(|p| {
+                self.topo
+                    .members_of(p.project)
+                    .is_some_and(|g| p.groups.contains(&g) != join)
+            })
+        })
+    }
+
+    /// Plans a settled port joining (`join`) or leaving its project's `members_of` group;
+    /// returns (before, after).
+    pub fn plan_membership(&mut self, join: bool) -> Option<(PortPlan, PortPlan)> {
+        let at = self.member_candidate(join)?;
+        let seq = self.settled.remove(at)?;
+        let old = self.ports.get(&seq)?.clone();
+        let g = self.topo.members_of(old.project)?;
+        let mut new = old.clone();
+        if join {
+            new.groups.push(g);
+            new.groups.sort_unstable();
+        } else {
+            new.groups.retain(|x| *x != g);
+        }
+        self.add(&old, false);
+        self.add(&new, true);
+        self.ports.insert(new.seq, new.clone());
+        Some((old, new))
+    }
+
+    /// Plans a new rule in the next project's `rules_in` group, counted at once.
+    pub fn plan_rule_add(&mut self) -> Option<RulePlan> {
+        let (rules_in, remote, _) = self.topo.sg_changes?;
+        let n = self.next_rule;
+        self.next_rule += 1;
+        let project = (n % self.topo.projects.len() as u64) as usize;
+        let r = RulePlan {
+            id: uuid(self.topo.tag, 7, n),
+            seq: n,
+            project,
+            group: self.topo.group_of(project, rules_in),
+            remote_group: remote.map(|g| self.topo.group_of(project, g)),
+            // Above the well-known ports, each rule its own.
+            port: 1024 + (n % 64_000) as u32,
+        };
+        self.count_rule(&r, true);
+        Some(r)
+    }
+
+    /// Plans deleting the oldest rule the run added, uncounted at once.
+    pub fn plan_rule_delete(&mut self) -> Option<RulePlan> {
+        let r = self.rules.pop_front()?;
+        self.count_rule(&r, false);
+        Some(r)
+    }
+
+    fn count_rule(&mut self, r: &RulePlan, up: bool) {
+        let Some(remote) = r.remote_group else { return };
+        let refs = self.added_refs.entry(remote).or_default();
+        if up {
+            *refs.entry(r.group).or_default() += 1;
+        } else if let Some(c) = refs.get_mut(&r.group) {
+            *c -= 1;
+            if *c == 0 {
+                refs.remove(&r.group);
+            }
+        }
+    }
+
+    /// A rule add answered: it may now be deleted. A failed add is forgotten.
+    pub fn rule_added(&mut self, r: &RulePlan, ok: bool) {
+        if ok {
+            self.rules.push_back(r.clone());
+        } else {
+            self.count_rule(r, false);
+        }
+    }
+
+    /// Hosts holding a member of group `g`: the hosts that enforce its rules.
+    pub fn group_hosts(&self, g: usize) -> Vec<Ipv4Addr> {
+        let mut h: Vec<u32> = self.group_hosts[g].keys().copied().collect();
+        h.sort_unstable();
+        h.into_iter().map(|h| self.topo.hosts[h as usize]).collect()
+    }
+
+    /// Groups with a rule naming `g` as remote group: the topology's and the run's own.
+    fn referrers(&self, g: usize) -> impl Iterator<Item = usize> + '_ {
+        let added = self.added_refs.get(&g).into_iter().flat_map(|m| m.keys().copied());
+        self.topo.referenced_by[g]
+            .iter()
+            .copied()
+            .chain(added.filter(move |a| !self.topo.referenced_by[g].contains(a)))
     }
 
     fn place(&mut self, n: u64) -> usize {
@@ -427,12 +648,26 @@ impl Model {
         Some(p)
     }
 
-    /// Undoes a plan that was never sent: a create is forgotten, a move goes back to `prev`
-    /// (the port before it), a delete puts the port back as settled.
-    pub fn revert(&mut self, op: Op, port: &PortPlan, prev: Option<&PortPlan>) {
+    /// Undoes a plan that was never sent: a create is forgotten, a move (join, leave) goes back
+    /// to `prev` (the port before it), a delete puts the port back as settled, a rule add is
+    /// forgotten, a rule delete puts the rule back.
+    pub fn revert(&mut self, op: Op, subject: &Subject, prev: Option<&PortPlan>) {
+        let port = match subject {
+            Subject::Port(p) => p,
+            Subject::Rule(r) => {
+                if op == Op::SgRuleAdd {
+                    self.count_rule(r, false);
+                } else {
+                    self.count_rule(r, true);
+                    self.rules.push_front(r.clone());
+                }
+                return;
+            }
+        };
         match op {
             Op::Create => self.create_done(port.seq, false),
-            Op::Update => {
+            Op::SgRuleAdd | Op::SgRuleDelete => {}
+            Op::Update | Op::SgJoin | Op::SgLeave => {
                 if let Some(old) = prev {
                     self.add(port, false);
                     self.add(old, true);
@@ -471,11 +706,9 @@ impl Model {
                     std::slice::from_ref(&p.subnet)
                 };
                 subnets.iter().any(|&s| self.subnet_hosts[s].contains_key(&hk))
-                    || p.groups.iter().any(|&g| {
-                        self.topo.referenced_by[g]
-                            .iter()
-                            .any(|&a| self.group_hosts[a].contains_key(&hk))
-                    })
+                    || p.groups
+                        .iter()
+                        .any(|&g| self.referrers(g).any(|a| self.group_hosts[a].contains_key(&hk)))
             })
             .map(|p| std::sync::Arc::from(p.id.as_str()))
             .collect()
@@ -496,7 +729,7 @@ impl Model {
             out.extend(self.subnet_hosts[s].keys());
         }
         for &g in &p.groups {
-            for &a in &self.topo.referenced_by[g] {
+            for a in self.referrers(g) {
                 out.extend(self.group_hosts[a].keys());
             }
         }
@@ -575,6 +808,7 @@ mod tests {
             create: 0,
             update: 0,
             delete: 1,
+            ..Mix::default()
         };
         assert_eq!(m.pick(&mix), Op::Create, "nothing to delete yet");
         let p = m.plan_create();
@@ -584,6 +818,7 @@ mod tests {
             create: 3,
             update: 1,
             delete: 0,
+            ..Mix::default()
         };
         let n = (0..4000).filter(|_| m.pick(&mix) == Op::Create).count();
         assert_eq!(n, 3000, "exactly the weight's share");
@@ -600,6 +835,7 @@ mod tests {
             create: 1,
             update: 0,
             delete: 1,
+            ..Mix::default()
         };
         let mut live = 0i64;
         let mut most = 0i64;
@@ -614,7 +850,7 @@ mod tests {
                     m.plan_delete().expect("a settled port");
                     live -= 1;
                 }
-                Op::Update => unreachable!("no update in the mix"),
+                op => unreachable!("{op:?} is not in the mix"),
             }
             most = most.max(live);
             assert!(live <= 2, "pick {i}: {live} live ports");
@@ -624,5 +860,91 @@ mod tests {
         // Switching mixes starts the new one's shares afresh.
         let creates_only = Mix::default();
         assert!((0..10).all(|_| m.pick(&creates_only) == Op::Create));
+    }
+}
+
+#[cfg(test)]
+mod sg_tests {
+    use super::*;
+
+    fn model() -> (std::sync::Arc<Topology>, Model) {
+        let s: Scenario = toml::from_str(
+            "name = \"t\"\n[topology]\nsubnets_per_vpc = 4\n\
+             [[topology.security_groups]]\nname = \"web\"\n\
+             [[topology.security_groups]]\nname = \"db\"\n\
+             [topology.sg_changes]\nrules_in = \"web\"\nremote_group = \"db\"\n",
+        )
+        .unwrap();
+        let t = std::sync::Arc::new(Topology::build(
+            &s,
+            (1..=4).map(|i| Ipv4Addr::new(127, 9, 0, i)).collect(),
+            1,
+        ));
+        let m = Model::new(t.clone(), &s);
+        (t, m)
+    }
+
+    #[test]
+    fn sg_ops_are_picked_as_weighted() {
+        let (_, mut m) = model();
+        for _ in 0..4 {
+            let p = m.plan_create();
+            m.create_done(p.seq, true);
+        }
+        let mix = Mix {
+            create: 0,
+            sg_join: 1,
+            sg_leave: 1,
+            ..Mix::default()
+        };
+        let mut ops = Vec::new();
+        for _ in 0..4 {
+            let op = m.pick(&mix);
+            ops.push(op);
+            let (_, new) = m.plan_membership(op == Op::SgJoin).expect("a candidate");
+            m.update_done(new.seq);
+        }
+        // Every port is in db: the first join is a leave, and then they alternate.
+        assert_eq!(ops, [Op::SgLeave, Op::SgJoin, Op::SgLeave, Op::SgJoin]);
+        let mix = Mix {
+            create: 0,
+            sg_rule_add: 1,
+            sg_rule_delete: 1,
+            ..Mix::default()
+        };
+        for i in 0..6 {
+            let op = m.pick(&mix);
+            match op {
+                Op::SgRuleAdd => {
+                    let r = m.plan_rule_add().expect("sg_changes set");
+                    m.rule_added(&r, true);
+                }
+                Op::SgRuleDelete => {
+                    m.plan_rule_delete().expect("an added rule");
+                }
+                op => panic!("pick {i}: {op:?}"),
+            }
+        }
+        assert!(m.rules.is_empty(), "three adds, three deletes");
+    }
+
+    /// A rule naming a remote group makes its group's hosts expect every new member of the
+    /// remote group, from the moment it is planned until it is deleted.
+    #[test]
+    fn an_added_remote_rule_widens_the_fan_out_of_the_remote_groups_members() {
+        let (t, mut m) = model();
+        // Two ports on hosts 0 and 1, in different subnets: no L2 neighbors.
+        let a = m.plan_create();
+        let b = m.plan_create();
+        m.create_done(a.seq, true);
+        m.create_done(b.seq, true);
+        assert!(m.neighbor_hosts(&b).is_empty());
+        let r = m.plan_rule_add().unwrap();
+        assert_eq!(r.remote_group, Some(1));
+        assert_eq!(m.group_hosts(r.group), vec![t.hosts[0], t.hosts[1]]);
+        assert_eq!(m.neighbor_hosts(&b), vec![t.hosts[0]]);
+        m.rule_added(&r, true);
+        m.plan_rule_delete().unwrap();
+        assert!(m.neighbor_hosts(&b).is_empty());
     }
 }

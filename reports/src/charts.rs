@@ -631,6 +631,40 @@ pub fn latency_lines(
     })
 }
 
+/// A cost against a size, both on log axes: one line per series (a change kind under one
+/// strategy), a dot at each size measured; `y_label` writes a y tick in its unit.
+pub fn cost_vs_size(title: &str, series: &[Series], x_desc: &str, y_desc: &str, y_label: fn(f64) -> String) -> String {
+    let (x, y) = bounds(series);
+    let keys = line_keys(series);
+    draw_chart(title, &keys, |root| {
+        let (xlo, xhi) = (x.0.max(1.0) / 1.5, x.1.max(1.0) * 1.5);
+        let (lo, hi) = log_range(y);
+        let mut chart = frame(root)
+            .build_cartesian_2d(
+                (xlo..xhi).log_scale().with_key_points(log_points(xlo, xhi)),
+                (lo..hi).log_scale().with_key_points(log_points(lo, hi)),
+            )
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .styled()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format_count(*v))
+            .y_label_formatter(&|v| y_label(*v))
+            .draw()
+            .map_err(err)?;
+        draw_lines(&mut chart, series)?;
+        for (i, s) in series.iter().enumerate() {
+            let (c, _) = line_style(i, series.len(), s);
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
 fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
     series: &[Series],
@@ -652,7 +686,7 @@ fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
 }
 
 /// A latency tick given in ms, in the report's one unit style: `500 µs`, `10 ms`, `1 s`.
-fn format_ms(v: f64) -> String {
+pub fn format_ms(v: f64) -> String {
     crate::units::duration_us(v * 1e3)
 }
 

@@ -8,8 +8,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::charts::{self, Series};
 use crate::rundata::RunData;
-use crate::summary::{SloResult, Stats, Summary, format_value, metric};
-use crate::units::{duration_us, per_s, percent, thousands};
+use crate::summary::{PhaseSummary, SloResult, Stats, Summary, format_value, metric};
+use crate::units::{self, duration_us, per_s, percent, thousands};
 use crate::{Error, files};
 
 /// Stages shown first, in this order.
@@ -161,6 +161,90 @@ fn growth_table(s: &Summary) -> Markup {
                     td { (dur(st(metric::AGENT_PROCESSING, |x| x.max))) }
                     td { (dur(st(metric::PORT_PROGRAMMED, |x| x.p50))) }
                     td { (or_dash(aca)) }
+                }
+            }
+        } }
+    }
+}
+
+/// The security-group change kinds, by the suffix of their `sg_programmed.KIND` metric.
+const SG_KINDS: [&str; 4] = ["rule_add", "rule_delete", "join", "leave"];
+
+/// For a run with security-group changes (`sg_rule_add`, `sg_join`, … in a mix): what each
+/// change cost per measured phase (and so per size and strategy, in `sg-scale`), and a chart
+/// of the time until every enforcing host applied it against the topology's size.
+fn sg_section(s: &Summary) -> Markup {
+    let sg = |p: &PhaseSummary| {
+        SG_KINDS
+            .iter()
+            .any(|k| p.metrics.contains_key(&format!("{}.{k}", metric::SG_PROGRAMMED)))
+    };
+    let rows: Vec<&PhaseSummary> = s.phases.iter().filter(|p| p.kind != "setup" && sg(p)).collect();
+    if rows.is_empty() {
+        return html! {};
+    }
+    // One line per change kind and phase (its name before `@SIZE`): the same change under one
+    // strategy, across sizes.
+    let mut lines: Vec<Series> = Vec::new();
+    let mut bytes: Vec<Series> = Vec::new();
+    for p in &rows {
+        let base = p.name.split('@').next().unwrap_or(&p.name);
+        let size = p.topology_ports.map_or(0.0, |n| n as f64);
+        for k in SG_KINDS {
+            if let Some(st) = p
+                .metrics
+                .get(&format!("{}.{k}", metric::SG_PROGRAMMED))
+                .filter(|x| x.count > 0)
+            {
+                let label = format!("{k} ({base})");
+                match lines.iter_mut().find(|l| l.label == label) {
+                    Some(l) => l.points.push((size, st.p50 as f64 / 1e3)),
+                    None => lines.push(Series {
+                        label,
+                        points: vec![(size, st.p50 as f64 / 1e3)],
+                        dashed: false,
+                    }),
+                }
+            }
+        }
+        if let Some(b) = p.metrics.get(metric::GOAL_STATE_BYTES).filter(|_| p.requests > 0) {
+            let per = b.mean * b.count as f64 / p.requests as f64;
+            match bytes.iter_mut().find(|l| l.label == base) {
+                Some(l) => l.points.push((size, per)),
+                None => bytes.push(Series {
+                    label: base.to_owned(),
+                    points: vec![(size, per)],
+                    dashed: false,
+                }),
+            }
+        }
+    }
+    let sized = rows.iter().any(|p| p.topology_ports.is_some());
+    html! {
+        h2 #sg { "Security-group changes" }
+        p.note { "Each measured phase with security-group changes: what one change cost on average (every goal-state message agents received in the phase, over its requests: messages, bytes, rules and neighbor entries), the time until every host that must enforce it had applied it (" code { "sg_programmed" } ", p50 / p99 per kind), and the agents' longest processing. With " code { "sg_mode" } " per phase, the same changes under each strategy: " code { "address-set" } " sends a remote group's members once and changes them by one entry per host, " code { "expand" } " makes each a rule of its own on every enforcing host." }
+        @if sized && lines.iter().any(|l| l.points.len() > 1) {
+            (figure("chart-sg-cost", &charts::cost_vs_size("Time until every enforcing host applied a change (p50)", &lines, "ports in the topology (log)", "sg_programmed p50 (log)", charts::format_ms), ""))
+            (figure("chart-sg-bytes", &charts::cost_vs_size("Goal-state bytes pushed per change", &bytes, "ports in the topology (log)", "bytes per change (log)", units::bytes), ""))
+        }
+        div.scroll { table #sg-changes {
+            tr { th { "phase" } th { "ports" } th { "changes" } th { "messages / change" } th { "bytes / change" } th { "rules / change" } th { "neighbors / change" }
+                 @for k in SG_KINDS { th { (k) } } th { "agent max" } }
+            @for p in &rows {
+                @let per = |m: &str| p.metrics.get(m).filter(|_| p.requests > 0).map(|x| x.mean * x.count as f64 / p.requests as f64);
+                @let msgs = p.metrics.get(metric::GOAL_STATE_BYTES).filter(|_| p.requests > 0).map(|x| x.count as f64 / p.requests as f64);
+                tr {
+                    td { (p.name) }
+                    td { (or_dash(p.topology_ports.map(|n| thousands(n as i64)))) }
+                    td { (p.requests) }
+                    td { (or_dash(msgs.map(|v| format!("{v:.0}")))) }
+                    td { (or_dash(per(metric::GOAL_STATE_BYTES).map(units::bytes))) }
+                    td { (or_dash(per(metric::GOAL_STATE_SG_RULES).map(|v| thousands(v.round() as i64)))) }
+                    td { (or_dash(per(metric::GOAL_STATE_NEIGHBORS).map(|v| thousands(v.round() as i64)))) }
+                    @for k in SG_KINDS {
+                        td { (or_dash(p.metrics.get(&format!("{}.{k}", metric::SG_PROGRAMMED)).filter(|x| x.count > 0).map(|x| format!("{} / {}", duration_us(x.p50 as f64), duration_us(x.p99 as f64))))) }
+                    }
+                    td { (or_dash(p.metrics.get(metric::AGENT_PROCESSING).filter(|x| x.count > 0).map(|x| duration_us(x.max as f64)))) }
                 }
             }
         } }
@@ -771,6 +855,7 @@ pub fn page(run: &RunData) -> String {
         (latency_section(run))
         (agents_section(run))
         (growth_table(s))
+        (sg_section(s))
         (step_section(s))
         h2 { "Summary per stage (measured phases)" }
         (metric_table(s, "stages", &s.metrics))

@@ -274,6 +274,11 @@ pub mod metric {
     pub const PORT_PROGRAMMED: &str = "port_programmed";
     /// Port-create request to the last host that must learn the new neighbor having applied it, µs.
     pub const NEIGHBOR_CONVERGED: &str = "neighbor_converged";
+    /// Security-group change (`sg_programmed.rule_add`, `.rule_delete`, `.join`, `.leave`):
+    /// request to the last host that must enforce it having applied it, µs.
+    pub const SG_PROGRAMMED: &str = "sg_programmed";
+    /// Security-group rules in one goal-state message, for messages that carry any.
+    pub const GOAL_STATE_SG_RULES: &str = "goal_state_sg_rules";
     /// Port-create request to the control plane reporting the port `ACTIVE` (Neutron: its
     /// status, polled), µs. An upper bound: see [`POLL_RESOLUTION`].
     pub const PORT_ACTIVE: &str = "port_active";
@@ -311,6 +316,7 @@ pub mod metric {
             base,
             API | PORT_PROGRAMMED
                 | NEIGHBOR_CONVERGED
+                | SG_PROGRAMMED
                 | PORT_ACTIVE
                 | POLL
                 | AGENT_PROCESSING

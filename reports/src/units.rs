@@ -38,6 +38,17 @@ pub fn percent(fraction: f64) -> String {
     }
 }
 
+/// A size in bytes, in decimal units: `220 B`, `14.2 KB`, `141 MB`, `1.4 GB`.
+pub fn bytes(b: f64) -> String {
+    let (v, unit) = match b.abs() {
+        a if a >= 1e9 => (b / 1e9, "GB"),
+        a if a >= 1e6 => (b / 1e6, "MB"),
+        a if a >= 1e3 => (b / 1e3, "KB"),
+        _ => (b, "B"),
+    };
+    format!("{} {unit}", sig3(v))
+}
+
 /// A count with thousands separators: `1,200,000`.
 pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
@@ -74,6 +85,14 @@ fn sig3(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bytes_pick_their_unit() {
+        assert_eq!(bytes(220.0), "220 B");
+        assert_eq!(bytes(14_164.0), "14.2 KB");
+        assert_eq!(bytes(141_466_000.0), "141 MB");
+        assert_eq!(bytes(1_400_000_000.0), "1.4 GB");
+    }
     use super::*;
 
     #[test]

@@ -430,3 +430,104 @@ fn a_rule_change_reaches_exactly_the_hosts_enforcing_its_group() {
     };
     assert!(dpm.rules_changed(&store, &[lonely], OperationType::Create).is_empty());
 }
+
+/// `expand`: a remote-group rule reaches each enforcing host as one rule per bound member of
+/// the remote group (`RULE#PORT`, the member's address as its remote prefix) and brings no
+/// remote member as a neighbor; a member joining or leaving re-sends each enforcing host the
+/// whole group, expanded anew, a member that left listed as deleted.
+#[test]
+fn expand_makes_a_rule_per_remote_member_and_resends_the_group_when_members_change() {
+    // web members on hosts 0-2 (subnet a), db members on hosts 5-6 (subnet c): no subnet is
+    // shared, so every message between them is the groups' doing.
+    let ports = [
+        (0, "web", "a"),
+        (1, "web", "a"),
+        (2, "web", "a"),
+        (5, "db", "c"),
+        (6, "db", "c"),
+    ];
+    let mut all: Vec<P> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (host, group, subnet))| P {
+            id: format!("p{i}"),
+            subnets: vec![subnet],
+            host: *host,
+            groups: vec![group],
+        })
+        .collect();
+    let mut store = store();
+    for (n, p) in all.iter().enumerate() {
+        add(&mut store, p, n);
+    }
+    let mut dpm = Dpm::new(FanoutMode::Alcor);
+    dpm.set_sg_mode(SgMode::Expand);
+    let web_rules = |m: &HostMessage| -> Vec<(String, i32, String)> {
+        let gs = GoalStateV2::decode(m.bytes.clone()).unwrap();
+        let Some(sg) = gs.security_group_states.get("web") else {
+            return Vec::new();
+        };
+        let mut r: Vec<_> = sg
+            .configuration
+            .as_ref()
+            .unwrap()
+            .security_group_rules
+            .iter()
+            .map(|r| (r.id.clone(), r.operation_type, r.remote_ip_prefix.clone()))
+            .collect();
+        r.sort();
+        r
+    };
+    let addr = |store: &Store, p: &str| format!("{}/32", store.ports[p].fixed_ips[0].ip);
+    let update = OperationType::Update as i32;
+
+    let ms = dpm.bind(&store, &all.iter().map(|p| p.id.clone()).collect::<Vec<_>>());
+    let web0 = ms.iter().find(|m| m.host == ip(0)).unwrap();
+    // (Created or updated: in one batch the members' binding re-sends the group too.)
+    assert_eq!(
+        web_rules(web0).into_iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(),
+        vec![
+            ("rule-web#p3".to_owned(), addr(&store, "p3")),
+            ("rule-web#p4".to_owned(), addr(&store, "p4"))
+        ],
+        "web's rule naming db, once per db member"
+    );
+    assert!(
+        keys(web0).iter().all(|k| !k.contains("p3") && !k.contains("p4")),
+        "no db member as a neighbor: {:?}",
+        keys(web0)
+    );
+
+    // A db member joins on host 7: each web host gets web again, with it.
+    let joined = P {
+        id: "p5".into(),
+        subnets: vec!["c"],
+        host: 7,
+        groups: vec!["db"],
+    };
+    add(&mut store, &joined, 5);
+    all.push(joined);
+    let ms = dpm.bind(&store, &["p5".to_owned()]);
+    let web_hosts: Vec<Ipv4Addr> = ms.iter().filter(|m| !web_rules(m).is_empty()).map(|m| m.host).collect();
+    assert_eq!(web_hosts, vec![ip(0), ip(1), ip(2)]);
+    for m in ms.iter().filter(|m| !web_rules(m).is_empty()) {
+        let ids: Vec<String> = web_rules(m).into_iter().map(|r| r.0).collect();
+        assert_eq!(ids, ["rule-web#p3", "rule-web#p4", "rule-web#p5"]);
+    }
+
+    // One leaves (deleted): web again without it, and it listed as deleted.
+    let gone = store.ports["p3"].clone();
+    let ms = dpm.unbind(&store, std::slice::from_ref(&gone));
+    for m in ms.iter().filter(|m| [ip(0), ip(1), ip(2)].contains(&m.host)) {
+        let r = web_rules(m);
+        assert_eq!(
+            r.iter().map(|r| (r.0.as_str(), r.1)).collect::<Vec<_>>(),
+            vec![
+                ("rule-web#p3", OperationType::Delete as i32),
+                ("rule-web#p4", update),
+                ("rule-web#p5", update)
+            ]
+        );
+    }
+    assert_eq!(ms.iter().filter(|m| !web_rules(m).is_empty()).count(), 3);
+}

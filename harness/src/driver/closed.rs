@@ -16,7 +16,6 @@ use goose::prelude::*;
 
 use super::{Ctx, Work};
 use crate::target::Target;
-use crate::topology::Op;
 
 /// The run goose's users serve. Goose transactions are plain functions with no context
 /// argument, so the context of the phase running now is reached through this slot; phases
@@ -100,15 +99,18 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
     let start = Instant::now();
     let waiter = run.ctx.begin(run.phase, &p, start, None, true);
     let result = match &run.ctx.target {
-        Target::Southbound(s) => s.apply(p.op, &p.port, &p.neighbors).await,
-        rest => match rest.call(p.op, &p.port) {
+        Target::Southbound(s) => match p.subject.port() {
+            Some(port) => s.apply(p.op, port, &p.neighbors).await,
+            None => Err("no_call".into()),
+        },
+        rest => match rest.call(p.op, &p.subject) {
             None => Err("no_call".into()),
             Some(Err(e)) => Err(e),
             Some(Ok(call)) => {
-                let method = match p.op {
-                    Op::Create => GooseMethod::Post,
-                    Op::Update => GooseMethod::Put,
-                    Op::Delete => GooseMethod::Delete,
+                let method = match call.method {
+                    http::Method::POST => GooseMethod::Post,
+                    http::Method::DELETE => GooseMethod::Delete,
+                    _ => GooseMethod::Put,
                 };
                 let mut rb = user.get_request_builder(&method, &call.to.url())?;
                 for (k, v) in run.ctx.http.headers().iter() {
@@ -126,7 +128,7 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
                     .build();
                 match user.request(req).await {
                     Ok(resp) => match crate::target::outcome(resp.response).await {
-                        Ok(body) => rest.answered(p.op, &p.port, &body),
+                        Ok(body) => rest.answered(p.op, &p.subject, &body),
                         Err(e) => Err(e),
                     },
                     Err(_) => Err("transport".into()),
@@ -140,7 +142,11 @@ async fn user_op(user: &mut GooseUser) -> TransactionResult {
     {
         // The user's next request waits for this one's programming, whatever its outcome (the
         // correlator records it).
-        let _ = tokio::time::timeout(run.correlation_timeout + Duration::from_secs(1), w).await;
+        // A stop does not wait for it: the correlator fails what is left at the end.
+        tokio::select! {
+            _ = tokio::time::timeout(run.correlation_timeout + Duration::from_secs(1), w) => {}
+            _ = run.ctx.stop.cancelled() => {}
+        }
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::correlate::{Correlator, Outcome, Source};
 use crate::record::Recorder;
 use crate::scenario::Mix;
 use crate::target::{Connection, HttpClient, Target};
-use crate::topology::{Model, Op, PortPlan};
+use crate::topology::{Model, Op, PortPlan, Subject};
 
 /// Everything a driver needs, shared by its tasks.
 #[derive(Debug)]
@@ -60,14 +60,15 @@ pub enum Work {
 pub struct Planned {
     /// The operation.
     pub op: Op,
-    /// The port after it.
-    pub port: PortPlan,
-    /// For a move, the port before it (to undo a move that was never sent).
+    /// The port after it, or the rule.
+    pub subject: Subject,
+    /// For a port update (move, join, leave), the port before it (to undo one never sent).
     pub prev: Option<PortPlan>,
-    /// Hosts that must learn it (creates and moves).
+    /// Hosts that must learn it besides the port's own: neighbor hosts of a port, the hosts
+    /// enforcing a rule's group.
     pub neighbors: Vec<Ipv4Addr>,
-    /// The address of the port's own host.
-    pub own: Ipv4Addr,
+    /// The address of the port's own host (none for a rule).
+    pub own: Option<Ipv4Addr>,
 }
 
 impl Ctx {
@@ -83,19 +84,37 @@ impl Ctx {
             Work::Create => Op::Create,
             Work::Delete => Op::Delete,
         };
-        let (port, prev) = match op {
-            Op::Create => (m.plan_create(), None),
+        let (subject, prev) = match op {
+            Op::Create => (Subject::Port(m.plan_create()), None),
             Op::Update => {
                 let (old, new) = m.plan_update()?;
-                (new, Some(old))
+                (Subject::Port(new), Some(old))
             }
-            Op::Delete => (m.plan_delete()?, None),
+            Op::SgJoin | Op::SgLeave => {
+                let (old, new) = m.plan_membership(op == Op::SgJoin)?;
+                (Subject::Port(new), Some(old))
+            }
+            Op::Delete => (Subject::Port(m.plan_delete()?), None),
+            Op::SgRuleAdd => (Subject::Rule(m.plan_rule_add()?), None),
+            Op::SgRuleDelete => (Subject::Rule(m.plan_rule_delete()?), None),
         };
-        let neighbors = m.neighbor_hosts(&port);
-        let own = m.topology().hosts[port.host];
+        let (neighbors, own) = match &subject {
+            Subject::Port(port) => {
+                let mut n = m.neighbor_hosts(port);
+                // A port leaving a group must leave the hosts that held it as a remote member
+                // too (the control plane unbinds and binds it again: both sets hear of it).
+                if let Some(old) = prev.as_ref().filter(|_| op == Op::SgLeave) {
+                    n.extend(m.neighbor_hosts(old));
+                    n.sort_unstable();
+                    n.dedup();
+                }
+                (n, Some(m.topology().hosts[port.host]))
+            }
+            Subject::Rule(r) => (m.group_hosts(r.group), None),
+        };
         Some(Planned {
             op,
-            port,
+            subject,
             prev,
             neighbors,
             own,
@@ -110,7 +129,7 @@ impl Ctx {
 
     /// Undoes a planned operation that was never sent.
     pub fn unplan(&self, p: &Planned) {
-        self.model().revert(p.op, &p.port, p.prev.as_ref());
+        self.model().revert(p.op, &p.subject, p.prev.as_ref());
     }
 
     /// Counts the request and, for creates and moves, expects its programming, timed from
@@ -127,14 +146,15 @@ impl Ctx {
         self.expect(phase, p, start, wait)
     }
 
-    /// Whether the run can tell when `op` is done on the hosts (else its answer is its outcome).
-    fn correlated(&self, op: Op) -> bool {
-        // A control plane's status says nothing new after a rebind (the port may still read
-        // ACTIVE from before), so only creates are correlated by status.
-        let wanted = match op {
+    /// Whether the run can tell when `p` is done on the hosts (else its answer is its outcome).
+    fn correlated(&self, p: &Planned) -> bool {
+        // A control plane's status says nothing new after a rebind or a rule change (a port may
+        // still read ACTIVE from before), so only creates are correlated by status. A rule of a
+        // group with no bound member reaches no host: its answer is all there is.
+        let wanted = match p.op {
             Op::Create => true,
-            Op::Update => self.corr.source() == Source::Agents,
             Op::Delete => false,
+            _ => self.corr.source() == Source::Agents && (p.own.is_some() || !p.neighbors.is_empty()),
         };
         self.correlate && wanted
     }
@@ -143,9 +163,9 @@ impl Ctx {
     /// without counting a request (a bulk body is one request for many ports).
     pub fn expect(&self, phase: usize, p: &Planned, start: Instant, wait: bool) -> Option<oneshot::Receiver<Outcome>> {
         self.corr.ledger().open(phase, 1);
-        if self.correlated(p.op) {
+        if self.correlated(p) {
             self.corr
-                .expect(&p.port.id, phase, p.op, start, p.own, p.neighbors.clone(), wait)
+                .expect(p.subject.id(), phase, p.op, start, p.own, p.neighbors.clone(), wait)
         } else {
             None
         }
@@ -167,24 +187,28 @@ impl Ctx {
     /// whether the port exists.
     pub fn settle(&self, phase: usize, p: &Planned, start: Instant, result: &Result<(), String>) {
         let ok = result.is_ok();
-        match (self.correlated(p.op), result) {
-            (true, Ok(())) => self.corr.answered(&p.port.id),
-            (true, Err(kind)) => self.corr.cancel(&p.port.id, kind),
+        let id = p.subject.id();
+        match (self.correlated(p), result) {
+            (true, Ok(())) => self.corr.answered(id),
+            (true, Err(kind)) => self.corr.cancel(id, kind),
             (false, Ok(())) => self
                 .corr
                 .ledger()
                 .settle(phase, start, crate::ledger::outcome::OK, &[], None),
-            (false, Err(kind)) => {
-                self.corr
-                    .ledger()
-                    .settle(phase, start, crate::ledger::outcome::of_request(kind), &[p.own], None)
-            }
+            (false, Err(kind)) => self.corr.ledger().settle(
+                phase,
+                start,
+                crate::ledger::outcome::of_request(kind),
+                p.own.as_slice(),
+                None,
+            ),
         }
         let mut m = self.model();
-        match p.op {
-            Op::Create => m.create_done(p.port.seq, ok),
-            Op::Update => m.update_done(p.port.seq),
-            Op::Delete => {}
+        match (&p.subject, p.op) {
+            (Subject::Port(port), Op::Create) => m.create_done(port.seq, ok),
+            (Subject::Port(port), op) if op.is_port_update() => m.update_done(port.seq),
+            (Subject::Rule(r), Op::SgRuleAdd) => m.rule_added(r, ok),
+            _ => {}
         }
     }
 
@@ -193,7 +217,7 @@ impl Ctx {
         let lag = Instant::now().saturating_duration_since(due).as_micros() as u64;
         self.begin(phase, &p, due, Some(lag), false);
         let start = due;
-        let r = crate::target::send_op(&self.target, conn, p.op, &p.port, &p.neighbors).await;
+        let r = crate::target::send_op(&self.target, conn, p.op, &p.subject, &p.neighbors).await;
         self.finish(phase, &p, start, &r);
     }
 }

@@ -134,6 +134,10 @@ pub struct TargetSpec {
     /// differs from `fanout`: `incremental` builds a million-port subnet in linear time, then the
     /// measured phases run in `fanout`.
     pub setup_fanout: Option<FanoutMode>,
+    /// Embedded: how remote-group rules reach hosts, `address-set` (default: the remote group's
+    /// members as a set on each host, changed by difference) or `expand` (one rule per member
+    /// address; every member change re-sends the expanded group).
+    pub sg_mode: control_plane::SgMode,
     /// Embedded: answer port requests before the push ends.
     pub async_push: bool,
     /// Embedded and southbound: `v2` (stream) or `v1` (unary).
@@ -217,6 +221,7 @@ impl Default for TargetSpec {
             kind: TargetKind::Embedded,
             fanout: FanoutMode::Alcor,
             setup_fanout: None,
+            sg_mode: control_plane::SgMode::AddressSet,
             async_push: false,
             protocol: PushProtocol::V2,
             channels_per_host: 2,
@@ -326,6 +331,22 @@ pub struct TopologySpec {
     pub host_capacity: Option<u64>,
     /// Security groups in every project.
     pub security_groups: Vec<SecurityGroupSpec>,
+    /// Which groups the mix's security-group operations change.
+    pub sg_changes: SgChanges,
+}
+
+/// `[topology.sg_changes]`: the groups that `sg_rule_add`, `sg_rule_delete`, `sg_join` and
+/// `sg_leave` change, by name, in every project (each operation takes the next project in turn).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SgChanges {
+    /// The group rules are added to and deleted from (default: the first group).
+    pub rules_in: Option<String>,
+    /// The remote group the added rules name (absent: rules on a port range only, no remote
+    /// side): every host enforcing `rules_in` then needs every member of it.
+    pub remote_group: Option<String>,
+    /// The group ports join and leave (default: `remote_group`, else `rules_in`).
+    pub members_of: Option<String>,
 }
 
 impl Default for TopologySpec {
@@ -343,6 +364,7 @@ impl Default for TopologySpec {
             placement: Placement::RoundRobin,
             host_capacity: None,
             security_groups: Vec::new(),
+            sg_changes: SgChanges::default(),
         }
     }
 }
@@ -433,16 +455,53 @@ impl RateStage {
     }
 }
 
-/// Operation weights.
+/// Operation weights. A phase without `mix` creates only; a `mix` given weighs what it names
+/// and nothing else (`{ sg_rule_add = 1 }` adds rules only).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct Mix {
     /// Create a port.
+    #[serde(default)]
     pub create: u32,
     /// Move a port to another host (a rebind: goal states to the old and new host).
+    #[serde(default)]
     pub update: u32,
     /// Delete a port.
+    #[serde(default)]
     pub delete: u32,
+    /// Add a rule to a security group (`topology.sg_changes.rules_in`).
+    #[serde(default)]
+    pub sg_rule_add: u32,
+    /// Delete a rule an earlier `sg_rule_add` added.
+    #[serde(default)]
+    pub sg_rule_delete: u32,
+    /// A port joins a security group (`topology.sg_changes.members_of`): a port update of its
+    /// `security_groups`.
+    #[serde(default)]
+    pub sg_join: u32,
+    /// A port leaves that group.
+    #[serde(default)]
+    pub sg_leave: u32,
+}
+
+impl Mix {
+    /// The weights in [`crate::topology::Op::ALL`]'s order.
+    pub fn weights(&self) -> [u32; 7] {
+        [
+            self.create,
+            self.update,
+            self.delete,
+            self.sg_rule_add,
+            self.sg_rule_delete,
+            self.sg_join,
+            self.sg_leave,
+        ]
+    }
+
+    /// Whether it has a security-group operation.
+    pub fn has_sg(&self) -> bool {
+        self.weights()[3..].iter().any(|w| *w > 0)
+    }
 }
 
 impl Default for Mix {
@@ -451,6 +510,10 @@ impl Default for Mix {
             create: 1,
             update: 0,
             delete: 0,
+            sg_rule_add: 0,
+            sg_rule_delete: 0,
+            sg_join: 0,
+            sg_leave: 0,
         }
     }
 }
@@ -495,6 +558,10 @@ pub struct PhaseSpec {
     pub max_in_flight: usize,
     /// The embedded control plane's fan-out for this phase (default: `target.fanout`).
     pub fanout: Option<FanoutMode>,
+    /// The embedded control plane's remote-group strategy for this phase (default:
+    /// `target.sg_mode`): one run can measure both side by side. Hosts keep what the other
+    /// strategy sent them.
+    pub sg_mode: Option<control_plane::SgMode>,
     /// Measured for contrast, beside the phases the scenario is about: shown in the report's
     /// side-by-side table and on the console, but neither in the headline figures nor judged
     /// by the SLO.
@@ -520,6 +587,7 @@ impl Default for PhaseSpec {
             checks: Vec::new(),
             max_in_flight: 10_000,
             fanout: None,
+            sg_mode: None,
             contrast: false,
         }
     }

@@ -321,6 +321,46 @@ pub fn validate(s: &Scenario) -> Problems {
             }
         }
     }
+    if t.sg_mode != control_plane::SgMode::default() && t.kind != TargetKind::Embedded {
+        bad(
+            "target.sg_mode",
+            "applies to the embedded control plane (a separate one: `alcor-scale control-plane --sg-mode`)".into(),
+        );
+    }
+    // Security-group changes.
+    for (field, name) in [
+        ("rules_in", &tp.sg_changes.rules_in),
+        ("remote_group", &tp.sg_changes.remote_group),
+        ("members_of", &tp.sg_changes.members_of),
+    ] {
+        if let Some(n) = name
+            && !names.contains(&n.as_str())
+        {
+            bad(
+                &format!("topology.sg_changes.{field}"),
+                format!("no security group named `{n}` in topology.security_groups"),
+            );
+        }
+    }
+    for (i, ph) in s.phases.iter().enumerate() {
+        if !ph.mix.has_sg() {
+            continue;
+        }
+        if tp.security_groups.is_empty() {
+            bad(
+                &format!("phases[{i}].mix"),
+                "sg_rule_add, sg_rule_delete, sg_join and sg_leave change security groups: give \
+                 [[topology.security_groups]] (and [topology.sg_changes] to choose which)"
+                    .into(),
+            );
+        }
+        if t.kind == TargetKind::Southbound {
+            bad(
+                &format!("phases[{i}].mix"),
+                "security-group operations need a REST target (embedded, alcor or neutron)".into(),
+            );
+        }
+    }
     // Phases.
     let slo_ok = validate_checks("slo", &s.slo, t.kind, &mut p);
     let mut names = HashSet::new();
@@ -339,6 +379,15 @@ pub fn validate(s: &Scenario) -> Problems {
                 format!("{f}.fanout"),
                 format!(
                     "only the embedded control plane can change its fan-out, not \"{}\"",
+                    t.kind
+                ),
+            ));
+        }
+        if ph.sg_mode.is_some() && t.kind != TargetKind::Embedded {
+            p.push((
+                format!("{f}.sg_mode"),
+                format!(
+                    "only the embedded control plane can change its sg_mode, not \"{}\"",
                     t.kind
                 ),
             ));
@@ -403,12 +452,13 @@ pub fn meaningless(target: TargetKind, metric: &str) -> Option<String> {
         m::AGENT_PROCESSING,
         m::GOAL_STATE_BYTES,
         m::GOAL_STATE_NEIGHBORS,
+        m::GOAL_STATE_SG_RULES,
         m::CP_COMPUTE,
         m::CP_ENCODE,
         m::CP_PUSH,
     ];
     match target {
-        TargetKind::Neutron if agent_side.contains(&metric) => Some(format!(
+        TargetKind::Neutron if agent_side.contains(&metric) || metric.starts_with("sg_programmed") => Some(format!(
             "`{metric}` has no meaning for kind = \"neutron\": Neutron pushes no Alcor goal states to the \
              simulated agents (measure port_active, the create to ACTIVE time, instead)"
         )),
@@ -446,6 +496,9 @@ fn validate_phase(
                 "set target.setup_fanout for setup; teardown uses target.fanout".into(),
             );
         }
+        if ph.sg_mode.is_some() {
+            bad("sg_mode", "setup and teardown use target.sg_mode".into());
+        }
     }
     if role != Role::Load && ph.mix != super::Mix::default() {
         bad(
@@ -457,7 +510,7 @@ fn validate_phase(
             ),
         );
     }
-    if role == Role::Load && ph.mix.create + ph.mix.update + ph.mix.delete == 0 {
+    if role == Role::Load && ph.mix.weights().iter().all(|w| *w == 0) {
         bad("mix", "needs a weight above 0".into());
     }
     let not_for = |field: &str, present: bool, bad: &mut dyn FnMut(&str, String)| {
@@ -614,5 +667,25 @@ mod tests {
             has(&embedded, "target.headers.bad header", "header name"),
             "{embedded:?}"
         );
+    }
+
+    #[test]
+    fn sg_changes_need_groups_a_rest_target_and_names_that_exist() {
+        let has = |ps: &Problems, field: &str, text: &str| ps.iter().any(|(f, m)| f == field && m.contains(text));
+        let groups = "[[topology.security_groups]]\nname='web'\n[[topology.security_groups]]\nname='db'\n";
+        let fine = problems(&format!(
+            "name='x'\n[topology]\n[topology.sg_changes]\nrules_in='web'\nremote_group='db'\n{groups}\
+             [[phases]]\n{OPEN}mix={{ sg_rule_add = 1, sg_join = 1 }}\nsg_mode='expand'\n"
+        ));
+        assert!(fine.is_empty(), "{fine:?}");
+        let bare = problems(&format!("name='x'\n[[phases]]\n{OPEN}mix={{ sg_rule_add = 1 }}\n"));
+        assert!(has(&bare, "phases[0].mix", "topology.security_groups"), "{bare:?}");
+        let wrong = problems(&format!(
+            "name='x'\n[target]\nkind='southbound'\nsg_mode='expand'\n[topology]\n\
+             [topology.sg_changes]\nmembers_of='nope'\n{groups}[[phases]]\n{OPEN}mix={{ sg_leave = 1 }}\n"
+        ));
+        assert!(has(&wrong, "topology.sg_changes.members_of", "`nope`"), "{wrong:?}");
+        assert!(has(&wrong, "phases[0].mix", "REST target"), "{wrong:?}");
+        assert!(has(&wrong, "target.sg_mode", "embedded"), "{wrong:?}");
     }
 }

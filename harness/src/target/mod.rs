@@ -19,7 +19,7 @@ pub use neutron::NeutronTarget;
 pub use rest::{RegisterMode, Registered, RestTarget, ServiceUrls};
 pub use southbound::SouthboundTarget;
 
-use crate::topology::{Op, PortPlan};
+use crate::topology::{Op, PortPlan, Subject};
 
 /// The target of a run.
 #[derive(Debug, Clone)]
@@ -33,31 +33,46 @@ pub enum Target {
 }
 
 impl Target {
-    /// The REST call of `op` on `p`; `None` for the southbound target, which has no REST API.
+    /// The REST call of `op` on `s`; `None` for the southbound target, which has no REST API.
     /// `Err` is a failure kind: the call cannot be made (a port Neutron gave no id).
-    pub fn call(&self, op: Op, p: &PortPlan) -> Option<Result<HttpCall, String>> {
-        match self {
-            Self::Rest(r) => Some(Ok(match op {
+    pub fn call(&self, op: Op, s: &Subject) -> Option<Result<HttpCall, String>> {
+        match (self, s) {
+            (Self::Rest(r), Subject::Port(p)) => Some(Ok(match op {
                 Op::Create => r.create(p),
-                Op::Update => r.update(p),
                 Op::Delete => r.delete(p),
+                Op::SgJoin | Op::SgLeave => r.set_groups(p),
+                _ => r.update(p),
             })),
-            Self::Neutron(n) => Some(match op {
+            (Self::Rest(r), Subject::Rule(rule)) => Some(Ok(match op {
+                Op::SgRuleDelete => r.delete_rule(rule),
+                _ => r.add_rule(rule),
+            })),
+            (Self::Neutron(n), Subject::Port(p)) => Some(match op {
                 Op::Create => n.create(p),
-                Op::Update => n.update(p),
                 Op::Delete => n.delete(p),
+                Op::SgJoin | Op::SgLeave => n.set_groups(p),
+                _ => n.update(p),
             }),
-            Self::Southbound(_) => None,
+            (Self::Neutron(n), Subject::Rule(rule)) => Some(match op {
+                Op::SgRuleDelete => n.delete_rule(rule),
+                _ => n.add_rule(rule),
+            }),
+            (Self::Southbound(_), _) => None,
         }
     }
 
-    /// A successful answer to `op` on `p`: a target that chooses ids learns them here. `Err`
+    /// A successful answer to `op` on `s`: a target that chooses ids learns them here. `Err`
     /// is a failure kind (an answer without the id it must carry).
-    pub fn answered(&self, op: Op, p: &PortPlan, body: &[u8]) -> Result<(), String> {
-        match (self, op) {
-            (Self::Neutron(n), Op::Create) => n.answered_create(p, body),
-            (Self::Neutron(n), Op::Delete) => {
+    pub fn answered(&self, op: Op, s: &Subject, body: &[u8]) -> Result<(), String> {
+        match (self, op, s) {
+            (Self::Neutron(n), Op::Create, Subject::Port(p)) => n.answered_create(p, body),
+            (Self::Neutron(n), Op::Delete, Subject::Port(p)) => {
                 n.deleted(p);
+                Ok(())
+            }
+            (Self::Neutron(n), Op::SgRuleAdd, Subject::Rule(r)) => n.answered_rule(r, body),
+            (Self::Neutron(n), Op::SgRuleDelete, Subject::Rule(r)) => {
+                n.rule_deleted(r);
                 Ok(())
             }
             _ => Ok(()),
@@ -89,13 +104,14 @@ pub async fn send_op(
     target: &Target,
     conn: &mut Connection,
     op: Op,
-    p: &PortPlan,
+    s: &Subject,
     neighbors: &[Ipv4Addr],
 ) -> Result<(), String> {
-    if let Target::Southbound(s) = target {
-        return s.apply(op, p, neighbors).await;
+    if let Target::Southbound(sb) = target {
+        let p = s.port().ok_or("no_call")?;
+        return sb.apply(op, p, neighbors).await;
     }
-    let call = target.call(op, p).ok_or("no_call")??;
+    let call = target.call(op, s).ok_or("no_call")??;
     let body = conn.send_for_body(&call).await?;
-    target.answered(op, p, &body)
+    target.answered(op, s, &body)
 }

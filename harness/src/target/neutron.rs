@@ -19,8 +19,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::http::{Connection, Endpoint, HttpCall, Origin};
-use super::rest::{FixedIp, HostOnly, Many, One, PortBody, Prefixed, json_bytes, rule_json};
-use crate::topology::{PortPlan, Topology};
+use super::rest::{
+    FixedIp, GroupsOnly, HostOnly, Many, One, PortBody, Prefixed, added_rule_json, json_bytes, rule_json,
+};
+use crate::topology::{PortPlan, RulePlan, Topology};
 
 /// Agent types whose hosts bind ports (L2 agents); DHCP, L3 and metadata agents do not.
 const L2_AGENT_TYPES: [&str; 5] = [
@@ -143,6 +145,9 @@ pub struct NeutronTarget {
     made: RwLock<Made>,
     /// Neutron's id of every port the run created and has not deleted, by sequence number.
     ports: Mutex<FxHashMap<u64, Arc<str>>>,
+    /// Neutron's id of every rule the run added (`sg_rule_add`) and has not deleted, by
+    /// sequence number. Left ones go with their groups at the end.
+    rules: Mutex<FxHashMap<u64, String>>,
     watch: Option<mpsc::UnboundedSender<Watch>>,
     /// Ports Neutron could not bind (no alive agent serves their host), with their hosts.
     binding_failed: AtomicU64,
@@ -158,6 +163,7 @@ impl NeutronTarget {
             topo,
             made: RwLock::default(),
             ports: Mutex::default(),
+            rules: Mutex::default(),
             watch,
             binding_failed: AtomicU64::new(0),
             unbound_hosts: Mutex::default(),
@@ -336,6 +342,64 @@ impl NeutronTarget {
     pub fn delete(&self, p: &PortPlan) -> Result<HttpCall, String> {
         let id = self.port_id(p)?;
         Ok(self.call(Method::DELETE, &format!("/ports/{id}"), None))
+    }
+
+    /// The call that sets `p`'s security groups to its plan's (a join or a leave).
+    pub fn set_groups(&self, p: &PortPlan) -> Result<HttpCall, String> {
+        let id = self.port_id(p)?;
+        let made = self.made();
+        let body = json_bytes(&One {
+            port: GroupsOnly {
+                security_groups: p
+                    .groups
+                    .iter()
+                    .filter_map(|g| made.groups.get(*g).map(String::as_str))
+                    .collect(),
+            },
+        });
+        Ok(HttpCall {
+            method: Method::PUT,
+            to: self.endpoint(&format!("/ports/{id}")),
+            body: Some(body),
+        })
+    }
+
+    /// The call that adds rule `r` (Neutron chooses its id: [`Self::answered_rule`]).
+    pub fn add_rule(&self, r: &RulePlan) -> Result<HttpCall, String> {
+        let made = self.made();
+        let group = made.groups.get(r.group).ok_or("not_built")?;
+        let remote = match r.remote_group {
+            Some(g) => Some(made.groups.get(g).ok_or("not_built")?.as_str()),
+            None => None,
+        };
+        Ok(self.call(
+            Method::POST,
+            "/security-group-rules",
+            Some(added_rule_json(r, None, group, remote)),
+        ))
+    }
+
+    /// Learns the id Neutron gave an added rule.
+    pub fn answered_rule(&self, r: &RulePlan, body: &[u8]) -> Result<(), String> {
+        let v: Value = serde_json::from_slice(body).map_err(|_| "bad_answer".to_owned())?;
+        let id = v["security_group_rule"]["id"].as_str().ok_or("bad_answer")?;
+        self.rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(r.seq, id.to_owned());
+        Ok(())
+    }
+
+    /// The call that deletes added rule `r`.
+    pub fn delete_rule(&self, r: &RulePlan) -> Result<HttpCall, String> {
+        let rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let id = rules.get(&r.seq).ok_or("no_id")?;
+        Ok(self.call(Method::DELETE, &format!("/security-group-rules/{id}"), None))
+    }
+
+    /// An added rule's delete succeeded.
+    pub fn rule_deleted(&self, r: &RulePlan) {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.seq);
     }
 
     fn created(&self, p: &PortPlan, port: CreatedPort, answered: Instant) {

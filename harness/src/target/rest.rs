@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::http::{Endpoint, HttpCall, Origin};
 use crate::register::NodeInfo;
-use crate::topology::{PortPlan, Rule, Topology};
+use crate::topology::{PortPlan, Rule, RulePlan, Topology};
 
 /// A port create's body, serialized straight from borrowed fields: this runs once per request,
 /// and a `serde_json::Value` tree would allocate every key and value first. Alcor takes the
@@ -63,6 +63,12 @@ pub(super) struct HostOnly<'a> {
     pub(super) host_id: &'a str,
 }
 
+/// A port update of its security groups alone (join, leave).
+#[derive(Serialize)]
+pub(super) struct GroupsOnly<'a> {
+    pub(super) security_groups: Vec<&'a str>,
+}
+
 pub(super) fn json_bytes<T: Serialize>(v: &T) -> Bytes {
     // Room for a port body at once rather than growing from a few bytes by doubling.
     let mut out = Vec::with_capacity(512);
@@ -89,6 +95,20 @@ pub(super) fn rule_json(r: &Rule, group: &str, remote_group: Option<&str>) -> Va
         rule["remote_ip_prefix"] = json!(p);
     }
     rule
+}
+
+/// The body of a run's own rule (`sg_rule_add`): ingress TCP to the rule's own port, from the
+/// remote group's members when it names one; `id` where the target takes the client's.
+pub(super) fn added_rule_json(r: &RulePlan, id: Option<&str>, group: &str, remote_group: Option<&str>) -> Value {
+    let mut rule = json!({ "security_group_id": group, "direction": "ingress", "ethertype": "IPv4",
+                           "protocol": "tcp", "port_range_min": r.port, "port_range_max": r.port });
+    if let Some(rg) = remote_group {
+        rule["remote_group_id"] = json!(rg);
+    }
+    if let Some(id) = id {
+        rule["id"] = json!(id);
+    }
+    json!({ "security_group_rule": rule })
 }
 
 /// Base URLs per Alcor service.
@@ -256,6 +276,39 @@ impl RestTarget {
     pub fn delete(&self, p: &PortPlan) -> HttpCall {
         let path = format!("/project/{}/ports/{}", self.pid(p.project), p.id);
         call(Method::DELETE, self.urls.url("port", &path), None)
+    }
+
+    /// The call that sets `p`'s security groups to its plan's (a join or a leave).
+    pub fn set_groups(&self, p: &PortPlan) -> HttpCall {
+        let path = format!("/project/{}/ports/{}", self.pid(p.project), p.id);
+        HttpCall {
+            method: Method::PUT,
+            to: self.urls.url("port", &path),
+            body: Some(json_bytes(&One {
+                port: GroupsOnly {
+                    security_groups: p.groups.iter().map(|g| self.topo.groups[*g].id.as_str()).collect(),
+                },
+            })),
+        }
+    }
+
+    /// The call that adds rule `r`.
+    pub fn add_rule(&self, r: &RulePlan) -> HttpCall {
+        let t = &self.topo;
+        let path = format!("/project/{}/security-group-rules", self.pid(r.project));
+        let body = added_rule_json(
+            r,
+            Some(&r.id),
+            &t.groups[r.group].id,
+            r.remote_group.map(|g| t.groups[g].id.as_str()),
+        );
+        call(Method::POST, self.urls.url("security_group", &path), Some(body))
+    }
+
+    /// The call that deletes rule `r`.
+    pub fn delete_rule(&self, r: &RulePlan) -> HttpCall {
+        let path = format!("/project/{}/security-group-rules/{}", self.pid(r.project), r.id);
+        call(Method::DELETE, self.urls.url("security_group", &path), None)
     }
 
     /// The calls that build everything but nodes and ports, in order: VPCs, subnets, routers and
