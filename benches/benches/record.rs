@@ -70,7 +70,15 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let id = format!("port-{n}");
-            corr.expect(&id, phase, Op::Create, Instant::now(), Some(own), neighbors.clone(), false);
+            corr.expect(
+                &id,
+                phase,
+                Op::Create,
+                Instant::now(),
+                Some(own),
+                neighbors.clone(),
+                false,
+            );
             corr.on_event(&event(&id, &others));
             for ip in &neighbors {
                 let mut e = event("x", std::slice::from_ref(&id));

@@ -10,7 +10,7 @@ use reports::summary::{SloResult, SloStatus, Stats, Summary, metric};
 pub use reports::summary::SCALARS;
 
 /// Metrics a check may name.
-pub const METRICS: [&str; 23] = [
+pub const METRICS: [&str; 25] = [
     metric::API,
     "api.create",
     "api.update",
@@ -19,6 +19,8 @@ pub const METRICS: [&str; 23] = [
     "api.sg_rule_delete",
     "api.sg_join",
     "api.sg_leave",
+    "api.sg_group_create",
+    "api.sg_group_delete",
     "sg_programmed.rule_add",
     "sg_programmed.rule_delete",
     "sg_programmed.join",

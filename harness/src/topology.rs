@@ -110,6 +110,17 @@ pub struct RulePlan {
     pub port: u32,
 }
 
+/// A security group the run creates (and may delete again), empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupPlan {
+    /// Client-chosen id.
+    pub id: String,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Project index.
+    pub project: usize,
+}
+
 /// What an operation changes.
 #[derive(Debug, Clone)]
 pub enum Subject {
@@ -117,6 +128,8 @@ pub enum Subject {
     Port(PortPlan),
     /// A security-group rule (add, delete).
     Rule(RulePlan),
+    /// A security group (create, delete).
+    Group(GroupPlan),
 }
 
 impl Subject {
@@ -125,6 +138,7 @@ impl Subject {
         match self {
             Self::Port(p) => &p.id,
             Self::Rule(r) => &r.id,
+            Self::Group(g) => &g.id,
         }
     }
 
@@ -132,7 +146,7 @@ impl Subject {
     pub fn port(&self) -> Option<&PortPlan> {
         match self {
             Self::Port(p) => Some(p),
-            Self::Rule(_) => None,
+            _ => None,
         }
     }
 }
@@ -154,11 +168,15 @@ pub enum Op {
     SgJoin,
     /// A port leaves a security group.
     SgLeave,
+    /// Create an empty security group.
+    SgGroupCreate,
+    /// Delete a group the run created.
+    SgGroupDelete,
 }
 
 impl Op {
     /// Every operation, in [`Mix::weights`]'s order.
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 9] = [
         Op::Create,
         Op::Update,
         Op::Delete,
@@ -166,6 +184,8 @@ impl Op {
         Op::SgRuleDelete,
         Op::SgJoin,
         Op::SgLeave,
+        Op::SgGroupCreate,
+        Op::SgGroupDelete,
     ];
 
     /// Its API latency metric: `api.create`, `api.update`, `api.delete`, `api.sg_rule_add`, …
@@ -178,10 +198,13 @@ impl Op {
             Self::SgRuleDelete => "api.sg_rule_delete",
             Self::SgJoin => "api.sg_join",
             Self::SgLeave => "api.sg_leave",
+            Self::SgGroupCreate => "api.sg_group_create",
+            Self::SgGroupDelete => "api.sg_group_delete",
         }
     }
 
-    /// `create`, `update`, `delete`, `sg_rule_add`, `sg_rule_delete`, `sg_join`, `sg_leave`.
+    /// `create`, `update`, `delete`, `sg_rule_add`, `sg_rule_delete`, `sg_join`, `sg_leave`,
+    /// `sg_group_create`, `sg_group_delete`.
     pub fn name(self) -> &'static str {
         &self.api_metric()[4..]
     }
@@ -190,7 +213,12 @@ impl Op {
     pub fn is_sg(self) -> bool {
         matches!(
             self,
-            Self::SgRuleAdd | Self::SgRuleDelete | Self::SgJoin | Self::SgLeave
+            Self::SgRuleAdd
+                | Self::SgRuleDelete
+                | Self::SgJoin
+                | Self::SgLeave
+                | Self::SgGroupCreate
+                | Self::SgGroupDelete
         )
     }
 
@@ -360,7 +388,10 @@ pub struct Model {
     /// request, and rehashed as the map grows).
     ports: FxHashMap<u64, PortPlan>,
     /// [`Model::pick`]'s credits (by [`Op::ALL`]) for the mix they were earned under.
-    credits: Option<(Mix, [i64; 7])>,
+    credits: Option<(Mix, [i64; 9])>,
+    /// Groups the run created whose create was answered, oldest first.
+    groups: std::collections::VecDeque<GroupPlan>,
+    next_group: u64,
     /// Rules the run added whose add was answered, oldest first: `sg_rule_delete` takes the front.
     rules: std::collections::VecDeque<RulePlan>,
     /// Rules the run added, counted when planned (so that a port created meanwhile already
@@ -399,6 +430,8 @@ impl Model {
             ports: FxHashMap::default(),
             credits: None,
             rules: std::collections::VecDeque::new(),
+            groups: std::collections::VecDeque::new(),
+            next_group: 0,
             added_refs: FxHashMap::default(),
             next_rule: 0,
             topo,
@@ -413,7 +446,7 @@ impl Model {
     /// Picks an operation from `mix`. What cannot run falls back: update and delete to create
     /// while no port is settled (update also needs two hosts), a join to a leave (and back) while
     /// no settled port can join, then to create, a rule delete to a rule add while the run has
-    /// added none.
+    /// added none, a group delete to a group create likewise.
     ///
     /// Smooth weighted round-robin (nginx's upstream algorithm), not a random draw: every window
     /// of `sum of weights` picks holds each operation exactly its weight's times. A random draw
@@ -429,14 +462,14 @@ impl Model {
         }
         let credits = match &mut self.credits {
             Some((m, c)) if m == mix => c,
-            slot => &mut slot.insert((*mix, [0; 7])).1,
+            slot => &mut slot.insert((*mix, [0; 9])).1,
         };
         for (c, w) in credits.iter_mut().zip(weights) {
             *c += w;
         }
         let chosen = (0..Op::ALL.len())
             .max_by_key(|&i| (credits[i], std::cmp::Reverse(i)))
-            .expect("seven ops");
+            .expect("nine ops");
         let op = match Op::ALL[chosen] {
             Op::Update if self.settled.is_empty() || self.topo.hosts.len() < 2 => Op::Create,
             Op::Delete if self.settled.is_empty() => Op::Create,
@@ -454,6 +487,7 @@ impl Model {
                 }
             }
             Op::SgRuleDelete if self.rules.is_empty() => Op::SgRuleAdd,
+            Op::SgGroupDelete if self.groups.is_empty() => Op::SgGroupCreate,
             op => op,
         };
         let ran = Op::ALL.iter().position(|o| *o == op).expect("an op");
@@ -462,7 +496,7 @@ impl Model {
         // An operation that cannot run for long (update with one host) is forgiven, not owed
         // as a burst once it can.
         if credits[chosen] > MAX_OWED * total {
-            *credits = [0; 7];
+            *credits = [0; 9];
         }
         op
     }
@@ -523,6 +557,29 @@ impl Model {
         let r = self.rules.pop_front()?;
         self.count_rule(&r, false);
         Some(r)
+    }
+
+    /// Plans a new empty group in the next project.
+    pub fn plan_group_create(&mut self) -> GroupPlan {
+        let n = self.next_group;
+        self.next_group += 1;
+        GroupPlan {
+            id: uuid(self.topo.tag, 8, n),
+            seq: n,
+            project: (n % self.topo.projects.len() as u64) as usize,
+        }
+    }
+
+    /// Plans deleting the oldest group the run created.
+    pub fn plan_group_delete(&mut self) -> Option<GroupPlan> {
+        self.groups.pop_front()
+    }
+
+    /// A group create answered: it may now be deleted.
+    pub fn group_created(&mut self, g: &GroupPlan, ok: bool) {
+        if ok {
+            self.groups.push_back(g.clone());
+        }
     }
 
     fn count_rule(&mut self, r: &RulePlan, up: bool) {
@@ -654,6 +711,12 @@ impl Model {
     pub fn revert(&mut self, op: Op, subject: &Subject, prev: Option<&PortPlan>) {
         let port = match subject {
             Subject::Port(p) => p,
+            Subject::Group(g) => {
+                if op == Op::SgGroupDelete {
+                    self.groups.push_front(g.clone());
+                }
+                return;
+            }
             Subject::Rule(r) => {
                 if op == Op::SgRuleAdd {
                     self.count_rule(r, false);
@@ -666,7 +729,7 @@ impl Model {
         };
         match op {
             Op::Create => self.create_done(port.seq, false),
-            Op::SgRuleAdd | Op::SgRuleDelete => {}
+            Op::SgRuleAdd | Op::SgRuleDelete | Op::SgGroupCreate | Op::SgGroupDelete => {}
             Op::Update | Op::SgJoin | Op::SgLeave => {
                 if let Some(old) = prev {
                     self.add(port, false);

@@ -187,6 +187,15 @@ fn a_neutron_run_builds_drives_correlates_and_leaves_neutron_as_it_was() {
     }
     assert!(s.metrics["api.update"].count > 0, "{:?}", s.metrics.keys());
     assert!(s.metrics["api.delete"].count > 0);
+    // Security-group changes through Neutron's own API: a rule deleted by the id Neutron gave
+    // it, ports' groups set by Neutron's port id.
+    for m in ["api.sg_rule_add", "api.sg_rule_delete", "api.sg_join", "api.sg_leave"] {
+        assert!(
+            s.metrics.get(m).is_some_and(|x| x.count > 0),
+            "{m}: {:?}",
+            s.metrics.keys()
+        );
+    }
     let setup = s.phases.iter().find(|p| p.kind == "setup").unwrap();
     assert_eq!(
         (setup.requests, setup.errors),

@@ -79,4 +79,26 @@ fn sg_changes_are_correlated_under_both_strategies_and_expand_costs_a_rule_per_m
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("id=\"sg-changes\""), "the report's security-group table");
     assert!(html.contains("id=\"chart-sg-cost\""), "its chart of cost against size");
+
+    // Groups created and deleted in the load: no host holds an empty group, so the answer is
+    // their outcome; the run's own groups, not the topology's, are the ones deleted.
+    let out2 = dir.join("groups");
+    let o = run(&[
+        "run",
+        scenario("ci-smoke").to_str().unwrap(),
+        "--set",
+        "agents.base_ip=127.5.31.1",
+        "--set",
+        "phases=[{ name = 'groups', model = 'closed', users = 1, requests = 6, mix = { sg_group_create = 1, sg_group_delete = 1 } }]",
+        "--set",
+        "slo=['error_rate < 0.1%', 'api.sg_group_create.count >= 3']",
+        "--out",
+        out2.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = Summary::read(&out2).unwrap();
+    assert_eq!(s.metrics["api.sg_group_create"].count, 3);
+    assert_eq!(s.metrics["api.sg_group_delete"].count, 3);
+    assert_eq!(s.errors.requests_failed, 0, "{:?}", s.errors);
 }

@@ -631,11 +631,33 @@ pub fn latency_lines(
     })
 }
 
-/// A cost against a size, both on log axes: one line per series (a change kind under one
-/// strategy), a dot at each size measured; `y_label` writes a y tick in its unit.
+/// A cost against a size, both on log axes: one line per series, a dot at each size measured;
+/// series whose labels start alike (up to ` (`: the same change kind under each strategy) share
+/// a colour, told apart by `dashed`. `y_label` writes a y tick in its unit.
 pub fn cost_vs_size(title: &str, series: &[Series], x_desc: &str, y_desc: &str, y_label: fn(f64) -> String) -> String {
     let (x, y) = bounds(series);
-    let keys = line_keys(series);
+    let mut groups: Vec<&str> = Vec::new();
+    let colors: Vec<RGBColor> = series
+        .iter()
+        .map(|s| {
+            let g = s.label.split(" (").next().unwrap_or(&s.label);
+            let i = groups.iter().position(|x| *x == g).unwrap_or_else(|| {
+                groups.push(g);
+                groups.len() - 1
+            });
+            PALETTE[i % PALETTE.len()]
+        })
+        .collect();
+    let keys: Vec<Key> = series
+        .iter()
+        .zip(&colors)
+        .map(|(s, c)| Key {
+            label: s.label.clone(),
+            color: *c,
+            width: 2,
+            mark: if s.dashed { Mark::Dashed } else { Mark::Line },
+        })
+        .collect();
     draw_chart(title, &keys, |root| {
         let (xlo, xhi) = (x.0.max(1.0) / 1.5, x.1.max(1.0) * 1.5);
         let (lo, hi) = log_range(y);
@@ -654,9 +676,17 @@ pub fn cost_vs_size(title: &str, series: &[Series], x_desc: &str, y_desc: &str, 
             .y_label_formatter(&|v| y_label(*v))
             .draw()
             .map_err(err)?;
-        draw_lines(&mut chart, series)?;
-        for (i, s) in series.iter().enumerate() {
-            let (c, _) = line_style(i, series.len(), s);
+        for (s, c) in series.iter().zip(&colors) {
+            let style = c.stroke_width(2);
+            if s.dashed {
+                chart
+                    .draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))
+                    .map_err(err)?;
+            } else {
+                chart
+                    .draw_series(LineSeries::new(s.points.iter().copied(), style))
+                    .map_err(err)?;
+            }
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))
                 .map_err(err)?;

@@ -185,38 +185,41 @@ fn sg_section(s: &Summary) -> Markup {
     }
     // One line per change kind and phase (its name before `@SIZE`): the same change under one
     // strategy, across sizes.
+    // A kind's first phase is drawn solid, its others (the other strategy) dashed, in its colour.
     let mut lines: Vec<Series> = Vec::new();
     let mut bytes: Vec<Series> = Vec::new();
+    let add = |to: &mut Vec<Series>, label: String, point: (f64, f64)| match to.iter_mut().find(|l| l.label == label) {
+        Some(l) => l.points.push(point),
+        None => {
+            let kind = label.split(" (").next().unwrap_or(&label).to_owned();
+            let dashed = to.iter().any(|l| l.label.split(" (").next() == Some(kind.as_str()));
+            to.push(Series {
+                label,
+                points: vec![point],
+                dashed,
+            });
+        }
+    };
     for p in &rows {
         let base = p.name.split('@').next().unwrap_or(&p.name);
         let size = p.topology_ports.map_or(0.0, |n| n as f64);
-        for k in SG_KINDS {
+        let kinds: Vec<&str> = SG_KINDS
+            .iter()
+            .copied()
+            .filter(|k| p.metrics.contains_key(&format!("{}.{k}", metric::SG_PROGRAMMED)))
+            .collect();
+        for k in &kinds {
             if let Some(st) = p
                 .metrics
                 .get(&format!("{}.{k}", metric::SG_PROGRAMMED))
                 .filter(|x| x.count > 0)
             {
-                let label = format!("{k} ({base})");
-                match lines.iter_mut().find(|l| l.label == label) {
-                    Some(l) => l.points.push((size, st.p50 as f64 / 1e3)),
-                    None => lines.push(Series {
-                        label,
-                        points: vec![(size, st.p50 as f64 / 1e3)],
-                        dashed: false,
-                    }),
-                }
+                add(&mut lines, format!("{k} ({base})"), (size, st.p50 as f64 / 1e3));
             }
         }
         if let Some(b) = p.metrics.get(metric::GOAL_STATE_BYTES).filter(|_| p.requests > 0) {
             let per = b.mean * b.count as f64 / p.requests as f64;
-            match bytes.iter_mut().find(|l| l.label == base) {
-                Some(l) => l.points.push((size, per)),
-                None => bytes.push(Series {
-                    label: base.to_owned(),
-                    points: vec![(size, per)],
-                    dashed: false,
-                }),
-            }
+            add(&mut bytes, format!("{} ({base})", kinds.join(" + ")), (size, per));
         }
     }
     let sized = rows.iter().any(|p| p.topology_ports.is_some());

@@ -97,6 +97,8 @@ impl Ctx {
             Op::Delete => (Subject::Port(m.plan_delete()?), None),
             Op::SgRuleAdd => (Subject::Rule(m.plan_rule_add()?), None),
             Op::SgRuleDelete => (Subject::Rule(m.plan_rule_delete()?), None),
+            Op::SgGroupCreate => (Subject::Group(m.plan_group_create()), None),
+            Op::SgGroupDelete => (Subject::Group(m.plan_group_delete()?), None),
         };
         let (neighbors, own) = match &subject {
             Subject::Port(port) => {
@@ -111,6 +113,8 @@ impl Ctx {
                 (n, Some(m.topology().hosts[port.host]))
             }
             Subject::Rule(r) => (m.group_hosts(r.group), None),
+            // An empty group reaches no host.
+            Subject::Group(_) => (Vec::new(), None),
         };
         Some(Planned {
             op,
@@ -208,6 +212,7 @@ impl Ctx {
             (Subject::Port(port), Op::Create) => m.create_done(port.seq, ok),
             (Subject::Port(port), op) if op.is_port_update() => m.update_done(port.seq),
             (Subject::Rule(r), Op::SgRuleAdd) => m.rule_added(r, ok),
+            (Subject::Group(g), Op::SgGroupCreate) => m.group_created(g, ok),
             _ => {}
         }
     }

@@ -482,11 +482,17 @@ pub struct Mix {
     /// A port leaves that group.
     #[serde(default)]
     pub sg_leave: u32,
+    /// Create an empty security group (no host holds it: timed by `api` alone).
+    #[serde(default)]
+    pub sg_group_create: u32,
+    /// Delete a group an earlier `sg_group_create` made.
+    #[serde(default)]
+    pub sg_group_delete: u32,
 }
 
 impl Mix {
     /// The weights in [`crate::topology::Op::ALL`]'s order.
-    pub fn weights(&self) -> [u32; 7] {
+    pub fn weights(&self) -> [u32; 9] {
         [
             self.create,
             self.update,
@@ -495,12 +501,20 @@ impl Mix {
             self.sg_rule_delete,
             self.sg_join,
             self.sg_leave,
+            self.sg_group_create,
+            self.sg_group_delete,
         ]
     }
 
     /// Whether it has a security-group operation.
     pub fn has_sg(&self) -> bool {
         self.weights()[3..].iter().any(|w| *w > 0)
+    }
+
+    /// Whether it changes the topology's groups (rules, members): all but group create and
+    /// delete, which make groups of their own.
+    pub fn changes_groups(&self) -> bool {
+        self.weights()[3..7].iter().any(|w| *w > 0)
     }
 }
 
@@ -514,6 +528,8 @@ impl Default for Mix {
             sg_rule_delete: 0,
             sg_join: 0,
             sg_leave: 0,
+            sg_group_create: 0,
+            sg_group_delete: 0,
         }
     }
 }

@@ -346,7 +346,7 @@ pub fn validate(s: &Scenario) -> Problems {
         if !ph.mix.has_sg() {
             continue;
         }
-        if tp.security_groups.is_empty() {
+        if tp.security_groups.is_empty() && ph.mix.changes_groups() {
             bad(
                 &format!("phases[{i}].mix"),
                 "sg_rule_add, sg_rule_delete, sg_join and sg_leave change security groups: give \

@@ -57,6 +57,14 @@ impl Target {
                 Op::SgRuleDelete => n.delete_rule(rule),
                 _ => n.add_rule(rule),
             }),
+            (Self::Rest(r), Subject::Group(g)) => Some(Ok(match op {
+                Op::SgGroupDelete => r.delete_group(g),
+                _ => r.create_group(g),
+            })),
+            (Self::Neutron(n), Subject::Group(g)) => Some(match op {
+                Op::SgGroupDelete => n.delete_group(g),
+                _ => Ok(n.create_group(g)),
+            }),
             (Self::Southbound(_), _) => None,
         }
     }
@@ -73,6 +81,11 @@ impl Target {
             (Self::Neutron(n), Op::SgRuleAdd, Subject::Rule(r)) => n.answered_rule(r, body),
             (Self::Neutron(n), Op::SgRuleDelete, Subject::Rule(r)) => {
                 n.rule_deleted(r);
+                Ok(())
+            }
+            (Self::Neutron(n), Op::SgGroupCreate, Subject::Group(g)) => n.answered_group(g, body),
+            (Self::Neutron(n), Op::SgGroupDelete, Subject::Group(g)) => {
+                n.group_deleted(g);
                 Ok(())
             }
             _ => Ok(()),

@@ -22,7 +22,7 @@ use super::http::{Connection, Endpoint, HttpCall, Origin};
 use super::rest::{
     FixedIp, GroupsOnly, HostOnly, Many, One, PortBody, Prefixed, added_rule_json, json_bytes, rule_json,
 };
-use crate::topology::{PortPlan, RulePlan, Topology};
+use crate::topology::{GroupPlan, PortPlan, RulePlan, Topology};
 
 /// Agent types whose hosts bind ports (L2 agents); DHCP, L3 and metadata agents do not.
 const L2_AGENT_TYPES: [&str; 5] = [
@@ -148,6 +148,9 @@ pub struct NeutronTarget {
     /// Neutron's id of every rule the run added (`sg_rule_add`) and has not deleted, by
     /// sequence number. Left ones go with their groups at the end.
     rules: Mutex<FxHashMap<u64, String>>,
+    /// Neutron's id of every group the run created in its load (`sg_group_create`) and has not
+    /// deleted, by sequence number; deleted at the end with the topology's.
+    groups: Mutex<FxHashMap<u64, String>>,
     watch: Option<mpsc::UnboundedSender<Watch>>,
     /// Ports Neutron could not bind (no alive agent serves their host), with their hosts.
     binding_failed: AtomicU64,
@@ -164,6 +167,7 @@ impl NeutronTarget {
             made: RwLock::default(),
             ports: Mutex::default(),
             rules: Mutex::default(),
+            groups: Mutex::default(),
             watch,
             binding_failed: AtomicU64::new(0),
             unbound_hosts: Mutex::default(),
@@ -397,6 +401,39 @@ impl NeutronTarget {
         Ok(self.call(Method::DELETE, &format!("/security-group-rules/{id}"), None))
     }
 
+    /// The call that creates empty group `g` (Neutron chooses its id).
+    pub fn create_group(&self, g: &GroupPlan) -> HttpCall {
+        let project = &self.topo.projects[g.project].id;
+        self.call(
+            Method::POST,
+            "/security-groups",
+            Some(json!({ "security_group": { "name": format!("group-{}", g.seq), "project_id": project } })),
+        )
+    }
+
+    /// Learns the id Neutron gave a created group.
+    pub fn answered_group(&self, g: &GroupPlan, body: &[u8]) -> Result<(), String> {
+        let v: Value = serde_json::from_slice(body).map_err(|_| "bad_answer".to_owned())?;
+        let id = v["security_group"]["id"].as_str().ok_or("bad_answer")?;
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(g.seq, id.to_owned());
+        Ok(())
+    }
+
+    /// The call that deletes created group `g`.
+    pub fn delete_group(&self, g: &GroupPlan) -> Result<HttpCall, String> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let id = groups.get(&g.seq).ok_or("no_id")?;
+        Ok(self.call(Method::DELETE, &format!("/security-groups/{id}"), None))
+    }
+
+    /// A created group's delete succeeded.
+    pub fn group_deleted(&self, g: &GroupPlan) {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner()).remove(&g.seq);
+    }
+
     /// An added rule's delete succeeded.
     pub fn rule_deleted(&self, r: &RulePlan) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.seq);
@@ -514,7 +551,15 @@ impl NeutronTarget {
             let c = self.call(Method::DELETE, &format!("/routers/{router}"), None);
             del(conn, format!("router {router}"), c, &mut left).await;
         }
-        for g in &made.groups {
+        // The topology's groups, and those the load created and did not delete.
+        let created: Vec<String> = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, id)| id)
+            .collect();
+        for g in made.groups.iter().chain(&created) {
             let c = self.call(Method::DELETE, &format!("/security-groups/{g}"), None);
             del(conn, format!("security group {g}"), c, &mut left).await;
         }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::http::{Endpoint, HttpCall, Origin};
 use crate::register::NodeInfo;
-use crate::topology::{PortPlan, Rule, RulePlan, Topology};
+use crate::topology::{GroupPlan, PortPlan, Rule, RulePlan, Topology};
 
 /// A port create's body, serialized straight from borrowed fields: this runs once per request,
 /// and a `serde_json::Value` tree would allocate every key and value first. Alcor takes the
@@ -303,6 +303,23 @@ impl RestTarget {
             r.remote_group.map(|g| t.groups[g].id.as_str()),
         );
         call(Method::POST, self.urls.url("security_group", &path), Some(body))
+    }
+
+    /// The call that creates empty group `g`.
+    pub fn create_group(&self, g: &GroupPlan) -> HttpCall {
+        let pid = self.pid(g.project);
+        call(
+            Method::POST,
+            self.urls
+                .url("security_group", &format!("/project/{pid}/security-groups")),
+            Some(json!({ "security_group": { "id": g.id, "project_id": pid, "name": format!("group-{}", g.seq) } })),
+        )
+    }
+
+    /// The call that deletes group `g`.
+    pub fn delete_group(&self, g: &GroupPlan) -> HttpCall {
+        let path = format!("/project/{}/security-groups/{}", self.pid(g.project), g.id);
+        call(Method::DELETE, self.urls.url("security_group", &path), None)
     }
 
     /// The call that deletes rule `r`.
