@@ -677,16 +677,7 @@ pub fn cost_vs_size(title: &str, series: &[Series], x_desc: &str, y_desc: &str, 
             .draw()
             .map_err(err)?;
         for (s, c) in series.iter().zip(&colors) {
-            let style = c.stroke_width(2);
-            if s.dashed {
-                chart
-                    .draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))
-                    .map_err(err)?;
-            } else {
-                chart
-                    .draw_series(LineSeries::new(s.points.iter().copied(), style))
-                    .map_err(err)?;
-            }
+            draw_line(&mut chart, s, c.stroke_width(2))?;
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, c.filled())))
                 .map_err(err)?;
@@ -701,16 +692,25 @@ fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
 ) -> Result<()> {
     for (i, s) in series.iter().enumerate() {
         let (c, width) = line_style(i, series.len(), s);
-        let style = c.stroke_width(width);
-        if s.dashed {
-            chart
-                .draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))
-                .map_err(err)?;
-        } else {
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), style))
-                .map_err(err)?;
-        }
+        draw_line(chart, s, c.stroke_width(width))?;
+    }
+    Ok(())
+}
+
+/// One series as a line in `style`, dashed when it says so.
+fn draw_line<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    s: &Series,
+    style: ShapeStyle,
+) -> Result<()> {
+    if s.dashed {
+        chart
+            .draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))
+            .map_err(err)?;
+    } else {
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), style))
+            .map_err(err)?;
     }
     Ok(())
 }
