@@ -418,6 +418,10 @@ impl Correlator {
             for id in ev.port_ids.iter().chain(&ev.neighbor_ids) {
                 r.remaining.remove(id);
             }
+            // A remote member may come as an expanded rule (`RULE#PORT`) rather than a neighbor.
+            for member in ev.sg_rule_ids.iter().filter_map(|id| split_rule(id).1) {
+                r.remaining.remove(member);
+            }
             if r.remaining.is_empty() {
                 r.done = Some(ev.completed);
             }
@@ -749,6 +753,23 @@ mod tests {
 
     fn failures(rec: &Recorder) -> (u64, u64) {
         rec.with_phases(|p| (p[0].not_programmed, p[0].not_converged))
+    }
+
+    /// A host back from a crash holds a remote member again when it comes as a neighbor or as
+    /// an expanded rule naming it.
+    #[test]
+    fn a_resync_counts_members_that_come_as_expanded_rules() {
+        let (_rec, corr, _) = setup(Duration::from_secs(5));
+        let since = Instant::now();
+        let ids: FxHashSet<Arc<str>> = ["own", "member"].into_iter().map(Arc::from).collect();
+        corr.expect_resync(1, OWN, since, ids);
+        let mut e = event(OWN, &["own"], &[]);
+        e.counts.security_group = 1;
+        e.sg_rule_ids = ["rule#member"].iter().collect();
+        corr.on_event(&e);
+        let r = corr.resync_results(1);
+        assert_eq!((r[0].expected, r[0].missing), (2, 0));
+        assert!(r[0].took.is_some());
     }
 
     /// A rule is done when every host enforcing its group applied it, whether it came as the
