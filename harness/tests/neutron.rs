@@ -189,13 +189,17 @@ fn a_neutron_run_builds_drives_correlates_and_leaves_neutron_as_it_was() {
     assert!(s.metrics["api.delete"].count > 0);
     // Security-group changes through Neutron's own API: a rule deleted by the id Neutron gave
     // it, ports' groups set by Neutron's port id.
-    for m in ["api.sg_rule_add", "api.sg_rule_delete", "api.sg_join", "api.sg_leave"] {
-        assert!(
-            s.metrics.get(m).is_some_and(|x| x.count > 0),
-            "{m}: {:?}",
-            s.metrics.keys()
-        );
+    let count = |m: &str| s.metrics.get(m).map_or(0, |x| x.count);
+    for m in ["api.sg_rule_add", "api.sg_rule_delete"] {
+        assert!(count(m) > 0, "{m}: {:?}", s.metrics.keys());
     }
+    // Which of join and leave runs depends on which ports are members and settled when it is
+    // due (each falls back to the other): membership changed, one way or both.
+    assert!(
+        count("api.sg_join") + count("api.sg_leave") >= 2,
+        "{:?}",
+        s.metrics.keys()
+    );
     let setup = s.phases.iter().find(|p| p.kind == "setup").unwrap();
     assert_eq!(
         (setup.requests, setup.errors),
