@@ -83,9 +83,8 @@ pub enum SgMode {
     #[default]
     AddressSet,
     /// The rule is expanded into one rule per remote member (its address as the remote prefix,
-    /// named `RULE#MEMBER-PORT`), as iptables-style agents
-    /// without ipset program it: a
-    /// member joining or leaving re-sends every enforcing host the whole expanded group.
+    /// named `RULE#MEMBER-PORT`), as iptables-style agents without ipset program it: a member
+    /// joining or leaving re-sends every enforcing host the whole expanded group.
     Expand,
 }
 
@@ -197,8 +196,6 @@ pub struct Dpm {
     /// Such a host learns the subnet's later ports as they bind (it holds ports there), so its
     /// next port in the subnet need not walk the whole list again.
     synced: FxHashSet<(Ipv4Addr, String)>,
-    /// The address of every bound port, for expanding rules (`SgMode::Expand`).
-    addresses: FxHashMap<String, Ipv4Addr>,
     /// Time the last computation spent encoding its messages.
     last_encode: Duration,
     /// The next [`PortEntry::key`].
@@ -385,6 +382,17 @@ fn rule_message(r: &Rule, op: OperationType) -> SecurityGroupRule {
     }
 }
 
+/// Remote-group rule `base` expanded for `member`: named `RULE#MEMBER`, its remote side the
+/// member's `prefix` instead of the group.
+fn expanded(base: &SecurityGroupRule, member: &str, prefix: String) -> SecurityGroupRule {
+    SecurityGroupRule {
+        id: format!("{}#{member}", base.id),
+        remote_group_id: String::new(),
+        remote_ip_prefix: prefix,
+        ..base.clone()
+    }
+}
+
 fn sg_state(store: &Store, sg_id: &str, op: OperationType) -> Option<SecurityGroupState> {
     let sg = store.security_groups.get(sg_id)?;
     let rules = sg.rules.iter().map(|r| rule_message(r, op)).collect();
@@ -546,7 +554,7 @@ impl Dpm {
 
     /// `rule` as hosts get it: itself, or (expanded) one rule per bound member of its remote
     /// group, each with the member's address as its remote prefix.
-    fn rule_messages(&self, rule: &Rule, op: OperationType) -> Vec<SecurityGroupRule> {
+    fn rule_messages(&self, store: &Store, rule: &Rule, op: OperationType) -> Vec<SecurityGroupRule> {
         let remote = rule
             .remote_group_id
             .as_deref()
@@ -559,14 +567,8 @@ impl Dpm {
             .get(remote)
             .into_iter()
             .flatten()
-            .filter_map(|m| self.addresses.get(m).map(|ip| (m, ip)))
-            .map(|(m, ip)| SecurityGroupRule {
-                // Named for the member, so that what a host was told can be traced to it.
-                id: format!("{}#{m}", rule.id),
-                remote_group_id: String::new(),
-                remote_ip_prefix: format!("{ip}/32"),
-                ..base.clone()
-            })
+            .filter_map(|m| store.ports.get(m)?.fixed_ips.first().map(|f| (m, f.ip)))
+            .map(|(m, ip)| expanded(&base, m, format!("{ip}/32")))
             .collect()
     }
 
@@ -576,7 +578,7 @@ impl Dpm {
         if self.sg_mode == SgMode::Expand
             && let (Some(sg), Some(c)) = (store.security_groups.get(sg_id), state.configuration.as_mut())
         {
-            c.security_group_rules = sg.rules.iter().flat_map(|r| self.rule_messages(r, op)).collect();
+            c.security_group_rules = sg.rules.iter().flat_map(|r| self.rule_messages(store, r, op)).collect();
         }
         Some(state)
     }
@@ -599,11 +601,8 @@ impl Dpm {
             if let (Some(sg), Some(c)) = (store.security_groups.get(&referrer), state.configuration.as_mut()) {
                 for rule in sg.rules.iter().filter(|r| r.remote_group_id.as_deref() == Some(group)) {
                     let base = rule_message(rule, OperationType::Delete);
-                    c.security_group_rules.extend(left.iter().map(|m| SecurityGroupRule {
-                        id: format!("{}#{m}", rule.id),
-                        remote_group_id: String::new(),
-                        ..base.clone()
-                    }));
+                    c.security_group_rules
+                        .extend(left.iter().map(|m| expanded(&base, m, String::new())));
                 }
             }
             for host in self.group_hosts(&referrer) {
@@ -789,9 +788,6 @@ impl Dpm {
             }
             for g in &port.security_groups {
                 self.sg_members.entry(g.clone()).or_default().insert(id.clone());
-            }
-            if let Some(f) = port.fixed_ips.first() {
-                self.addresses.insert(id.clone(), f.ip);
             }
             let key = match self.entries.get(id) {
                 Some(e) => e.key,
@@ -1014,8 +1010,7 @@ impl Dpm {
     pub fn rules_changed(&mut self, store: &Store, rules: &[Rule], op: OperationType) -> Vec<HostMessage> {
         let mut builders: BTreeMap<Ipv4Addr, Builder> = BTreeMap::new();
         for rule in rules {
-            let hosts = self.group_hosts(&rule.security_group_id);
-            for host in hosts {
+            for host in self.group_hosts(&rule.security_group_id) {
                 let mut b = builders.remove(&host).unwrap_or_default();
                 let group =
                     b.gs.security_group_states
@@ -1035,7 +1030,7 @@ impl Dpm {
                             }),
                         });
                 if let Some(c) = group.configuration.as_mut() {
-                    c.security_group_rules.extend(self.rule_messages(rule, op));
+                    c.security_group_rules.extend(self.rule_messages(store, rule, op));
                 }
                 if op == OperationType::Create
                     && self.sg_mode == SgMode::AddressSet
@@ -1081,7 +1076,6 @@ impl Dpm {
                     list.swap_remove(&port.id);
                 }
             }
-            self.addresses.remove(&port.id);
             if self.sg_mode == SgMode::Expand {
                 for g in &entry.security_groups {
                     shrunk.entry(g.clone()).or_default().push(port.id.clone());
