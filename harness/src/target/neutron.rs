@@ -79,6 +79,15 @@ struct CreatedMany {
     ports: Vec<CreatedPort>,
 }
 
+/// The id in a create's answer `{kind: {"id": …}}`; `bad_answer` without one.
+fn answered_id(body: &[u8], kind: &str) -> Result<String, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| "bad_answer".to_owned())?;
+    v[kind]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "bad_answer".to_owned())
+}
+
 /// Where Neutron's v2.0 API is.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -385,12 +394,8 @@ impl NeutronTarget {
 
     /// Learns the id Neutron gave an added rule.
     pub fn answered_rule(&self, r: &RulePlan, body: &[u8]) -> Result<(), String> {
-        let v: Value = serde_json::from_slice(body).map_err(|_| "bad_answer".to_owned())?;
-        let id = v["security_group_rule"]["id"].as_str().ok_or("bad_answer")?;
-        self.rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(r.seq, id.to_owned());
+        let id = answered_id(body, "security_group_rule")?;
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).insert(r.seq, id);
         Ok(())
     }
 
@@ -413,12 +418,8 @@ impl NeutronTarget {
 
     /// Learns the id Neutron gave a created group.
     pub fn answered_group(&self, g: &GroupPlan, body: &[u8]) -> Result<(), String> {
-        let v: Value = serde_json::from_slice(body).map_err(|_| "bad_answer".to_owned())?;
-        let id = v["security_group"]["id"].as_str().ok_or("bad_answer")?;
-        self.groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(g.seq, id.to_owned());
+        let id = answered_id(body, "security_group")?;
+        self.groups.lock().unwrap_or_else(|e| e.into_inner()).insert(g.seq, id);
         Ok(())
     }
 
