@@ -5,7 +5,12 @@
 #
 #   scripts/soak.sh [DURATION] [OUT]      # e.g. scripts/soak.sh 1h target/soak
 #   CP_APART=1 scripts/soak.sh 20m        # the control plane in its own process too
+#   HEAP=1 scripts/soak.sh 1h             # also the bytes live on each process's heap
 #
+# With HEAP=1 the binary is built with feature `heap-stats` (its own target folder,
+# target/heap-stats: a first build takes minutes), so that what a process holds on its heap is
+# told from what its allocator keeps: RSS that steps up while the heap stays flat is allocator
+# retention, not a leak.
 # Writes OUT/usage.csv (t_s, harness and fleet RSS in MB and descriptors, and with CP_APART the
 # control plane's), OUT/run (the run folder) and prints first/last/max of each with the growth
 # per 10 minutes after warm-up (a least-squares trend). With CP_APART the harness drives the control plane as an
@@ -16,8 +21,15 @@ DURATION=${1:-1h}
 OUT=${2:-target/soak}
 BIN=${ALCOR_SCALE_BIN:-$PWD/target/release/alcor-scale}
 EVENTS=127.0.0.1:50190
+if [ -n "${HEAP:-}" ]; then
+  cargo build --release --quiet --features harness/heap-stats --target-dir target/heap-stats -p harness --bin alcor-scale
+  BIN=$PWD/target/heap-stats/release/alcor-scale
+fi
 [ -x "$BIN" ] || cargo build --release --quiet
 rm -rf "$OUT"; mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+# Where each process writes its live heap (feature heap-stats; ignored by other builds).
+heapfile() { echo "$OUT/heap-$1"; }
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; sleep 2;
@@ -25,7 +37,7 @@ cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; 
 trap cleanup EXIT
 
 # The fleet of port-churn (100 hosts), apart, so that its memory is its own.
-RUST_LOG=warn "$BIN" agents --count 100 --base-ip 127.8.0.1 --cost-model aca-2021 \
+ALCOR_SCALE_HEAP_FILE=$(heapfile fleet) RUST_LOG=warn "$BIN" agents --count 100 --base-ip 127.8.0.1 --cost-model aca-2021 \
   --events "$EVENTS" --connections-per-agent 4 >"$OUT/agents.log" 2>&1 &
 fleet=$!; pids+=("$fleet")
 for _ in $(seq 1 100); do grep -q "events:" "$OUT/agents.log" && break; sleep 0.1; done
@@ -33,23 +45,30 @@ for _ in $(seq 1 100); do grep -q "events:" "$OUT/agents.log" && break; sleep 0.
 target=()
 cp=
 if [ -n "${CP_APART:-}" ]; then
-  RUST_LOG=warn "$BIN" control-plane --listen 127.0.0.1:19009 >"$OUT/cp.log" 2>&1 &
+  ALCOR_SCALE_HEAP_FILE=$(heapfile cp) RUST_LOG=warn "$BIN" control-plane --listen 127.0.0.1:19009 >"$OUT/cp.log" 2>&1 &
   cp=$!; pids+=("$cp")
   for _ in $(seq 1 100); do grep -q "listening" "$OUT/cp.log" && break; sleep 0.1; done
   target=(--set 'target.kind="alcor"' --set 'target.url="http://127.0.0.1:19009"')
 fi
-RUST_LOG=warn "$BIN" run scenarios/port-churn.toml --quiet --out "$OUT/run" \
+ALCOR_SCALE_HEAP_FILE=$(heapfile harness) RUST_LOG=warn "$BIN" run scenarios/port-churn.toml --quiet --out "$OUT/run" \
   --set "agents.remote=[\"$EVENTS\"]" --set "phases[0].duration=\"$DURATION\"" \
   "${target[@]}" >"$OUT/run.log" 2>&1 &
 harness=$!; pids+=("$harness")
 
 mb() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
-echo "t_s,harness_rss_mb,harness_fds,fleet_rss_mb,fleet_fds${cp:+,cp_rss_mb,cp_fds}" >"$OUT/usage.csv"
+heap() { cat "$(heapfile "$1")" 2>/dev/null || echo 0; }
+header="t_s,harness_rss_mb,harness_fds,fleet_rss_mb,fleet_fds${cp:+,cp_rss_mb,cp_fds}"
+[ -n "${HEAP:-}" ] && header="$header,harness_heap_mb,fleet_heap_mb${cp:+,cp_heap_mb}"
+echo "$header" >"$OUT/usage.csv"
 start=$(date +%s)
 while kill -0 "$harness" 2>/dev/null; do
   row="$(( $(date +%s) - start )),$(mb $harness),$(fds $harness),$(mb $fleet),$(fds $fleet)"
   [ -n "$cp" ] && row="$row,$(mb $cp),$(fds $cp)"
+  if [ -n "${HEAP:-}" ]; then
+    row="$row,$(heap harness),$(heap fleet)"
+    [ -n "$cp" ] && row="$row,$(heap cp)"
+  fi
   echo "$row" >>"$OUT/usage.csv"
   sleep 10
 done
@@ -65,7 +84,7 @@ end = int(rows[-1]["t_s"])
 # After warm-up, and before the last minute (the run's end writes its report: a spike that is
 # not the load's).
 warm = [r for r in rows if 300 <= int(r["t_s"]) <= end - 60] or rows
-for k in [k for k in ["harness_rss_mb", "harness_fds", "fleet_rss_mb", "fleet_fds", "cp_rss_mb", "cp_fds"] if k in rows[0]]:
+for k in [k for k in rows[0] if k != "t_s"]:
     v = [float(r[k]) for r in rows]
     w = [(int(r["t_s"]), float(r[k])) for r in warm]
     # Least-squares slope, not last minus first: allocators grow in steps, and one step near

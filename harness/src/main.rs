@@ -15,9 +15,45 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 // Agents allocate several strings per neighbor state; mimalloc decodes and applies goal states
-// about 30 % faster than the system allocator (docs/PERFORMANCE.md).
+// about 30 % faster than the system allocator (docs/PERFORMANCE.md). Feature `system-allocator`
+// keeps the system's, for profilers that watch malloc (heaptrack, valgrind's massif).
+#[cfg(not(feature = "system-allocator"))]
+type Allocator = mimalloc::MiMalloc;
+#[cfg(not(feature = "system-allocator"))]
+const ALLOCATOR: Allocator = mimalloc::MiMalloc;
+#[cfg(feature = "system-allocator")]
+type Allocator = std::alloc::System;
+#[cfg(feature = "system-allocator")]
+const ALLOCATOR: Allocator = std::alloc::System;
+
+#[cfg(not(feature = "heap-stats"))]
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: Allocator = ALLOCATOR;
+
+// The same allocator, counted: what the heap holds, told from what the allocator keeps (RSS).
+#[cfg(feature = "heap-stats")]
+#[global_allocator]
+static ALLOC: cap::Cap<Allocator> = cap::Cap::new(ALLOCATOR, usize::MAX);
+
+/// With feature `heap-stats` and ALCOR_SCALE_HEAP_FILE set, writes the bytes live on the heap,
+/// in MB, to that file every 2 s (replaced whole, so a reader never sees half a number) for as
+/// long as the process lives. `scripts/soak.sh` samples it beside the RSS.
+#[cfg(feature = "heap-stats")]
+fn report_heap() {
+    let Some(path) = std::env::var_os("ALCOR_SCALE_HEAP_FILE").map(std::path::PathBuf::from) else {
+        return;
+    };
+    let tmp = path.with_extension("tmp");
+    std::thread::spawn(move || {
+        loop {
+            let mb = ALLOC.allocated() as f64 / (1024.0 * 1024.0);
+            if std::fs::write(&tmp, format!("{mb:.1}\n")).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    });
+}
 
 /// A mistake in what the user asked for: exit code 2, like clap's own usage errors.
 #[derive(Debug)]
@@ -78,6 +114,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "heap-stats")]
+    report_heap();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         // Through the progress display, which each log line lifts and draws again.
