@@ -305,24 +305,11 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
     }
     out.extend(table.lines().map(|l| format!(" {}", l.trim_end())));
     out.extend(unmeasured);
-    let g = &s.generator;
-    if t.requests == 0 {
-        out.push("  generator   sent nothing in the measured phases".into());
-    } else if g.fell_behind || g.saturated {
-        out.push(format!("  generator   WARNING: {}", g.reasons.join("; ")));
-    } else {
-        out.push(format!(
-            "  generator   kept up: send lag p99 {}, this process {:.1} of {} CPUs, host load {:.1}",
-            if g.send_lag.count > 0 {
-                units::duration_us(g.send_lag.p99 as f64)
-            } else {
-                "-".into()
-            },
-            g.process_cpu,
-            g.cores,
-            g.load
-        ));
-    }
+    let (kept_up, line) = reports::verdict::generator_line(s);
+    out.push(format!(
+        "  generator   {}{line}",
+        if kept_up { "" } else { "WARNING: " }
+    ));
     for f in &s.fleets {
         let state = match f.disconnected_at_s {
             Some(t) => format!(

@@ -23,6 +23,12 @@ pub const MAX_SCATTER: usize = 5_000;
 const CAPTION_PT: u32 = 22;
 const LABEL_PT: u32 = 16;
 
+/// A chart being drawn, with its axes' coordinate types.
+type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
+
+/// A chart with a linear f64 x axis (time, or an offered rate), any y axis.
+type LinearX<'a, Y> = Chart<'a, plotters::coord::types::RangedCoordf64, Y>;
+
 /// The font of tick labels, axis descriptions and legends.
 fn label_font() -> TextStyle<'static> {
     ("sans-serif", LABEL_PT).into_font().into()
@@ -88,10 +94,7 @@ pub fn latency_limits(slo: &[crate::summary::SloResult], metrics: &[&str]) -> Ve
 }
 
 /// Draws each limit as a dashed line across the chart.
-fn draw_limits<'a, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
-    limits: &[Limit],
-) -> Result<()> {
+fn draw_limits<'a, Y: Ranged<ValueType = f64>>(chart: &mut LinearX<'a, Y>, limits: &[Limit]) -> Result<()> {
     let (x0, x1) = {
         let r = chart.x_range();
         (r.start, r.end)
@@ -367,12 +370,14 @@ fn bands(phases: &[PhaseSummary], lo: f64, hi: f64) -> Vec<Rectangle<(f64, f64)>
         .collect()
 }
 
-/// Red bands over the time each fault held, and its kind written at the top of each.
+/// Red bands over the time each fault held, and its kind written at the top of each, `top`
+/// pixels down.
 fn draw_faults<'a, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    chart: &mut LinearX<'a, Y>,
     faults: &[FaultSummary],
     lo: f64,
     hi: f64,
+    top: i32,
 ) -> Result<()> {
     let red = ALERT;
     chart
@@ -382,11 +387,10 @@ fn draw_faults<'a, Y: Ranged<ValueType = f64>>(
             Rectangle::new([(f.start_s, lo), (end, hi)], red.mix(0.13).filled())
         }))
         .map_err(err)?;
-    // Under the phase names, so that neither covers the other.
     chart
         .draw_series(
             faults.iter().map(|f| {
-                EmptyElement::at((f.start_s, hi)) + Text::new(f.kind.clone(), (4, 24), label_font().color(&red))
+                EmptyElement::at((f.start_s, hi)) + Text::new(f.kind.clone(), (4, top), label_font().color(&red))
             }),
         )
         .map_err(err)?;
@@ -395,7 +399,7 @@ fn draw_faults<'a, Y: Ranged<ValueType = f64>>(
 
 /// What every time chart shows behind its lines: the phases shaded and named, and the faults.
 fn draw_backdrop<'a, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    chart: &mut LinearX<'a, Y>,
     phases: &[PhaseSummary],
     faults: &[FaultSummary],
     lo: f64,
@@ -404,13 +408,20 @@ fn draw_backdrop<'a, Y: Ranged<ValueType = f64>>(
     chart.draw_series(bands(phases, lo, hi)).map_err(err)?;
     draw_phase_names(chart, phases, hi)?;
     draw_rate_stages(chart, phases, lo, hi)?;
-    draw_faults(chart, faults, lo, hi)
+    // Fault kinds go under the phase names, and under the stages' rates where a phase has
+    // stages: a fault that starts with a stage would otherwise be written over its rate.
+    let top = if phases.iter().any(|p| p.stages.len() > 1) {
+        44
+    } else {
+        24
+    };
+    draw_faults(chart, faults, lo, hi, top)
 }
 
 /// Where a phase's rate stages change: a dotted line at each stage's start after the first,
 /// and every stage's rate written under the phase's name.
 fn draw_rate_stages<'a, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    chart: &mut LinearX<'a, Y>,
     phases: &[PhaseSummary],
     lo: f64,
     hi: f64,
@@ -439,7 +450,7 @@ fn draw_rate_stages<'a, Y: Ranged<ValueType = f64>>(
 
 /// Each phase's name at the top of its band, so that a reader need not match shades to a table.
 fn draw_phase_names<'a, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    chart: &mut LinearX<'a, Y>,
     phases: &[PhaseSummary],
     hi: f64,
 ) -> Result<()> {
@@ -687,7 +698,7 @@ pub fn cost_vs_size(title: &str, series: &[Series], x_desc: &str, y_desc: &str, 
 }
 
 fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    chart: &mut Chart<'a, X, Y>,
     series: &[Series],
 ) -> Result<()> {
     for (i, s) in series.iter().enumerate() {
@@ -699,7 +710,7 @@ fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
 
 /// One series as a line in `style`, dashed when it says so.
 fn draw_line<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    chart: &mut Chart<'a, X, Y>,
     s: &Series,
     style: ShapeStyle,
 ) -> Result<()> {
@@ -1501,5 +1512,24 @@ mod tests {
         let texts = texts(&lat);
         assert!(texts.contains(&"1 ms") && texts.contains(&"1 s"), "{texts:?}");
         assert!(time_lines("load", "requests per second", &rate, &phases, &[]).contains("12,000"));
+        // A fault that begins with a stage is written under that stage's rate, not over it.
+        let crash = FaultSummary {
+            kind: "crash".into(),
+            start_s: 10.0,
+            end_s: Some(15.0),
+            ..FaultSummary::default()
+        };
+        let svg = time_lines("load", "requests per second", &rate, &phases, &[crash]);
+        let y_of = |label: &str| -> f64 {
+            let end = svg.find(&format!(">\n{label}\n</text>")).expect(label);
+            let start = svg[..end].rfind("<text").unwrap();
+            let y = svg[start..].split(" y=\"").nth(1).unwrap();
+            y.split('"').next().unwrap().parse().unwrap()
+        };
+        let (fault, stage) = (y_of("crash"), y_of("2,500/s"));
+        assert!(
+            fault - stage >= 16.0,
+            "the fault's kind at y {fault}, the stage's rate at y {stage}"
+        );
     }
 }

@@ -303,7 +303,7 @@ fn verdict_block(s: &Summary) -> Markup {
         .filter(|(_, n)| **n > 0)
         .map(|(k, n)| format!("{k} {}", thousands(*n as i64)))
         .collect();
-    let g = &s.generator;
+    let generator = crate::verdict::generator_line(s);
     html! {
         section #verdict class=(format!("verdict v-{}", v.word.class())) {
             p.word id=[s.partial.then_some("partial")] { (v.word.label()) ": " (v.headline) }
@@ -344,15 +344,7 @@ fn verdict_block(s: &Summary) -> Markup {
                 tr {
                     th { "generator" }
                     td {
-                        @if s.throughput.requests == 0 {
-                            span.fail { "sent nothing in the measured phases" }
-                        } @else if g.fell_behind || g.saturated {
-                            span.fail { (g.reasons.join("; ")) }
-                        } @else {
-                            "kept up: send lag p99 "
-                            (if g.send_lag.count > 0 { duration_us(g.send_lag.p99 as f64) } else { "-".into() })
-                            ", " (format!("{:.1}", g.process_cpu)) " of " (g.cores) " CPUs, host load " (format!("{:.1}", g.load))
-                        }
+                        @if generator.0 { (generator.1) } @else { span.fail { (generator.1) } }
                     }
                 }
                 @if let Some(step) = &s.step_search {

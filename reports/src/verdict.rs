@@ -122,6 +122,30 @@ pub fn of(s: &Summary) -> Verdict {
     }
 }
 
+/// How the load generator fared, in the words the console and the report both show: whether
+/// it kept up (false also when it sent nothing) and one line of why.
+pub fn generator_line(s: &Summary) -> (bool, String) {
+    let g = &s.generator;
+    if s.throughput.requests == 0 {
+        (false, "sent nothing in the measured phases".into())
+    } else if g.fell_behind || g.saturated {
+        (false, g.reasons.join("; "))
+    } else {
+        let lag = if g.send_lag.count > 0 {
+            units::duration_us(g.send_lag.p99 as f64)
+        } else {
+            "-".into()
+        };
+        (
+            true,
+            format!(
+                "kept up: send lag p99 {lag}, this process {:.1} of {} CPUs, host load {:.1}",
+                g.process_cpu, g.cores, g.load
+            ),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +191,31 @@ mod tests {
         s.partial = true;
         s.partial_reason = Some("interrupted".into());
         assert_eq!(of(&s).word, Word::NotEvaluated);
+    }
+
+    #[test]
+    fn the_generator_line_says_what_it_did() {
+        let mut s = Summary::default();
+        assert_eq!(
+            generator_line(&s),
+            (false, "sent nothing in the measured phases".to_owned())
+        );
+        s.throughput.requests = 10;
+        s.generator.cores = 2;
+        s.generator.process_cpu = 0.5;
+        s.generator.load = 1.3;
+        assert_eq!(
+            generator_line(&s),
+            (
+                true,
+                "kept up: send lag p99 -, this process 0.5 of 2 CPUs, host load 1.3".to_owned()
+            )
+        );
+        s.generator.saturated = true;
+        s.generator.reasons = vec!["host load 4.0 on 2 CPUs".into(), "steal 12 %".into()];
+        assert_eq!(
+            generator_line(&s),
+            (false, "host load 4.0 on 2 CPUs; steal 12 %".to_owned())
+        );
     }
 }
