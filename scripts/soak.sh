@@ -10,7 +10,8 @@
 # With HEAP=1 the binary is built with feature `heap-stats` (its own target folder,
 # target/heap-stats: a first build takes minutes), so that what a process holds on its heap is
 # told from what its allocator keeps: RSS that steps up while the heap stays flat is allocator
-# retention, not a leak.
+# retention, not a leak. To find what grows: a build with feature `system-allocator` under
+# heaptrack, then scripts/heap-growth.py between two moments of the recording.
 # Writes OUT/usage.csv (t_s, harness and fleet RSS in MB and descriptors, and with CP_APART the
 # control plane's), OUT/run (the run folder) and prints first/last/max of each with the growth
 # per 10 minutes after warm-up (a least-squares trend). With CP_APART the harness drives the control plane as an
