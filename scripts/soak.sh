@@ -6,6 +6,8 @@
 #   scripts/soak.sh [DURATION] [OUT]      # e.g. scripts/soak.sh 1h target/soak
 #   CP_APART=1 scripts/soak.sh 20m        # the control plane in its own process too
 #   HEAP=1 scripts/soak.sh 1h             # also the bytes live on each process's heap
+#   SOAK_EVENTS=127.0.0.1:50193 SOAK_BASE_IP=127.11.0.1 SOAK_CP=127.0.0.1:19011 scripts/soak.sh …
+#                                         # other loopback addresses: two soaks side by side
 #
 # With HEAP=1 the binary is built with feature `heap-stats` (its own target folder,
 # target/heap-stats: a first build takes minutes), so that what a process holds on its heap is
@@ -21,7 +23,10 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-1h}
 OUT=${2:-target/soak}
 BIN=${ALCOR_SCALE_BIN:-$PWD/target/release/alcor-scale}
-EVENTS=127.0.0.1:50190
+# Addresses, all on loopback; set them to run two soaks side by side.
+EVENTS=${SOAK_EVENTS:-127.0.0.1:50190}
+BASE_IP=${SOAK_BASE_IP:-127.8.0.1}
+CP_LISTEN=${SOAK_CP:-127.0.0.1:19009}
 if [ -n "${HEAP:-}" ]; then
   cargo build --release --quiet --features harness/heap-stats --target-dir target/heap-stats -p harness --bin alcor-scale
   BIN=$PWD/target/heap-stats/release/alcor-scale
@@ -38,7 +43,7 @@ cleanup() { for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; 
 trap cleanup EXIT
 
 # The fleet of port-churn (100 hosts), apart, so that its memory is its own.
-ALCOR_SCALE_HEAP_FILE=$(heapfile fleet) RUST_LOG=warn "$BIN" agents --count 100 --base-ip 127.8.0.1 --cost-model aca-2021 \
+ALCOR_SCALE_HEAP_FILE=$(heapfile fleet) RUST_LOG=warn "$BIN" agents --count 100 --base-ip "$BASE_IP" --cost-model aca-2021 \
   --events "$EVENTS" --connections-per-agent 4 >"$OUT/agents.log" 2>&1 &
 fleet=$!; pids+=("$fleet")
 for _ in $(seq 1 100); do grep -q "events:" "$OUT/agents.log" && break; sleep 0.1; done
@@ -46,10 +51,10 @@ for _ in $(seq 1 100); do grep -q "events:" "$OUT/agents.log" && break; sleep 0.
 target=()
 cp=
 if [ -n "${CP_APART:-}" ]; then
-  ALCOR_SCALE_HEAP_FILE=$(heapfile cp) RUST_LOG=warn "$BIN" control-plane --listen 127.0.0.1:19009 >"$OUT/cp.log" 2>&1 &
+  ALCOR_SCALE_HEAP_FILE=$(heapfile cp) RUST_LOG=warn "$BIN" control-plane --listen "$CP_LISTEN" >"$OUT/cp.log" 2>&1 &
   cp=$!; pids+=("$cp")
   for _ in $(seq 1 100); do grep -q "listening" "$OUT/cp.log" && break; sleep 0.1; done
-  target=(--set 'target.kind="alcor"' --set 'target.url="http://127.0.0.1:19009"')
+  target=(--set 'target.kind="alcor"' --set "target.url=\"http://$CP_LISTEN\"")
 fi
 ALCOR_SCALE_HEAP_FILE=$(heapfile harness) RUST_LOG=warn "$BIN" run scenarios/port-churn.toml --quiet --out "$OUT/run" \
   --set "agents.remote=[\"$EVENTS\"]" --set "phases[0].duration=\"$DURATION\"" \
