@@ -19,6 +19,11 @@
 # per 10 minutes after warm-up (a least-squares trend). With CP_APART the harness drives the control plane as an
 # `alcor` target over REST, so that the harness's own memory is told from the control plane's.
 set -euo pipefail
+
+# All of it in a function called on the last line, so that bash has read the whole script
+# before it runs any of it: an edit to the file during an hour's soak otherwise changes what the
+# running soak does next (one such edit truncated a soak's usage.csv).
+main() {
 cd "$(dirname "$0")/.."
 DURATION=${1:-1h}
 OUT=${2:-target/soak}
@@ -102,3 +107,6 @@ for k in [k for k in rows[0] if k != "t_s"]:
     per10 = sum((t - mt) * (x - mv) for t, x in w) / var * 600
     print(f"{k:15} first {v[0]:8.1f}  after 5 min {w[0][1]:8.1f}  before the end {w[-1][1]:8.1f}  max {max(v):8.1f}  trend after 5 min {per10:+.1f} per 10 min")
 PY
+}
+
+main "$@"
